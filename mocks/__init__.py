@@ -1,0 +1,29 @@
+"""Protocol-faithful mock upstreams: HuggingFace (Inference API + TGI), Ollama, llama.cpp and an
+OpenAI-style server, each with a request journal and scriptable faults under ``/__mock__/``.
+
+Public API (implemented in ``mocks.app`` and ``mocks.control``):
+
+- ``KIND_NAMES`` and ``kind(name)``: the servers and their ``MockKind`` description.
+- ``mock_app(name, settings)``: the aiohttp application of one mock.
+- ``MockServer(name, **settings)``: ``async with`` it in a running loop; ``.url``, ``.control``.
+- ``run_mock(name, **settings)``: the same on a background thread for synchronous code;
+  ``with run_mock("ollama") as mock: mock.url, mock.control.journal()``.
+- ``MockControl(url)``: a small synchronous client of a mock's control API.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .base import MockKind, MockSettings
+
+KIND_NAMES = ("ollama", "huggingface", "llamacpp", "openai")
+
+
+def kind(name: str) -> MockKind:
+    if name not in KIND_NAMES:
+        raise ValueError(f"unknown mock {name!r}; choose one of {', '.join(KIND_NAMES)}")
+    return importlib.import_module(f"mocks.{name}").KIND
+
+
+__all__ = ["KIND_NAMES", "MockKind", "MockSettings", "kind"]

@@ -1,0 +1,127 @@
+"""The contract between a mock server's protocol handlers and the machinery around them.
+
+A handler is a pure function from a ``Call`` (the received request plus the mock's settings) to a
+reply value: ``JsonReply``, ``BytesReply`` or ``StreamReply`` (a list of ready-made frames). The
+I/O edge (``mocks.app``) owns the socket: it journals the request, checks the API key, applies
+scripted responses and faults (latency, per-chunk delay, resets, truncation, ...) and writes the
+reply. Handlers therefore never sleep, never touch the transport and are trivially testable.
+
+Each server module (``ollama``, ``huggingface``, ``llamacpp``, ``openai``) exposes ``KIND``: a
+``MockKind`` naming its routes and the error bodies it answers in its own dialect.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .generation import Generation, generate
+
+NOT_JSON = object()  # Call.json when the body is empty or does not parse
+
+
+@dataclass(frozen=True)
+class MockSettings:
+    api_key: str | None = None  # when set, non-public routes require it (Bearer or the kind's way)
+    models: tuple[str, ...] = ("llama2",)  # models the server "has"; the first is the default
+    latency: float = 0.0  # seconds to wait before answering every generation request
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    match_info: Mapping[str, str]
+    query: Mapping[str, str]
+    headers: Mapping[str, str]  # case-insensitive (a CIMultiDictProxy)
+    body: bytes
+    settings: MockSettings
+    json: Any = NOT_JSON
+    scripted_reply: str | None = None  # text a control-API script put in place of the generation
+
+    def generate(
+        self,
+        model: str,
+        prompt_key: str,
+        *,
+        prompt_tokens: int,
+        seed: int | None = None,
+        max_tokens: int | None = None,
+        stop: Iterable[str] = (),
+    ) -> Generation:
+        """``generation.generate`` with this call's scripted reply, if any."""
+        return generate(
+            model,
+            prompt_key,
+            prompt_tokens=prompt_tokens,
+            seed=seed,
+            max_tokens=max_tokens,
+            stop=stop,
+            reply=self.scripted_reply,
+        )
+
+
+@dataclass
+class JsonReply:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+
+
+@dataclass
+class BytesReply:
+    status: int
+    body: bytes
+    content_type: str = "text/plain; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class StreamReply:
+    """A streamed reply: ``frames`` are written one by one (the unit of per-chunk faults)."""
+
+    frames: list[bytes]
+    content_type: str = "text/event-stream"
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Reply = JsonReply | BytesReply | StreamReply
+Handler = Callable[[Call], Reply]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str  # "GET", "POST", ... ("GET" also answers HEAD)
+    path: str  # an aiohttp pattern, e.g. "/models/{model_id:.+}"
+    handler: Handler
+    public: bool = False  # reachable without the API key (health, info, model lists)
+
+
+@dataclass(frozen=True)
+class MockKind:
+    name: str  # "ollama", "huggingface", "llamacpp", "openai"
+    default_port: int  # what `proxyproof mock NAME` listens on without --port
+    routes: tuple[Route, ...]
+    unauthorized: Handler  # the reply to a missing or wrong API key
+    not_found: Handler  # the reply to an unknown path
+    error: Callable[[int, str], Reply]  # any error (status, message) in this server's dialect
+    loading: Callable[[float], Reply]  # the server's "model is loading" reply (estimated seconds)
+    description: str = ""
+
+
+def compact_json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def sse_frame(value: Any) -> bytes:
+    """One SSE event carrying ``value`` as compact JSON (or a literal like ``[DONE]``)."""
+    payload = value.encode() if isinstance(value, str) else compact_json(value)
+    return b"data: " + payload + b"\n\n"
+
+
+def ndjson_line(value: Any) -> bytes:
+    return compact_json(value) + b"\n"

@@ -1,0 +1,168 @@
+"""Run aiohttp applications on 127.0.0.1: in the current loop, in a background thread, or in the
+foreground until Ctrl-C.
+
+Shared by the mocks and the reference proxy. It knows nothing about either: it takes a factory
+that builds a ``web.Application`` and hands back the URL it listens on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+AppFactory = Callable[[], web.Application | Awaitable[web.Application]]
+
+
+async def _build(factory: AppFactory) -> web.Application:
+    app = factory()
+    if isinstance(app, Awaitable):
+        app = await app
+    return app
+
+
+@dataclass
+class RunningApp:
+    """An application listening on a socket, in the loop that started it."""
+
+    runner: web.AppRunner
+    url: str
+    app: web.Application
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_app(factory: AppFactory, host: str = "127.0.0.1", port: int = 0) -> RunningApp:
+    """Start ``factory()``'s application in the running loop; ``port=0`` picks a free port."""
+    app = await _build(factory)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()  # the real port when port=0
+    shown_host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+    return RunningApp(runner, f"http://{shown_host}:{bound[1]}", app)
+
+
+class AsyncServer:
+    """``async with AsyncServer(factory) as server: server.url`` — an app in the caller's loop."""
+
+    def __init__(self, factory: AppFactory, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._factory, self._host, self._port = factory, host, port
+        self._running: RunningApp | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._running, "server is not running"
+        return self._running.url
+
+    @property
+    def app(self) -> web.Application:
+        assert self._running, "server is not running"
+        return self._running.app
+
+    async def __aenter__(self) -> AsyncServer:
+        self._running = await start_app(self._factory, self._host, self._port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._running:
+            await self._running.stop()
+            self._running = None
+
+
+@dataclass
+class ThreadedServer:
+    """An app served from its own event loop in a daemon thread, for synchronous callers.
+
+    ``with ThreadedServer(factory) as server: server.url``. ``call(coro_fn)`` runs a coroutine
+    function in the server's loop and returns its result (to inspect or change server state).
+    """
+
+    factory: AppFactory
+    host: str = "127.0.0.1"
+    port: int = 0
+    url: str = ""
+    _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+    _running: RunningApp | None = field(default=None, repr=False)
+
+    @property
+    def app(self) -> web.Application:
+        assert self._running, "server is not running"
+        return self._running.app
+
+    def start(self) -> ThreadedServer:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self._loop = loop
+            try:
+                self._running = loop.run_until_complete(start_app(self.factory, self.host, self.port))
+                self.url = self._running.url
+            except BaseException as error:  # reported to the starting thread
+                failure.append(error)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._running.stop())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+        self._thread = threading.Thread(target=serve, name="proxyproof-server", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            raise failure[0]
+        return self
+
+    def call(self, coro_fn: Callable[[], Awaitable[object]], timeout: float = 10.0) -> object:
+        assert self._loop, "server is not running"
+        return asyncio.run_coroutine_threadsafe(coro_fn(), self._loop).result(timeout)
+
+    def stop(self) -> None:
+        if self._loop and self._thread:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._loop = self._thread = self._running = None
+
+    def __enter__(self) -> ThreadedServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_forever(
+    apps: list[tuple[str, AppFactory, str, int]],
+    announce: Callable[[str, str], None] = lambda name, url: print(f"{name}: {url}", flush=True),
+) -> None:
+    """Serve ``(name, factory, host, port)`` apps in the foreground until Ctrl-C or SIGTERM."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        running = []
+        try:
+            for name, factory, host, port in apps:
+                started = await start_app(factory, host, port)
+                running.append(started)
+                announce(name, started.url)
+            await stop.wait()
+        finally:
+            for started in reversed(running):
+                await started.stop()
+
+    asyncio.run(main())
