@@ -110,6 +110,7 @@ class MockKind:
     not_found: Handler  # the reply to an unknown path
     error: Callable[[int, str], Reply]  # any error (status, message) in this server's dialect
     loading: Callable[[float], Reply]  # the server's "model is loading" reply (estimated seconds)
+    stream_error: Callable[[str], bytes]  # the frame a streaming route sends for a mid-stream error
     description: str = ""
 
 

@@ -1,2 +1,143 @@
-def main() -> None:
-    raise SystemExit("not yet")
+"""The ``proxyproof`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+MOCK_NAMES = ("ollama", "huggingface", "llamacpp", "openai")
+
+DESCRIPTION = """\
+proxyproof: a reference proxy, mock upstreams and a conformance harness for Kong's AI Proxy
+(Advanced) in front of self-hosted Llama 2 (llama2_format raw, ollama and openai)."""
+
+EPILOG = """\
+examples:
+  proxyproof check                          seed conformance run: bundled proxy + mocks
+  proxyproof mock all                       every mock upstream on its default port
+  proxyproof proxy --config examples/ollama.yaml
+"""
+
+
+def _check(args: argparse.Namespace) -> int:
+    from harness import report
+    from harness.seed import run_seed
+
+    results = run_seed(kong_compat=args.kong_compat)
+    print(report.as_json(results) if args.json else report.table(results))
+    return 0 if all(result.conforms for result in results) else 1
+
+
+def _proxy(args: argparse.Namespace) -> int:
+    from proxy_impl import ConfigError, describe, load_config, proxy_app
+    from proxyproof.serving import serve_forever
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        print(f"{args.config}: invalid configuration", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"{args.config}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    mode = "Kong-compatible" if args.kong_compat else "fixed (reference)"
+    print(f"proxyproof proxy, {mode} behaviour", flush=True)
+    for line in describe(config):
+        print(f"  {line}", flush=True)
+    serve_forever(
+        [("proxy", lambda: proxy_app(config, kong_compat=args.kong_compat), args.host, args.port)],
+        announce=lambda name, url: print(f"listening on {url} (Ctrl-C to stop)", flush=True),
+    )
+    return 0
+
+
+def _mock(args: argparse.Namespace) -> int:
+    from mocks.app import serve_mocks
+
+    names = list(MOCK_NAMES) if args.name == "all" else [args.name]
+    serve_mocks(
+        names,
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        models=tuple(args.model or ("llama2",)),
+        latency=args.latency,
+    )
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="proxyproof",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = commands.add_parser(
+        "check",
+        help="run the conformance scenario against the bundled proxy and the mocks",
+        description="Start each mock upstream and the bundled reference proxy (configured from "
+        "examples/), send the seed chat and completions requests through it for every hosting, "
+        "and report what conforms to the specification and what deviates. Exit status 0 when "
+        "everything conforms, 1 otherwise.",
+    )
+    check.add_argument("--kong-compat", action="store_true",
+                       help="expect (and run the proxy with) Kong's own behaviour, bugs included")
+    check.add_argument("--json", action="store_true", help="print a JSON report instead of a table")
+    check.set_defaults(run=_check)
+
+    proxy = commands.add_parser(
+        "proxy",
+        help="run the reference proxy with a Kong declarative config",
+        description="Serve the reference AI Proxy (Advanced) for the llama2 provider, configured "
+        "with a Kong declarative config (_format_version 3.0) holding ai-proxy or "
+        "ai-proxy-advanced plugins. Runs in the foreground until Ctrl-C.",
+    )
+    proxy.add_argument("--config", required=True, metavar="FILE",
+                       help="Kong declarative config (YAML or JSON), e.g. examples/ollama.yaml")
+    proxy.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    proxy.add_argument("--port", type=int, default=8000,
+                       help="port (default 8000, Kong's proxy port; 0 = any free port)")
+    proxy.add_argument("--kong-compat", action="store_true",
+                       help="reproduce Kong's quirks and bugs instead of the fixed behaviour")
+    proxy.set_defaults(run=_proxy)
+
+    mock = commands.add_parser(
+        "mock",
+        help="run mock upstream servers",
+        description="Serve protocol-faithful mock upstreams in the foreground until Ctrl-C: "
+        "ollama (default port 11434), huggingface (Inference API + TGI, 8081), llamacpp (8080) "
+        "and openai (8082). Each logs one line per request and has a control API under "
+        "/__mock__/ (journal, scripted responses, faults).",
+    )
+    mock.add_argument("name", choices=(*MOCK_NAMES, "all"), help="which mock to run, or all")
+    mock.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    mock.add_argument("--port", type=int, default=None,
+                      help="port (default: the real server's usual port); with 'all', "
+                      "mocks take PORT, PORT+1, ...")
+    mock.add_argument("--api-key", default=None,
+                      help="require this API key (Authorization: Bearer KEY)")
+    mock.add_argument("--model", action="append", metavar="NAME",
+                      help="a model the server has (repeatable; default llama2)")
+    mock.add_argument("--latency", type=float, default=0.0, metavar="SECONDS",
+                      help="wait this long before answering each generation request")
+    mock.set_defaults(run=_mock)
+    return root
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        sys.exit(args.run(args))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

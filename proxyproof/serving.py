@@ -106,7 +106,8 @@ class ThreadedServer:
             asyncio.set_event_loop(loop)
             self._loop = loop
             try:
-                self._running = loop.run_until_complete(start_app(self.factory, self.host, self.port))
+                starting = start_app(self.factory, self.host, self.port)
+                self._running = loop.run_until_complete(starting)
                 self.url = self._running.url
             except BaseException as error:  # reported to the starting thread
                 failure.append(error)

@@ -1,0 +1,24 @@
+"""The four ways teams host Llama 2 behind Kong, each with its mock upstream and example config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@dataclass(frozen=True)
+class Hosting:
+    name: str  # shown in reports
+    mock: str  # the mock upstream kind that plays the server
+    llama2_format: str
+    example: Path  # a Kong declarative config with /llama2-chat and /llama2-completions routes
+
+
+HOSTINGS = (
+    Hosting("HuggingFace", "huggingface", "raw", EXAMPLES / "huggingface-raw.yaml"),
+    Hosting("Ollama", "ollama", "ollama", EXAMPLES / "ollama.yaml"),
+    Hosting("llama.cpp", "llamacpp", "raw", EXAMPLES / "llamacpp-raw.yaml"),
+    Hosting("self-hosted GGUF", "openai", "openai", EXAMPLES / "gguf-openai.yaml"),
+)

@@ -1,0 +1,41 @@
+"""A minimal synchronous HTTP client for the harness (stdlib only: it runs wherever Python does)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def request(
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+) -> Response:
+    req = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as reply:
+            return Response(reply.status, dict(reply.headers), reply.read())
+    except urllib.error.HTTPError as error:  # a non-2xx status is an answer, not a failure
+        with error:
+            return Response(error.code, dict(error.headers), error.read())
+
+
+def post_json(url: str, payload: Any, headers: Mapping[str, str] | None = None) -> Response:
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    return request("POST", url, json.dumps(payload).encode(), all_headers)

@@ -1,0 +1,202 @@
+"""The independent oracle: what an upstream must receive and what the client must get back.
+
+Written from the specification (``shared/reference/kong_semantics.md`` §3 and §10), never from the
+reference proxy's codecs: a conformance check is only worth something if the checker does not
+share code with the thing it checks. ``kong_compat`` selects Kong's observable behaviour (its
+[BUG]s included) instead of the fixed reference behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+CHAT = "llm/v1/chat"
+COMPLETIONS = "llm/v1/completions"
+TUNING = ("max_tokens", "temperature", "top_p", "top_k")
+
+
+def effective_tuning(request: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """§2: for each tuning field a configured value wins, otherwise the client's is kept."""
+    merged = {}
+    for field in TUNING:
+        value = options.get(field, request.get(field))
+        if value is not None:
+            merged[field] = value
+    return merged
+
+
+def llama2_chat_prompt(messages: Sequence[Mapping[str, Any]], kong_compat: bool) -> str:
+    """The Llama 2 ``[INST]`` prompt for a conversation (§3.2 for Kong, §10.9 fixed)."""
+    if kong_compat:
+        # Kong places messages purely by position and drops every assistant turn.
+        parts = []
+        for position, message in enumerate(messages, start=1):
+            content, role = message.get("content"), message.get("role")
+            if position == 1:
+                parts.append(f"<s>[INST] <<SYS>> {content} <</SYS>>")
+            elif position == 2:
+                parts.append(f" {content} [/INST]")
+            elif role == "system":
+                parts.append(f" {content} </s>")
+            elif role == "user":
+                parts.append(f" <s>[INST] {content} [/INST]")
+        return "".join(parts)
+    rest = list(messages)
+    if rest[0].get("role") == "system":
+        prompt = f"<s>[INST] <<SYS>> {rest[0]['content']} <</SYS>>"
+        rest = rest[1:]
+        if rest and rest[0].get("role") == "user":
+            prompt += f" {rest[0]['content']} [/INST]"
+            rest = rest[1:]
+    else:
+        prompt = f"<s>[INST] {rest[0]['content']} [/INST]"
+        rest = rest[1:]
+    for message in rest:
+        if message.get("role") == "user":
+            prompt += f" <s>[INST] {message['content']} [/INST]"
+        else:  # assistant turns (and late system turns, kept for backward compatibility)
+            prompt += f" {message['content']} </s>"
+    return prompt
+
+
+def llama2_completion_prompt(prompt: str, kong_compat: bool) -> str:
+    closing = "<<SYS>>" if kong_compat else "<</SYS>>"  # Kong's typo, §3.2
+    return f"<s> [INST] <<SYS>> You are a helpful assistant. {closing} {prompt} [/INST]"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a gateway route is configured with: enough for the oracle to predict traffic."""
+
+    llama2_format: str  # raw | ollama | openai
+    route_type: str  # llm/v1/chat | llm/v1/completions
+    model: str | None
+    options: Mapping[str, Any]
+
+
+def expected_upstream_body(
+    target: Target, request: Mapping[str, Any], kong_compat: bool = False
+) -> dict[str, Any]:
+    """The JSON body the upstream must receive for a non-streaming client request."""
+    tuning = effective_tuning(request, target.options)
+    chat = target.route_type == CHAT
+    if target.llama2_format == "raw":
+        inputs = (
+            llama2_chat_prompt(request["messages"], kong_compat)
+            if chat
+            else llama2_completion_prompt(request["prompt"], kong_compat)
+        )
+        parameters = {"max_new_tokens": tuning.get("max_tokens")}
+        parameters.update({k: tuning.get(k) for k in ("temperature", "top_p", "top_k")})
+        parameters = {k: v for k, v in parameters.items() if v is not None}
+        parameters["stream"] = False
+        return {"inputs": inputs, "parameters": parameters}
+    if target.llama2_format == "ollama":
+        options = {"num_predict": tuning.get("max_tokens")}
+        options.update({k: tuning.get(k) for k in ("temperature", "top_p", "top_k")})
+        body: dict[str, Any] = {"model": target.model or request.get("model")}
+        if chat:
+            body["messages"] = request["messages"]
+        else:
+            body["prompt"] = request["prompt"]
+        body["stream"] = False
+        body["options"] = {k: v for k, v in options.items() if v is not None}
+        return body
+    # openai: the client's body, with the model, a boolean stream, config tuning and no top_k
+    body = {k: v for k, v in request.items() if k != "top_k"}
+    body.update({k: v for k, v in tuning.items() if k != "top_k"})
+    body["model"] = target.model or request.get("model")
+    body["stream"] = bool(request.get("stream") or False)
+    return body
+
+
+@dataclass(frozen=True)
+class ExpectedReply:
+    """What the client must get for an upstream 200; ``exact`` bodies must match byte for byte."""
+
+    object: str
+    text: str | None = None  # the assistant content (chat) or the completion text
+    model: str | None = None
+    finish_reason: str | None = None
+    usage: Mapping[str, int] | None = None
+    exact: bytes | None = None
+
+
+def _after_last_inst(text: str) -> str:
+    return text.rsplit("[/INST]", 1)[-1].strip()
+
+
+def raw_generated_text(body: Any, kong_compat: bool) -> str | None:
+    """The generated text of a raw upstream reply: Kong reads only ``data[0]``; fixed mode also
+    reads the HF Inference API array, TGI's object and the documented ``responses`` field."""
+    if isinstance(body, dict) and isinstance(body.get("data"), list) and body["data"]:
+        first = body["data"][0]
+        return first.get("generated_text") if isinstance(first, dict) else None
+    if kong_compat:
+        return None
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        return body[0].get("generated_text")
+    if isinstance(body, dict):
+        if isinstance(body.get("generated_text"), str):
+            return body["generated_text"]
+        responses = body.get("responses")
+        if isinstance(responses, str):
+            return responses
+        if isinstance(responses, list) and responses and isinstance(responses[0], dict):
+            return responses[0].get("generated_text")
+    return None
+
+
+def expected_reply(
+    target: Target, upstream_body: bytes, kong_compat: bool = False
+) -> ExpectedReply:
+    """What the client must receive when the upstream answered 200 with ``upstream_body``."""
+    chat = target.route_type == CHAT
+    client_object = "chat.completion" if chat else "text_completion"
+    if target.llama2_format == "openai":
+        return ExpectedReply(client_object, exact=upstream_body)
+    body = json.loads(upstream_body)
+    if target.llama2_format == "raw":
+        text = raw_generated_text(body, kong_compat)
+        return ExpectedReply(client_object, None if text is None else _after_last_inst(text))
+    prompt_tokens = body.get("prompt_eval_count", 0)
+    completion_tokens = body.get("eval_count", 0)
+    usage = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+    text = body.get("message", {}).get("content") if chat else body.get("response")
+    finish = None if kong_compat else body.get("done_reason")
+    return ExpectedReply(client_object, text, body.get("model"), finish, usage)
+
+
+def reply_deviations(expected: ExpectedReply, status: int, body: bytes) -> list[str]:
+    """How a client response departs from the expectation (empty when it conforms)."""
+    if status != 200:
+        return [f"status {status}, expected 200"]
+    if expected.exact is not None:
+        return [] if body == expected.exact else ["body is not the upstream body byte for byte"]
+    try:
+        got = json.loads(body)
+    except ValueError:
+        return ["body is not JSON"]
+    problems = []
+    if got.get("object") != expected.object:
+        problems.append(f"object {got.get('object')!r}, expected {expected.object!r}")
+    choice = (got.get("choices") or [{}])[0]
+    text = choice.get("message", {}).get("content") if "message" in choice else choice.get("text")
+    if text != expected.text:
+        problems.append(f"text {text!r}, expected {expected.text!r}")
+    if expected.model is not None and got.get("model") != expected.model:
+        problems.append(f"model {got.get('model')!r}, expected {expected.model!r}")
+    if expected.finish_reason is not None and choice.get("finish_reason") != expected.finish_reason:
+        problems.append(
+            f"finish_reason {choice.get('finish_reason')!r}, expected {expected.finish_reason!r}"
+        )
+    if expected.usage is not None and got.get("usage") != dict(expected.usage):
+        problems.append(f"usage {got.get('usage')!r}, expected {dict(expected.usage)!r}")
+    return problems

@@ -1,0 +1,3 @@
+from proxyproof.cli import main
+
+main()
