@@ -115,7 +115,8 @@ def expected_upstream_body(
 
 @dataclass(frozen=True)
 class ExpectedReply:
-    """What the client must get for an upstream 200; ``exact`` bodies must match byte for byte."""
+    """What the client must get for an upstream 200; ``exact`` bodies must match byte for byte.
+    When the gateway cannot translate the reply, ``status`` is 500 and ``error`` its message."""
 
     object: str
     text: str | None = None  # the assistant content (chat) or the completion text
@@ -123,10 +124,23 @@ class ExpectedReply:
     finish_reason: str | None = None
     usage: Mapping[str, int] | None = None
     exact: bytes | None = None
+    status: int = 200
+    error: str | None = None
 
 
 def _after_last_inst(text: str) -> str:
     return text.rsplit("[/INST]", 1)[-1].strip()
+
+
+def raw_failure(body: Any) -> str | None:
+    """Why Kong's raw decoder rejects a reply (§3.3), or None when it reads it."""
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list) or len(data) > 1:
+        return "cannot parse response from llama2 endpoint"
+    first = data[0] if data else None
+    if not isinstance(first, dict) or not isinstance(first.get("generated_text"), str):
+        return "response data is empty from llama2 endpoint"
+    return None
 
 
 def raw_generated_text(body: Any, kong_compat: bool) -> str | None:
@@ -161,7 +175,11 @@ def expected_reply(
     body = json.loads(upstream_body)
     if target.llama2_format == "raw":
         text = raw_generated_text(body, kong_compat)
-        return ExpectedReply(client_object, None if text is None else _after_last_inst(text))
+        if text is None:
+            reason = raw_failure(body) or "response data is empty from llama2 endpoint"
+            failure = f"transformation failed from type llama2://{target.route_type}: {reason}"
+            return ExpectedReply(client_object, status=500, error=failure)
+        return ExpectedReply(client_object, _after_last_inst(text))
     prompt_tokens = body.get("prompt_eval_count", 0)
     completion_tokens = body.get("eval_count", 0)
     usage = {
@@ -176,8 +194,16 @@ def expected_reply(
 
 def reply_deviations(expected: ExpectedReply, status: int, body: bytes) -> list[str]:
     """How a client response departs from the expectation (empty when it conforms)."""
-    if status != 200:
-        return [f"status {status}, expected 200"]
+    if status != expected.status:
+        return [f"status {status}, expected {expected.status}"]
+    if expected.error is not None:
+        try:
+            message = json.loads(body)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            return ["error body is not {\"error\": {\"message\": ...}}"]
+        if message != expected.error:
+            return [f"error {message!r}, expected {expected.error!r}"]
+        return []
     if expected.exact is not None:
         return [] if body == expected.exact else ["body is not the upstream body byte for byte"]
     try:

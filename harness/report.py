@@ -28,6 +28,8 @@ def table(results: Sequence[CaseResult]) -> str:
     for result in results:
         for deviation in result.deviations:
             lines.append(f"  ! {result.hosting} {result.route_type}: {deviation}")
+        for note in result.notes:
+            lines.append(f"  ~ {result.hosting} {result.route_type} (Kong quirk): {note}")
     passed = sum(result.conforms for result in results)
     lines.append(f"{passed} of {len(results)} cases conform")
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 _TOKEN = re.compile(r"\s*\S+|\s+")
 
-_VOCABULARY = (
+VOCABULARY = (
     "the answer is two because one and one make two in ordinary arithmetic llamas graze on high "
     "plateaus while models predict the next token from context a gateway forwards every request "
     "to its upstream and translates the reply so that clients see one familiar format numbers "
@@ -62,7 +62,7 @@ def reply_tokens(model: str, prompt_key: str, seed: int | None = None) -> list[s
     """The full (uncut) reply to a prompt, as tokens: 6 to 20 words ending in a full stop."""
     digest = hashlib.sha256(f"{model}\0{prompt_key}\0{seed}".encode()).digest()
     length = 6 + digest[0] % 15
-    words = [_VOCABULARY[digest[1 + i] % len(_VOCABULARY)] for i in range(length)]
+    words = [VOCABULARY[digest[1 + i] % len(VOCABULARY)] for i in range(length)]
     words[0] = words[0].capitalize()
     words[-1] += "."
     return [words[0]] + [" " + word for word in words[1:]]

@@ -1,0 +1,18 @@
+"""proxyproof's reference implementation of Kong's AI Proxy / AI Proxy Advanced for the llama2
+provider (``llama2_format`` raw, ollama, openai), configured by a Kong declarative config.
+
+Public entry (used by the CLI and the harness's bundled-gateway adapter)::
+
+    from proxy_impl import proxy_app, load_config, ConfigError, describe
+    config = load_config("examples/ollama.yaml")   # raises ConfigError(problems)
+    config.warnings                                 # unsupported plugins/fields, never silent
+    app = proxy_app(config, kong_compat=False)      # an aiohttp web.Application
+
+The fixed (reference) behaviour is the default; ``kong_compat=True`` reproduces Kong's quirks
+(``proxy_impl.behaviour`` lists them).
+"""
+
+from .config import Config, ConfigError, describe, load_config
+from .server import proxy_app
+
+__all__ = ["Config", "ConfigError", "describe", "load_config", "proxy_app"]

@@ -95,7 +95,9 @@ def test_fixed_raw_reply_reads_every_real_shape_and_kong_only_its_own():
     for shape in shapes:
         assert oracle.expected_reply(target, json.dumps(shape).encode()).text == "answer"
         kong = oracle.expected_reply(target, json.dumps(shape).encode(), kong_compat=True)
-        assert kong.text is None
+        assert (kong.status, kong.error) == (500, "transformation failed from type "
+                                             "llama2://llm/v1/completions: cannot parse response "
+                                             "from llama2 endpoint")
 
 
 def test_ollama_reply_usage_and_finish_reason():

@@ -1,0 +1,473 @@
+"""Serving the mocks: the aiohttp application of one mock, and ways to run it.
+
+Every request to a mock goes through one pipeline, in this order:
+
+1. journal the request (``/__mock__/`` control requests excepted);
+2. control-API scripts: the first matching script wins (``response`` answers at once; ``reply``
+   replaces the generated text; a ``fault`` replaces the reply or alters it on the way out);
+3. the API-key check when ``settings.api_key`` is set (``Authorization: Bearer <key>``, and
+   ``X-Api-Key`` on llama.cpp); routes marked ``public`` skip it; a bad key gets
+   ``KIND.unauthorized(call)``;
+4. the route handler (an unknown path gets ``KIND.not_found(call)``, a known path with the wrong
+   method a 405 from ``KIND.error``; a handler that raises gets ``KIND.error(500, ...)``, never
+   aiohttp's HTML page); ``GET`` routes also answer ``HEAD``;
+5. ``settings.latency`` when the handler generated text (``call.generate``), then the reply is
+   written by ``faults.transmit``.
+
+A handler may carry a ``stream_error`` attribute (``Callable[[str], bytes]``): the mid-stream
+error frame of its own protocol, used by the ``stream_error`` fault instead of
+``KIND.stream_error`` (``openai_compat`` handlers do, so Ollama's ``/v1`` streams get SSE errors).
+
+Ways to run a mock: ``mock_app`` (the application), ``MockServer`` (``async with``, in the
+running loop), ``run_mock`` (a background thread, for synchronous code and pytest) and
+``serve_mocks`` (foreground, for the ``proxyproof mock`` command).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from proxyproof.serving import AsyncServer, ThreadedServer, serve_forever
+
+from . import KIND_NAMES, control, faults, kind
+from .base import (
+    NOT_JSON,
+    BytesReply,
+    Call,
+    JsonReply,
+    MockKind,
+    MockSettings,
+    Reply,
+    Route,
+    StreamReply,
+)
+from .control import MockControl, MockState
+
+logger = logging.getLogger("mocks")
+STATE = web.AppKey("mock_state", MockState)
+MAX_BODY = 64 * 1024 * 1024
+DEFAULT_SETTINGS = MockSettings()
+_REPLY_TYPES = (JsonReply, BytesReply, StreamReply)
+_PLACEHOLDER = re.compile(r"\{(\w+)(?::((?:[^{}]|\{[^{}]*\})+))?\}")
+
+
+# --- routing --------------------------------------------------------------------------------
+
+
+class RouteTable:
+    """Path -> routes by method. Static paths are one dict lookup; patterns are compiled once."""
+
+    def __init__(self, routes: tuple[Route, ...]) -> None:
+        self._static: dict[str, dict[str, Route]] = {}
+        self._dynamic: list[tuple[re.Pattern[str], dict[str, Route]]] = []
+        patterns: dict[str, dict[str, Route]] = {}
+        for route in routes:
+            if "{" in route.path:
+                patterns.setdefault(route.path, {})[route.method] = route
+            else:
+                self._static.setdefault(route.path, {})[route.method] = route
+        for path, methods in patterns.items():
+            self._dynamic.append((_compile(path), methods))
+
+    def resolve(self, path: str) -> tuple[dict[str, Route], dict[str, str]] | None:
+        methods = self._static.get(path)
+        if methods is not None:
+            return methods, {}
+        for pattern, methods in self._dynamic:
+            found = pattern.fullmatch(path)
+            if found:
+                return methods, found.groupdict()
+        return None
+
+
+def _compile(path: str) -> re.Pattern[str]:
+    """An aiohttp route pattern (``/models/{model_id:.+}``) as a regular expression."""
+    regex, position = "", 0
+    for placeholder in _PLACEHOLDER.finditer(path):
+        regex += re.escape(path[position : placeholder.start()])
+        name, expression = placeholder.group(1), placeholder.group(2) or r"[^{}/]+"
+        regex += f"(?P<{name}>{expression})"
+        position = placeholder.end()
+    return re.compile(regex + re.escape(path[position:]))
+
+
+# --- the pipeline ---------------------------------------------------------------------------
+
+
+@dataclass
+class _TrackedCall(Call):
+    """A ``Call`` that notes whether the handler generated text (latency applies only then)."""
+
+    generated: bool = False
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        self.generated = True
+        return super().generate(*args, **kwargs)
+
+
+def _parse_json(body: bytes) -> Any:
+    if not body:
+        return NOT_JSON
+    try:
+        return json.loads(body)
+    except ValueError:  # includes UnicodeDecodeError
+        return NOT_JSON
+
+
+class _Pipeline:
+    def __init__(
+        self, mock: MockKind, settings: MockSettings, state: MockState,
+        log: Callable[[str], None] | None,
+    ) -> None:
+        self.kind, self.settings, self.state, self.log = mock, settings, state, log
+        self.table = RouteTable(mock.routes)
+        self.key = settings.api_key.encode() if settings.api_key is not None else None
+        self.x_api_key = mock.name == "llamacpp"  # llama.cpp also reads X-Api-Key
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            body = b""
+            too_large = True
+        else:
+            too_large = False
+        parsed = _parse_json(body)
+        journal = self.state.journal
+        entry = journal.record(
+            request.method, request.path, request.query, request.headers, body, parsed
+        )
+        try:
+            if too_large:
+                reply = self.kind.error(413, f"request body larger than {MAX_BODY} bytes")
+                return await self._transmit(request, reply, None, entry, self.kind.stream_error)
+            return await self._respond(request, entry, body, parsed)
+        finally:
+            journal.finish(entry)
+            if self.log is not None:
+                self.log(_log_line(self.kind.name, entry, started))
+
+    async def _respond(
+        self, request: web.Request, entry: control.JournalEntry, body: bytes, parsed: Any
+    ) -> web.StreamResponse:
+        call = _TrackedCall(
+            request.method, request.path, {}, request.query, request.headers, body,
+            self.settings, parsed,
+        )
+        stream_error = self.kind.stream_error
+        fault = None
+        script = (
+            self.state.scripts.match(request.method, request.path, request.headers, body)
+            if self.state.scripts
+            else None
+        )
+        if script is not None:
+            if script.response is not None:
+                return await self._transmit(request, script.response, None, entry, stream_error)
+            if script.reply is not None:
+                call.scripted_reply = script.reply
+            else:
+                fault = script.fault
+                assert fault is not None
+                if fault.kind in faults.REPLACING:
+                    reply = faults.fault_reply(fault, self.kind)
+                    return await self._transmit(request, reply, fault, entry, stream_error)
+        reply, route = self._dispatch(call)
+        breaks_stream = fault is not None and fault.kind == "stream_error"
+        if breaks_stream and not isinstance(reply, StreamReply):
+            reply = self.kind.error(500, fault.message)  # no stream to break: a plain error
+        if route is not None:
+            stream_error = getattr(route.handler, "stream_error", stream_error)
+        latency = self.settings.latency if call.generated else 0.0
+        if latency and not await faults.pause(request, latency):
+            entry.outcome = "client_disconnected"
+            return web.Response(status=204)
+        return await self._transmit(request, reply, fault, entry, stream_error)
+
+    async def _transmit(
+        self, request: web.Request, reply: Reply | None, fault: faults.Fault | None,
+        entry: control.JournalEntry, stream_error: Callable[[str], bytes],
+    ) -> web.StreamResponse:
+        try:
+            return await faults.transmit(request, reply, fault, entry, stream_error)
+        except Exception as problem:
+            if entry.status is not None:  # the headers are out: nothing sensible left to send
+                raise
+            logger.exception("mock %s could not send its reply", self.kind.name)
+            error = self._internal_error(problem)
+            return await faults.transmit(request, error, None, entry, stream_error)
+
+    def _dispatch(self, call: Call) -> tuple[Reply, Route | None]:
+        found = self.table.resolve(call.path)
+        if found is None:
+            return self._run(self.kind.not_found, call), None
+        methods, match_info = found
+        route = methods.get(call.method)
+        if route is None and call.method == "HEAD":
+            route = methods.get("GET")
+        if route is None:
+            allowed = sorted({*methods, *(("HEAD",) if "GET" in methods else ())})
+            reply = self._run(
+                lambda c: self.kind.error(
+                    405, f"Method {c.method} is not allowed on {c.path}; use {', '.join(allowed)}"
+                ),
+                call,
+            )
+            reply.headers["Allow"] = ", ".join(allowed)
+            return reply, None
+        call.match_info = match_info
+        if self.key is not None and not route.public and not self._authorized(call.headers):
+            return self._run(self.kind.unauthorized, call), route
+        return self._run(route.handler, call), route
+
+    def _authorized(self, headers: Mapping[str, str]) -> bool:
+        assert self.key is not None
+        scheme, _, value = headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), self.key):
+            return True
+        presented = headers.get("X-Api-Key") if self.x_api_key else None
+        return presented is not None and hmac.compare_digest(presented.encode(), self.key)
+
+    def _run(self, handler: Callable[[Call], Reply], call: Call) -> Reply:
+        try:
+            reply = handler(call)
+            if not isinstance(reply, _REPLY_TYPES):
+                raise TypeError(f"handler returned {type(reply).__name__}, not a Reply")
+            return reply
+        except Exception as problem:
+            logger.exception("mock %s failed on %s %s", self.kind.name, call.method, call.path)
+            return self._internal_error(problem)
+
+    def _internal_error(self, problem: Exception) -> Reply:
+        message = f"mock internal error: {type(problem).__name__}: {problem}"
+        try:
+            reply = self.kind.error(500, message)
+            if isinstance(reply, _REPLY_TYPES):
+                return reply
+        except Exception:
+            logger.exception("mock %s: its error handler failed too", self.kind.name)
+        return JsonReply(500, {"error": message})
+
+
+def _log_line(name: str, entry: control.JournalEntry, started: float) -> str:
+    """One line per request; never header values or the query string (credentials live there)."""
+    milliseconds = (time.perf_counter() - started) * 1000
+    status = "-" if entry.status is None else str(entry.status)
+    line = f"{name} {entry.method} {entry.path} {status} {milliseconds:.0f}ms"
+    return line if entry.outcome == "completed" else f"{line} {entry.outcome}"
+
+
+async def _control_handler(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    body = await request.read()
+    payload = _parse_json(body)
+    if body.strip() and payload is NOT_JSON:
+        status, result = 400, {"error": "the control API takes a JSON body"}
+    else:
+        try:
+            entry_id = control.wait_request(request.path, request.method)
+        except control.ControlError as problem:
+            status, result = problem.status, {"error": problem.message}
+        else:
+            if entry_id is not None:
+                status, result = await control.handle_wait(state, entry_id, request.query)
+            else:
+                status, result = control.handle(
+                    state, request.method, request.path, request.query, payload
+                )
+    return web.Response(
+        body=json.dumps(result).encode(), status=status, content_type="application/json"
+    )
+
+
+def mock_app(
+    name: str,
+    settings: MockSettings = DEFAULT_SETTINGS,
+    *,
+    log: Callable[[str], None] | None = None,
+) -> web.Application:
+    """The aiohttp application of mock ``name``; ``log`` receives one line per request."""
+    mock = kind(name)
+    if not settings.models:
+        raise ValueError("a mock needs at least one model")
+    state = MockState(mock, settings)
+    pipeline = _Pipeline(mock, settings, state, log)
+    app = web.Application(client_max_size=MAX_BODY)
+    app[STATE] = state
+    app.router.add_route("*", control.CONTROL_PREFIX, _control_handler)
+    app.router.add_route("*", control.CONTROL_PREFIX + "/{tail:.*}", _control_handler)
+    app.router.add_route("*", "/{tail:.*}", pipeline.handle)
+    return app
+
+
+# --- running mocks --------------------------------------------------------------------------
+
+
+def make_settings(
+    api_key: str | None = None,
+    models: tuple[str, ...] | list[str] | str | None = None,
+    latency: float = 0.0,
+) -> MockSettings:
+    """``MockSettings`` from friendly arguments (a single model name, a list, None = default)."""
+    if models is None:
+        models = MockSettings().models
+    elif isinstance(models, str):
+        models = (models,)
+    if latency < 0:
+        raise ValueError("latency must be >= 0")
+    return MockSettings(api_key=api_key, models=tuple(models), latency=float(latency))
+
+
+class MockServer:
+    """A mock in the running event loop: ``async with MockServer("ollama") as m: m.url``.
+
+    ``m.control`` works in-process (no HTTP: a blocking HTTP call would stall this very loop);
+    use ``await m.wait(entry_id)`` to wait for a request to end.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        log: Callable[[str], None] | None = None,
+        **settings: Any,
+    ) -> None:
+        self.name = name
+        self.kind = kind(name)
+        self.settings = make_settings(**settings)
+        self._server = AsyncServer(lambda: mock_app(name, self.settings, log=log), host, port)
+        self.control: MockControl | None = None
+
+    @property
+    def url(self) -> str:
+        return self._server.url
+
+    @property
+    def state(self) -> MockState:
+        return self._server.app[STATE]
+
+    async def wait(self, entry_id: int, timeout: float = 5.0) -> dict[str, Any]:
+        entry = await self.state.journal.wait(entry_id, timeout)
+        if entry is None:
+            raise TimeoutError(f"request {entry_id} has not ended within {timeout:g}s")
+        return entry.to_json()
+
+    async def __aenter__(self) -> MockServer:
+        await self._server.__aenter__()
+        self.control = MockControl.in_process(self.url, self.state)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._server.__aexit__(*exc)
+
+
+class RunningMock:
+    """A mock served from a background thread; a context manager that stops it on exit."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: MockSettings,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.kind = kind(name)
+        self.settings = settings
+        self._server = ThreadedServer(lambda: mock_app(name, settings, log=log), host, port)
+        self._server.start()
+        self.url = self._server.url
+        self.control = MockControl(self.url)
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> RunningMock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<RunningMock {self.name} at {self.url}>"
+
+
+def run_mock(
+    name: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    log: Callable[[str], None] | None = None,
+    **settings: Any,
+) -> RunningMock:
+    """Start mock ``name`` on a background thread (``port=0``: ephemeral) and return it.
+
+    ``with run_mock("openai", api_key="k") as mock: mock.url, mock.control.journal()``.
+    Settings: ``api_key``, ``models`` (a name or a sequence), ``latency`` (seconds).
+    """
+    return RunningMock(name, make_settings(**settings), host=host, port=port, log=log)
+
+
+def _print_line(line: str) -> None:
+    print(line, flush=True)
+
+
+def serve_mocks(
+    names: list[str],
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    api_key: str | None = None,
+    models: tuple[str, ...] | list[str] | str | None = None,
+    latency: float = 0.0,
+    log: Callable[[str], None] | None = _print_line,
+    announce: Callable[[str, str], None] | None = None,
+) -> None:
+    """Serve mocks in the foreground until Ctrl-C (the ``proxyproof mock`` command).
+
+    Each mock listens on its kind's default port, or on ``port``, ``port + 1``, ... in the order
+    given (``port=0``: ephemeral ports). ``"all"`` means every mock. Prints ``<name>: <url>``
+    per mock and then one line per request.
+    """
+    expanded: list[str] = []
+    for name in names:
+        for one in KIND_NAMES if name == "all" else (name,):
+            kind(one)  # fail early on an unknown name
+            if one not in expanded:
+                expanded.append(one)
+    if not expanded:
+        raise ValueError("name at least one mock (or 'all')")
+    settings = make_settings(api_key=api_key, models=models, latency=latency)
+    apps = []
+    for offset, name in enumerate(expanded):
+        if port is None:
+            listen = kind(name).default_port
+        elif port == 0:
+            listen = 0  # every mock on its own ephemeral port
+        else:
+            listen = port + offset
+        apps.append((name, _factory(name, settings, log), host, listen))
+    if announce is None:
+        serve_forever(apps)
+    else:
+        serve_forever(apps, announce)
+
+
+def _factory(
+    name: str, settings: MockSettings, log: Callable[[str], None] | None
+) -> Callable[[], web.Application]:
+    return lambda: mock_app(name, settings, log=log)

@@ -1,0 +1,296 @@
+"""The HuggingFace mock: the serverless Inference API and a text-generation-inference server.
+
+One server answers both families (``shared/reference/hf_openai.md`` §1–§3, §9, §10):
+
+- Inference API: ``POST /models/{model_id}`` (any id) answers ``[{"generated_text": ...}]`` with
+  the prompt echoed unless ``return_full_text`` is false, or TGI's SSE when ``stream`` is true;
+  errors are flat ``{"error": "..."}`` bodies;
+- TGI: ``POST /`` (compat: an array, or SSE), ``/generate`` (an object), ``/generate_stream``
+  (SSE without ``[DONE]``), ``GET /info``, ``/health``, and the Messages API under ``/v1/*``.
+
+Token events follow TGI: one per generated token. A reply that ends before the token limit
+(naturally, or at a stop sequence) closes with the model's ``</s>`` token, marked ``special``: it
+counts in ``generated_tokens`` and in the stream, but is not part of ``generated_text``; so the
+texts of the non-special tokens concatenate to the reply.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import generation, openai_compat, tgi_request
+from .base import BytesReply, Call, JsonReply, MockKind, Reply, Route, StreamReply, sse_frame
+from .tgi_request import GenerateRequest
+
+TGI_VERSION = "3.3.6"
+COMPUTE_TYPE = "gpu+optimized"
+EOS_TOKEN = (2, "</s>")
+LOADING_MODEL = "meta-llama/Llama-2-7b-chat-hf"  # MockKind.loading does not know the call
+
+# Deterministic stand-ins for TGI's timing headers (milliseconds).
+VALIDATION_MS = 1
+QUEUE_MS = 2
+MS_PER_TOKEN = 20
+
+
+def _finish_reason(gen: generation.Generation) -> str:
+    if gen.finish_reason == "length":
+        return "length"
+    return "stop_sequence" if gen.stopped_by else "eos_token"
+
+
+def _logprob(token_id: int) -> float:
+    return -round((token_id % 997 + 1) / 1000, 4)
+
+
+def _token_events(gen: generation.Generation) -> list[dict[str, Any]]:
+    """Every token TGI reports for this generation, including the closing ``</s>``."""
+    tokens = [
+        {"id": generation.token_id(text), "text": text,
+         "logprob": _logprob(generation.token_id(text)), "special": False}
+        for text in gen.tokens
+    ]
+    if gen.finish_reason != "length":
+        eos_id, eos_text = EOS_TOKEN
+        tokens.append({"id": eos_id, "text": eos_text, "logprob": _logprob(eos_id),
+                       "special": True})
+    return tokens
+
+
+def _generate(call: Call, model: str, request: GenerateRequest) -> generation.Generation:
+    return call.generate(
+        model,
+        request.inputs,
+        prompt_tokens=generation.count_tokens(request.inputs),
+        seed=request.parameters.get("seed"),
+        max_tokens=request.parameters.get("max_new_tokens"),
+        stop=request.stop,
+    )
+
+
+def _full_text(request: GenerateRequest, gen: generation.Generation, full_default: bool) -> str:
+    echo = request.param("return_full_text", full_default)
+    return request.inputs + gen.text if echo else gen.text
+
+
+def _prefill(request: GenerateRequest) -> list[dict[str, Any]]:
+    pieces = generation.tokenize(request.inputs)
+    return [
+        {"id": generation.token_id(piece), "text": piece,
+         "logprob": None if index == 0 else _logprob(generation.token_id(piece))}
+        for index, piece in enumerate(pieces)
+    ]
+
+
+def generate_response(
+    request: GenerateRequest, gen: generation.Generation, *, full_default: bool
+) -> dict[str, Any]:
+    """TGI's ``GenerateResponse`` (``details`` only when the request asked for it)."""
+    body: dict[str, Any] = {"generated_text": _full_text(request, gen, full_default)}
+    if request.param("details", False):
+        tokens = _token_events(gen)
+        body["details"] = {
+            "finish_reason": _finish_reason(gen),
+            "generated_tokens": len(tokens),
+            "seed": request.parameters.get("seed"),
+            "prefill": _prefill(request) if request.param("decoder_input_details", False) else [],
+            "tokens": tokens,
+        }
+    return body
+
+
+def stream_frames(
+    request: GenerateRequest, gen: generation.Generation, *, full_default: bool
+) -> list[bytes]:
+    """TGI's ``/generate_stream`` events: one per token, the last one with the summary."""
+    tokens = _token_events(gen)
+    frames = []
+    for index, token in enumerate(tokens, start=1):
+        event: dict[str, Any] = {"index": index, "token": token, "generated_text": None,
+                                 "details": None}
+        if index == len(tokens):
+            event["generated_text"] = _full_text(request, gen, full_default)
+            if request.param("details", False):
+                event["details"] = {
+                    "finish_reason": _finish_reason(gen),
+                    "generated_tokens": len(tokens),
+                    "seed": request.parameters.get("seed"),
+                    "input_length": gen.prompt_tokens,
+                }
+        frames.append(sse_frame(event))
+    return frames
+
+
+def _timing_headers(request: GenerateRequest, gen: generation.Generation) -> dict[str, str]:
+    generated = len(_token_events(gen))
+    inference_ms = generated * MS_PER_TOKEN
+    total_ms = VALIDATION_MS + QUEUE_MS + inference_ms
+    return {
+        "x-compute-type": COMPUTE_TYPE,
+        "x-compute-time": f"{total_ms / 1000:.3f}",
+        "x-compute-characters": str(len(request.inputs)),
+        "x-total-time": str(total_ms),
+        "x-validation-time": str(VALIDATION_MS),
+        "x-queue-time": str(QUEUE_MS),
+        "x-inference-time": str(inference_ms),
+        "x-time-per-token": str(MS_PER_TOKEN),
+        "x-prompt-tokens": str(gen.prompt_tokens),
+        "x-generated-tokens": str(generated),
+    }
+
+
+_STREAM_HEADERS = {"x-compute-type": COMPUTE_TYPE, "x-accel-buffering": "no"}
+
+
+def validation_reply(message: str, *, streaming: bool) -> Reply:
+    """A validation failure: a 422, or (streaming) an error event on a 200 stream."""
+    body = {"error": f"Input validation error: {message}", "error_type": "validation"}
+    if streaming:
+        return StreamReply([sse_frame(body)], headers=dict(_STREAM_HEADERS))
+    return JsonReply(422, body)
+
+
+def _answer(
+    call: Call, model: str, request: GenerateRequest, *, stream: bool, full_default: bool,
+    as_array: bool,
+) -> Reply:
+    problem = tgi_request.validation_error(request, streaming=stream)
+    if problem:
+        return validation_reply(problem, streaming=stream)
+    gen = _generate(call, model, request)
+    if stream:
+        frames = stream_frames(request, gen, full_default=full_default)
+        return StreamReply(frames, headers=dict(_STREAM_HEADERS))
+    body = generate_response(request, gen, full_default=full_default)
+    return JsonReply(200, [body] if as_array else body, headers=_timing_headers(request, gen))
+
+
+def _served_model(call: Call) -> str:
+    return call.settings.models[0]
+
+
+# --- TGI routes ----------------------------------------------------------------------------
+
+
+def _compat_generate(call: Call) -> Reply:
+    request = tgi_request.decode(call, "CompatGenerateRequest", compat=True)
+    if isinstance(request, BytesReply):
+        return request
+    # the served model's pipeline tag is text-generation, so the prompt is echoed by default
+    return _answer(call, _served_model(call), request, stream=request.stream,
+                   full_default=True, as_array=True)
+
+
+def _tgi_generate(call: Call) -> Reply:
+    request = tgi_request.decode(call)
+    if isinstance(request, BytesReply):
+        return request
+    return _answer(call, _served_model(call), request, stream=False, full_default=False,
+                   as_array=False)
+
+
+def _tgi_generate_stream(call: Call) -> Reply:
+    request = tgi_request.decode(call)
+    if isinstance(request, BytesReply):
+        return request
+    return _answer(call, _served_model(call), request, stream=True, full_default=False,
+                   as_array=False)
+
+
+def info_body(model_id: str) -> dict[str, Any]:
+    return {
+        "model_id": model_id,
+        "model_sha": None,
+        "model_pipeline_tag": "text-generation",
+        "max_concurrent_requests": 128,
+        "max_best_of": tgi_request.MAX_BEST_OF,
+        "max_stop_sequences": tgi_request.MAX_STOP_SEQUENCES,
+        "max_input_tokens": tgi_request.MAX_INPUT_TOKENS,
+        "max_total_tokens": tgi_request.MAX_TOTAL_TOKENS,
+        "validation_workers": 2,
+        "max_client_batch_size": 4,
+        "router": "text-generation-router",
+        "version": TGI_VERSION,
+        "sha": None,
+        "docker_label": None,
+    }
+
+
+def _info(call: Call) -> Reply:
+    return JsonReply(200, info_body(_served_model(call)))
+
+
+def _health(call: Call) -> Reply:
+    return BytesReply(200, b"")
+
+
+# --- Inference API -------------------------------------------------------------------------
+
+
+def _inference_api(call: Call) -> Reply:
+    """``POST /models/{id}``: TGI's compat behaviour behind HF's front (``options`` and the
+    ``x-use-cache`` / ``x-wait-for-model`` headers are accepted and have nothing to change)."""
+    request = tgi_request.decode(call, "CompatGenerateRequest", compat=True,
+                                 require_content_type=False)
+    if isinstance(request, BytesReply):
+        return request
+    return _answer(call, call.match_info["model_id"], request, stream=request.stream,
+                   full_default=True, as_array=True)
+
+
+# --- the kind ------------------------------------------------------------------------------
+
+_ERROR_TYPES = {422: "validation", 424: "generation", 429: "overloaded",
+                500: "incomplete_generation", 503: "unhealthy"}
+
+
+def error(status: int, message: str) -> Reply:
+    """An error in TGI's shape; ``error_type`` follows TGI's status mapping."""
+    fallback = "generation" if status >= 500 else "validation"
+    return JsonReply(status, {"error": message,
+                              "error_type": _ERROR_TYPES.get(status, fallback)})
+
+
+def unauthorized(call: Call) -> Reply:
+    if call.path.startswith("/models/"):
+        return JsonReply(401, {"error": "Authorization header is correct, but the token seems "
+                                        "invalid"})
+    return BytesReply(401, b"")  # TGI's api-key middleware answers a bare status
+
+
+def not_found(call: Call) -> Reply:
+    return BytesReply(404, b"")  # axum's fallback: no body
+
+
+def loading(estimated_time: float) -> Reply:
+    return JsonReply(503, {"error": f"Model {LOADING_MODEL} is currently loading",
+                           "estimated_time": float(estimated_time)})
+
+
+def stream_error(message: str) -> bytes:
+    return sse_frame({"error": message, "error_type": "generation"})
+
+
+NATIVE_ROUTES: tuple[Route, ...] = (
+    Route("POST", "/models/{model_id:.+}", _inference_api),
+    Route("POST", "/", _compat_generate),
+    Route("GET", "/", _health, public=True),
+    Route("POST", "/generate", _tgi_generate),
+    Route("POST", "/generate_stream", _tgi_generate_stream),
+    Route("GET", "/info", _info, public=True),
+    Route("GET", "/health", _health, public=True),
+    Route("GET", "/ping", _health, public=True),
+)
+
+KIND = MockKind(
+    name="huggingface",
+    default_port=8081,
+    routes=NATIVE_ROUTES + openai_compat.routes(openai_compat.TGI),
+    unauthorized=unauthorized,
+    not_found=not_found,
+    error=error,
+    loading=loading,
+    stream_error=stream_error,
+    description="HuggingFace Inference API (/models/{id}) and TGI (/, /generate, "
+    "/generate_stream, /info, /health, /v1/*)",
+)

@@ -1,0 +1,159 @@
+"""How Ollama reads a request body: gin's ``ShouldBindJSON`` (Go's ``encoding/json``) and
+``api.Options.FromMap``, with the messages they produce (``server/routes.go``, ``api/types.go``).
+
+``decode`` returns the request object or the 400 reply the real server sends for a body that is
+missing, is not JSON, or has a field of the wrong JSON type.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from .base import NOT_JSON, Call, JsonReply, Reply
+
+GIN_JSON = "application/json; charset=utf-8"  # gin's c.JSON content type
+
+
+def error(status: int, message: str) -> Reply:
+    return JsonReply(status, {"error": message}, content_type=GIN_JSON)
+
+
+_GO_VALUE = {dict: "object", list: "array", str: "string", bool: "bool", int: "number",
+             float: "number"}
+
+
+def go_kind(value: Any) -> str:
+    return _GO_VALUE.get(type(value), "null")
+
+
+# field -> (accepted Python types, Go type name for the error message)
+_STRING = ((str,), "string")
+_BOOL = ((bool,), "bool")
+_OBJECT = ((dict,), "map[string]interface {}")
+GENERATE_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "model": _STRING, "prompt": _STRING, "suffix": _STRING, "system": _STRING,
+    "template": _STRING, "stream": _BOOL, "raw": _BOOL, "options": _OBJECT,
+    "context": ((list,), "[]int"), "images": ((list,), "[]api.ImageData"),
+    "top_logprobs": ((int,), "int"), "logprobs": _BOOL,
+}
+CHAT_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "model": _STRING, "messages": ((list,), "[]api.Message"), "stream": _BOOL,
+    "options": _OBJECT, "tools": ((list,), "api.Tools"), "top_logprobs": ((int,), "int"),
+    "logprobs": _BOOL,
+}
+_MESSAGE_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "role": _STRING, "content": _STRING, "thinking": _STRING, "tool_name": _STRING,
+    "images": ((list,), "[]api.ImageData"), "tool_calls": ((list,), "[]api.ToolCall"),
+}
+SHOW_FIELDS = {"model": _STRING, "name": _STRING, "system": _STRING, "verbose": _BOOL}
+EMBED_FIELDS = {"model": _STRING, "truncate": _BOOL, "dimensions": ((int,), "int"),
+                "options": _OBJECT}
+EMBEDDINGS_FIELDS = {"model": _STRING, "prompt": _STRING, "options": _OBJECT}
+
+
+def _syntax_error(body: bytes) -> str:
+    """Go's encoding/json message for a body that is not JSON."""
+    text = body.decode("utf-8", "replace")
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as problem:
+        if problem.pos >= len(text.rstrip()):
+            return "unexpected EOF"
+        return f"invalid character {text[problem.pos]!r} looking for beginning of value"
+    return "invalid request body"
+
+
+def _has_type(value: Any, accepted: tuple[type, ...]) -> bool:
+    if isinstance(value, bool):  # a JSON bool is never a Go number or string
+        return bool in accepted
+    return isinstance(value, accepted)
+
+
+def _type_errors(
+    value: dict, struct: str, fields: dict[str, tuple[tuple[type, ...], str]]
+) -> str | None:
+    for name, (accepted, go_type) in fields.items():
+        field = value.get(name)
+        # JSON null leaves a Go field at its zero value
+        if field is not None and not _has_type(field, accepted):
+            return (
+                f"json: cannot unmarshal {go_kind(field)} into Go struct field "
+                f"{struct}.{name} of type {go_type}"
+            )
+    return None
+
+
+def decode(call: Call, struct: str, fields: dict) -> dict | Reply:
+    """The request object, or the 400 that gin's ShouldBindJSON would produce."""
+    if not call.body.strip():
+        return error(400, "missing request body")
+    if call.json is NOT_JSON:
+        return error(400, _syntax_error(call.body))
+    value = call.json
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        return error(
+            400, f"json: cannot unmarshal {go_kind(value)} into Go value of type api.{struct}"
+        )
+    problem = _type_errors(value, struct, fields)
+    return error(400, problem) if problem else value
+
+
+def message_errors(messages: list) -> str | None:
+    for message in messages:
+        if not isinstance(message, dict):
+            return (
+                f"json: cannot unmarshal {go_kind(message)} into Go struct field "
+                "ChatRequest.messages of type api.Message"
+            )
+        problem = _type_errors(message, "ChatRequest.messages", _MESSAGE_FIELDS)
+        if problem:
+            return problem
+    return None
+
+
+_INT_OPTIONS = {"num_predict", "seed", "top_k", "num_ctx", "num_keep", "repeat_last_n",
+                "num_batch", "num_gpu", "main_gpu", "num_thread"}
+_FLOAT_OPTIONS = {"temperature", "top_p", "min_p", "typical_p", "repeat_penalty",
+                  "presence_penalty", "frequency_penalty"}
+
+
+def option_error(options: dict) -> str | None:
+    """api.Options.FromMap's complaint about a mistyped option (unknown keys are ignored)."""
+    for key, value in options.items():
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if key in _INT_OPTIONS and not number:
+            return f'option "{key}" must be of type integer'
+        if key in _FLOAT_OPTIONS and not number:
+            return f'option "{key}" must be of type float32'
+        if key == "stop" and not (
+            isinstance(value, list) and all(isinstance(s, str) for s in value)
+        ):
+            return f'option "{key}" must be of type array'
+    return None
+
+
+def int_option(options: dict, key: str) -> int | None:
+    """An integer option (Go truncates a JSON float); None when absent or not a finite number."""
+    value = options.get(key)
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return int(value)
+    return None
+
+
+def keep_alive_zero(value: Any) -> bool:
+    """Whether ``keep_alive`` (seconds as a number, or a Go duration string) is zero."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return value == 0
+    if isinstance(value, str):
+        stripped = value.strip().rstrip("hms").strip() or "x"
+        try:
+            return float(stripped) == 0
+        except ValueError:
+            return False
+    return False

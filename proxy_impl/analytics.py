@@ -1,0 +1,132 @@
+"""One JSON log line per request, with Kong's ``ai.proxy`` analytics when the target asks for
+them (kong_semantics §5, §10.18). Credentials never reach the line: body credentials are
+masked and headers are not logged at all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .plugin_config import Target
+from .streaming import StreamOutcome
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one request, as far as the log is concerned."""
+
+    request_id: str
+    route: str
+    method: str
+    path: str
+    status: int
+    latency_ms: int
+    target: Target | None = None
+    request_model: str | None = None
+    llm_latency_ms: int | None = None  # to the upstream's response headers
+    client_body: Mapping[str, Any] | None = None  # already redacted
+    reply: bytes | None = None  # the body the client got (a 200 or a transform failure)
+    stream: StreamOutcome | None = None  # how a streamed answer went
+    kong_compat: bool = False
+
+
+def log_line(outcome: Outcome) -> str:
+    line: dict[str, Any] = {
+        "request_id": outcome.request_id,
+        "route": outcome.route,
+        "method": outcome.method,
+        "path": outcome.path,
+        "status": outcome.status,
+        "latency_ms": outcome.latency_ms,
+    }
+    proxy = _ai_proxy(outcome)
+    if proxy:
+        line["ai"] = {"proxy": proxy}
+    return json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+
+
+def _ai_proxy(outcome: Outcome) -> dict[str, Any]:
+    target = outcome.target
+    if target is None or outcome.llm_latency_ms is None:
+        return {}
+    section: dict[str, Any] = {}
+    reply = _json(outcome.reply)
+    stream = outcome.stream
+    if target.log_statistics:
+        latency = outcome.llm_latency_ms
+        if stream is not None:
+            prompt, completion, total = _stream_usage(stream, target, outcome.kong_compat)
+            response_model = stream.model
+        else:
+            prompt, completion, total = _reply_usage(reply, outcome.kong_compat)
+            response_model = reply.get("model") if isinstance(reply.get("model"), str) else None
+        options = target.options
+        cost = 0.0
+        if options.input_cost and options.output_cost:
+            cost = (prompt * options.input_cost + completion * options.output_cost) / 1e6
+        request_model = outcome.request_model or "UNSPECIFIED"
+        section["meta"] = {
+            "provider_name": target.provider,
+            "request_model": request_model,
+            "response_model": response_model or request_model,
+            "llm_latency": latency,
+        }
+        section["usage"] = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": total,
+            "time_per_token": latency / completion if completion else 0,
+            "cost": cost,
+        }
+    payloads = target.log_payloads and (target.log_statistics or not outcome.kong_compat)
+    if payloads:
+        section["payload"] = {
+            "request": json.dumps(outcome.client_body, ensure_ascii=False)
+            if outcome.client_body is not None
+            else None,
+            "response": _response_payload(outcome),
+        }
+    return section
+
+
+def _reply_usage(reply: Mapping[str, Any], kong_compat: bool) -> tuple[int, int, int]:
+    usage = reply.get("usage") if isinstance(reply.get("usage"), Mapping) else {}
+    prompt = _count(usage.get("prompt_tokens"))
+    completion = _count(usage.get("completion_tokens"))
+    total = prompt + completion
+    if not kong_compat and _count(usage.get("total_tokens")) > total:
+        total = _count(usage.get("total_tokens"))  # reasoning tokens count too (Kong #14816)
+    return prompt, completion, total
+
+
+def _stream_usage(stream: StreamOutcome, target: Target, kong_compat: bool) -> tuple[int, int, int]:
+    prompt = stream.usage.prompt_tokens if stream.usage else 0
+    completion = stream.usage.completion_tokens if stream.usage else 0
+    # Kong estimates the completion from the text, but keeps the text only for payload logging
+    # (#14535); the fixed proxy always has the length.
+    if completion == 0 and (target.log_payloads or not kong_compat):
+        completion = stream.estimated_completion_tokens
+    return prompt, completion, prompt + completion
+
+
+def _response_payload(outcome: Outcome) -> str | None:
+    if outcome.stream is not None:
+        return outcome.stream.text
+    return outcome.reply.decode("utf-8", "replace") if outcome.reply else None
+
+
+def _json(body: bytes | None) -> dict[str, Any]:
+    if not body:
+        return {}
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0

@@ -1,0 +1,35 @@
+"""``llama2_format: openai``: an OpenAI-compatible server (llama-cpp-python, vLLM, LocalAI, ...)
+behind the proxy (kong_semantics §1.3, §3.6, §10.13).
+
+The client's body goes upstream with the resolved model, a boolean ``stream``, the configured
+sampling options and no ``top_k``; a 200 that is JSON with ``choices`` comes back untouched,
+byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from . import Codec, Exchange, TransformError
+
+
+def encode(body: Mapping[str, Any], exchange: Exchange) -> dict[str, Any]:
+    request = {name: value for name, value in body.items() if name != "top_k"}
+    request["model"] = exchange.model
+    request["stream"] = exchange.stream
+    return request
+
+
+def decode(upstream_body: bytes, exchange: Exchange) -> bytes:
+    try:
+        value = json.loads(upstream_body)
+    except ValueError:
+        raise TransformError(f"failed to decode {exchange.route_type} response") from None
+    if not isinstance(value, Mapping) or value.get("choices") is None:
+        raise TransformError(f"'choices' not in {exchange.route_type} response")
+    return upstream_body
+
+
+CODEC = Codec("openai", encode, decode)

@@ -1,0 +1,435 @@
+"""Kong declarative config (``_format_version: "3.0"``) → the routes this proxy serves.
+
+Services hold routes, routes and services hold plugins; top-level ``routes`` and ``plugins`` refer
+to their service or route by name or id, and a top-level plugin without one applies everywhere.
+A route's AI plugin is the most specific one (route, then service, then global), as in Kong.
+
+What is not supported is said out loud: other plugins and Kong fields that change nothing here
+are warnings (``Config.warnings``); unknown fields and unsupported AI settings are errors, raised
+together as one ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yarl import URL
+
+from .plugin_config import (
+    AI_PROXY,
+    AI_PROXY_ADVANCED,
+    MAX_TIMEOUT,
+    AiPlugin,
+    describe_plugin,
+    read_plugin,
+)
+from .validation import Problems, Record, join
+
+AI_PLUGINS = (AI_PROXY, AI_PROXY_ADVANCED)
+DEFAULT_TIMEOUT_MS = 60000
+DEFAULT_RETRIES = 5
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
+
+_TOP_LEVEL_USED = {"_format_version", "services", "routes", "plugins"}
+_TOP_LEVEL_QUIET = {"_transform", "_workspace", "_info", "_comment"}
+_TOP_LEVEL_UNUSED = (
+    "consumers", "consumer_groups", "upstreams", "targets", "certificates", "ca_certificates",
+    "snis", "vaults", "keys", "key_sets", "partials", "filter_chains", "licenses",
+    "custom_entities", "workspaces", "rbac_roles", "rbac_users", "developers",
+)  # fmt: skip
+_METADATA = {"id", "name", "tags", "created_at", "updated_at"}
+_SERVICE_FIELDS = {
+    "host", "port", "protocol", "path", "url", "retries", "connect_timeout", "read_timeout",
+    "write_timeout", "enabled", "routes", "plugins", "client_certificate", "tls_verify",
+    "tls_verify_depth", "ca_certificates", "tls_sans",
+}  # fmt: skip
+_ROUTE_FIELDS = {
+    "paths", "methods", "hosts", "protocols", "service", "plugins", "strip_path", "preserve_host",
+    "regex_priority", "path_handling", "https_redirect_status_code", "request_buffering",
+    "response_buffering", "headers", "snis", "sources", "destinations", "expression", "priority",
+}  # fmt: skip
+_PLUGIN_FIELDS = {
+    "config", "enabled", "protocols", "route", "service", "consumer", "consumer_group",
+    "instance_name", "ordering",
+}  # fmt: skip
+
+
+class ConfigError(ValueError):
+    """The config cannot be served; ``problems`` lists every error, each naming its field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class UpstreamPolicy:
+    """Per-attempt timeouts (milliseconds) and retries for a route's upstream calls."""
+
+    connect_timeout: int = DEFAULT_TIMEOUT_MS
+    read_timeout: int = DEFAULT_TIMEOUT_MS
+    write_timeout: int = DEFAULT_TIMEOUT_MS
+    retries: int = DEFAULT_RETRIES
+    failover_criteria: tuple[str, ...] = ("error", "timeout")
+
+
+@dataclass(frozen=True)
+class PathRule:
+    text: str  # as written in the config
+    regex: re.Pattern[str] | None = None  # for Kong's `~` paths
+
+    @property
+    def is_regex(self) -> bool:
+        return self.regex is not None
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str  # the route's name, or its place in the file
+    where: str  # e.g. services[0].routes[1]
+    paths: tuple[PathRule, ...]
+    methods: tuple[str, ...] = ()  # empty: any method
+    hosts: tuple[str, ...] = ()  # empty: any host; "*.example.com" wildcards allowed
+    regex_priority: int = 0
+    plugin: AiPlugin | None = None  # None: no AI plugin, the route answers with an error
+    upstream: UpstreamPolicy = UpstreamPolicy()
+
+
+@dataclass
+class Config:
+    routes: tuple[Route, ...]
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> Config:
+    """Load a Kong declarative config from a file path, YAML/JSON text or a decoded mapping.
+
+    A ``str`` containing a newline is taken as the document itself, any other ``str`` as a path.
+    """
+    if isinstance(source, Mapping):
+        document: Any = source
+    else:
+        text = source if isinstance(source, str) and "\n" in source else None
+        if text is None:
+            text = Path(source).read_text(encoding="utf-8")
+        try:
+            document = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ConfigError([f"not valid YAML or JSON: {error}"]) from None
+    problems = Problems()
+    routes = _read_document(document, problems)
+    if problems.errors:
+        raise ConfigError(problems.errors)
+    if not routes:
+        raise ConfigError(["no routes: the config must define at least one route"])
+    return Config(tuple(routes), problems.warnings)
+
+
+def describe(config: Config) -> list[str]:
+    """One line per served route, for the CLI's start-up banner."""
+    lines = []
+    for route in config.routes:
+        paths = ", ".join(rule.text for rule in route.paths) or "(any path)"
+        extras = []
+        if route.methods:
+            extras.append("methods " + ",".join(route.methods))
+        if route.hosts:
+            extras.append("hosts " + ",".join(route.hosts))
+        scope = f" ({'; '.join(extras)})" if extras else ""
+        served = describe_plugin(route.plugin) if route.plugin else "no AI plugin: answers 501"
+        if route.plugin:
+            served = _mask_url(served, route.plugin.target.options.upstream_url)
+        lines.append(f"{paths}{scope} → {served}")
+    return lines
+
+
+def _mask_url(line: str, url: str) -> str:
+    """Keep credentials someone put in an upstream_url out of banners and logs."""
+    try:
+        parsed = URL(url)
+    except ValueError:
+        return line
+    if parsed.user or parsed.password or parsed.query_string:
+        safe = str(parsed.with_user(None).with_query(None)) + ("?…" if parsed.query_string else "")
+        return line.replace(url, safe)
+    return line
+
+
+# --- the document ---------------------------------------------------------------------------
+
+
+@dataclass
+class _PendingRoute:
+    record: Record
+    service: Record | None
+    service_key: int | None  # index of the service, to find service-level plugins
+    plugins: list[tuple[str, Record]] = field(default_factory=list)
+
+
+@dataclass
+class _Scopes:
+    """Where each AI plugin applies: by route index, by service index, or everywhere."""
+
+    by_route: dict[int, list[tuple[str, Record]]] = field(default_factory=dict)
+    by_service: dict[int, list[tuple[str, Record]]] = field(default_factory=dict)
+    everywhere: list[tuple[str, Record]] = field(default_factory=list)
+
+
+def _read_document(document: Any, problems: Problems) -> list[Route]:
+    top = Record.read(document, "", problems)
+    if top is None:
+        return []
+    version = top.raw("_format_version")
+    if not isinstance(version, str) or not version.startswith(("3.", "2.", "1.")):
+        problems.error("_format_version", 'required, e.g. "3.0" (Kong declarative config)')
+    for key in top.data:
+        if key in _TOP_LEVEL_USED or key in _TOP_LEVEL_QUIET:
+            continue
+        if key in _TOP_LEVEL_UNUSED:
+            if top.data[key]:
+                problems.warn(str(key), "entities of this kind are ignored by proxyproof")
+        else:
+            problems.error(str(key), "unknown field")
+
+    services = top.records("services")
+    routes: list[_PendingRoute] = []
+    scopes = _Scopes()
+    service_names: dict[str, int] = {}
+    for index, service in enumerate(services):
+        service.only(_SERVICE_FIELDS | _METADATA)
+        for key in ("name", "id"):
+            if isinstance(service.raw(key), str):
+                service_names[service.data[key]] = index
+        _check_service(service)
+        enabled = service.boolean("enabled", True)
+        for plugin in service.records("plugins"):
+            _collect_plugin(plugin, scopes.by_service.setdefault(index, []))
+        for route in service.records("routes"):
+            if enabled:
+                routes.append(_PendingRoute(route, service, index))
+            else:
+                problems.warn(route.path, "belongs to a disabled service: not served")
+
+    route_names: dict[str, int] = {}
+    for route in top.records("routes"):
+        service_index = _reference(route, "service", service_names)
+        service = services[service_index] if service_index is not None else None
+        routes.append(_PendingRoute(route, service, service_index))
+    for index, pending in enumerate(routes):
+        for key in ("name", "id"):
+            if isinstance(pending.record.raw(key), str):
+                route_names[pending.record.data[key]] = index
+        for plugin in pending.record.records("plugins"):
+            _collect_plugin(plugin, scopes.by_route.setdefault(index, []))
+
+    for plugin in top.records("plugins"):
+        route_index = _reference(plugin, "route", route_names)
+        service_index = _reference(plugin, "service", service_names)
+        if route_index is not None:
+            _collect_plugin(plugin, scopes.by_route.setdefault(route_index, []))
+        elif service_index is not None:
+            _collect_plugin(plugin, scopes.by_service.setdefault(service_index, []))
+        elif plugin.raw("route") is None and plugin.raw("service") is None:
+            _collect_plugin(plugin, scopes.everywhere)
+
+    served = []
+    for index, pending in enumerate(routes):
+        route = _read_route(pending, index, scopes, problems)
+        if route is not None:
+            served.append(route)
+    return served
+
+
+def _reference(record: Record, key: str, names: Mapping[str, int]) -> int | None:
+    """Resolve ``service: name`` / ``route: {name: ...}`` / ``{id: ...}`` to an index."""
+    value = record.raw(key)
+    if value is None or not isinstance(value, str | Mapping):
+        if value is not None and not isinstance(value, str | Mapping):
+            record.problems.error(record.at(key), "expected a name or a record with name or id")
+        return None
+    wanted = value if isinstance(value, str) else value.get("name") or value.get("id")
+    if wanted not in names:
+        record.problems.error(record.at(key), f"refers to '{wanted}', which is not defined")
+        return None
+    return names[wanted]
+
+
+def _collect_plugin(plugin: Record, into: list[tuple[str, Record]]) -> None:
+    plugin.only(_PLUGIN_FIELDS | _METADATA)
+    name = plugin.string("name", required=True)
+    if name is None or not plugin.boolean("enabled", True):
+        return
+    if name not in AI_PLUGINS:
+        plugin.problems.warn(
+            plugin.path, f"plugin '{name}' is not implemented by proxyproof: ignored"
+        )
+        return
+    for scope in ("consumer", "consumer_group"):
+        if plugin.raw(scope) is not None:
+            plugin.problems.warn(
+                plugin.at(scope),
+                f"{name} scoped to a {scope.replace('_', ' ')} never applies "
+                "(proxyproof has no consumers): ignored",
+            )
+            return
+    protocols = plugin.strings("protocols")
+    if protocols is not None and not {"http", "https"} & set(protocols):
+        plugin.problems.warn(plugin.at("protocols"), "no http/https protocol: plugin ignored")
+        return
+    into.append((name, plugin))
+
+
+def _check_service(service: Record) -> None:
+    service.string("url")
+    service.string("host")
+    service.string("path")
+    service.string("protocol")
+    service.integer("port", between=(0, 65535))
+    service.integer("retries", between=(0, 32767))
+    for key in ("connect_timeout", "read_timeout", "write_timeout"):
+        service.integer(key, between=(1, MAX_TIMEOUT))
+    service.warn_if_set(
+        {"client_certificate": None, "tls_verify": None, "tls_verify_depth": None,
+         "ca_certificates": None, "tls_sans": None},
+        "TLS settings are not implemented by proxyproof",
+    )  # fmt: skip
+
+
+def _read_route(
+    pending: _PendingRoute, index: int, scopes: _Scopes, problems: Problems
+) -> Route | None:
+    record = pending.record
+    record.only(_ROUTE_FIELDS | _METADATA)
+    before = len(problems.errors)
+    name = record.string("name") or record.path
+    paths = tuple(_read_paths(record))
+    methods = tuple(method.upper() for method in record.strings("methods") or ())
+    for method in methods:
+        if method not in HTTP_METHODS:
+            problems.error(record.at("methods"), f"invalid method '{method}'")
+    hosts = tuple(host.lower() for host in record.strings("hosts") or ())
+    regex_priority = record.integer("regex_priority", 0) or 0
+    if record.raw("expression") is not None:
+        problems.error(
+            record.at("expression"), "expressions-router routes are not supported by proxyproof"
+        )
+    protocols = record.strings("protocols")
+    if protocols is not None and not {"http", "https"} & set(protocols):
+        problems.warn(record.path, "no http/https protocol: not served")
+        return None
+    if not paths and not methods and not hosts:
+        problems.error(record.path, "must set one of 'methods', 'hosts', 'headers', 'paths'")
+    record.boolean("preserve_host", False)
+    record.boolean("strip_path", True)
+    record.warn_if_set(
+        {"headers": None, "snis": None, "sources": None, "destinations": None},
+        "route matching on it is not implemented by proxyproof (the route matches without it)",
+    )
+    record.warn_if_set(
+        {"preserve_host": False}, "the upstream Host is always upstream_url's host in proxyproof"
+    )
+
+    chosen = _choose_plugin(
+        scopes.by_route.get(index, []),
+        scopes.by_service.get(pending.service_key, []) if pending.service_key is not None else [],
+        scopes.everywhere,
+        record.path,
+        problems,
+    )
+    plugin = read_plugin(chosen[0], chosen[1].raw("config"), chosen[1].at("config"), problems) if (
+        chosen
+    ) else None
+    if chosen is None:
+        problems.warn(
+            record.path,
+            "has no ai-proxy or ai-proxy-advanced plugin: proxyproof answers it with 501",
+        )
+    if len(problems.errors) > before:
+        return None
+    return Route(
+        name=name,
+        where=record.path,
+        paths=paths,
+        methods=methods,
+        hosts=hosts,
+        regex_priority=regex_priority,
+        plugin=plugin,
+        upstream=_upstream_policy(pending.service, plugin),
+    )
+
+
+def _read_paths(record: Record) -> list[PathRule]:
+    rules = []
+    for index, text in enumerate(record.strings("paths") or ()):
+        where = join(record.at("paths"), index)
+        if text.startswith("~"):
+            try:
+                pattern = re.compile(_python_regex(text[1:]))
+            except re.error as error:
+                record.problems.error(where, f"invalid regex: {error}")
+                continue
+            rules.append(PathRule(text, pattern))
+        elif text.startswith("/"):
+            rules.append(PathRule(text))
+        else:
+            record.problems.error(where, "should start with: / (fixed path) or ~/ (regex path)")
+    return rules
+
+
+def _python_regex(pcre: str) -> str:
+    """Kong's PCRE names groups ``(?<name>...)``; Python spells it ``(?P<name>...)``."""
+    return re.sub(r"\(\?<(?=[A-Za-z_])", "(?P<", pcre)
+
+
+def _choose_plugin(
+    on_route: list[tuple[str, Record]],
+    on_service: list[tuple[str, Record]],
+    everywhere: list[tuple[str, Record]],
+    where: str,
+    problems: Problems,
+) -> tuple[str, Record] | None:
+    """The most specific AI plugin, per plugin name, as Kong picks one instance per plugin."""
+    chosen: dict[str, tuple[str, Record]] = {}
+    for scope in (everywhere, on_service, on_route):  # later (more specific) scopes win
+        for name, plugin in scope:
+            chosen[name] = (name, plugin)
+    if len(chosen) > 1:
+        problems.error(
+            where,
+            "has both ai-proxy and ai-proxy-advanced: only one AI proxy plugin may apply",
+        )
+        return None
+    return next(iter(chosen.values()), None)
+
+
+def _upstream_policy(service: Record | None, plugin: AiPlugin | None) -> UpstreamPolicy:
+    """Kong takes timeouts and retries from the route's service; AI Proxy Advanced's balancer
+    settings, when given, take their place."""
+
+    def from_service(key: str, default: int) -> int:
+        value = service.data.get(key) if service is not None else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+    policy = UpstreamPolicy(
+        connect_timeout=from_service("connect_timeout", DEFAULT_TIMEOUT_MS),
+        read_timeout=from_service("read_timeout", DEFAULT_TIMEOUT_MS),
+        write_timeout=from_service("write_timeout", DEFAULT_TIMEOUT_MS),
+        retries=from_service("retries", DEFAULT_RETRIES),
+    )
+    if plugin is None:
+        return policy
+    balancer = plugin.balancer
+    return UpstreamPolicy(
+        connect_timeout=balancer.connect_timeout or policy.connect_timeout,
+        read_timeout=balancer.read_timeout or policy.read_timeout,
+        write_timeout=balancer.write_timeout or policy.write_timeout,
+        retries=balancer.retries if balancer.retries is not None else policy.retries,
+        failover_criteria=balancer.failover_criteria or policy.failover_criteria,
+    )
+

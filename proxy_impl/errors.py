@@ -1,0 +1,50 @@
+"""The bodies of the answers the proxy writes itself, with Kong's messages and shapes.
+
+Plugin errors (bad client input, a failed transformation) are ``{"error":{"message":...}}``;
+Kong core errors (no route, upstream unreachable, timeout, DNS) are
+``{"message":...,"request_id":...}``. Both are ``application/json; charset=utf-8``.
+"""
+
+from __future__ import annotations
+
+from .codecs import compact_json
+
+JSON = "application/json; charset=utf-8"
+TEXT = "text/plain; charset=utf-8"
+
+NO_ROUTE = "no Route matched with those values"
+UPSTREAM_INVALID = "An invalid response was received from the upstream server"
+UPSTREAM_TIMEOUT = "The upstream server is timing out"
+NAME_RESOLUTION = "name resolution failed"
+UNEXPECTED = "An unexpected error occurred"
+
+CORE_MESSAGES = {
+    500: UNEXPECTED,
+    502: UPSTREAM_INVALID,
+    503: NAME_RESOLUTION,
+    504: UPSTREAM_TIMEOUT,
+}
+
+
+def no_route() -> bytes:
+    return compact_json({"message": NO_ROUTE})
+
+
+def no_ai_plugin(route: str) -> str:
+    return f"route '{route}' has no ai-proxy plugin: proxyproof serves only AI Proxy routes"
+
+
+def plugin_error(message: str) -> bytes:
+    return compact_json({"error": {"message": message}})
+
+
+def core_error(message: str, request_id: str) -> bytes:
+    return compact_json({"message": message, "request_id": request_id})
+
+
+def transformation_failed(route_type: str, reason: str) -> str:
+    return f"transformation failed from type llama2://{route_type}: {reason}"
+
+
+def encode_failed(route_type: str, llama2_format: str) -> str:
+    return f"error transforming to llama2://{route_type}/{llama2_format}"

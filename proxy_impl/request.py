@@ -1,0 +1,147 @@
+"""The client's request body: parsing, then Kong's checks in Kong's order (kong_semantics §1.2).
+
+``parse_body`` turns bytes into the body table (or None, which every later check reports as
+"no valid prompts"). ``plan_request`` runs the checks and returns either a ``Plan`` for the codec
+or the ``Rejection`` the client gets. Both are pure.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from . import tuning
+from .behaviour import Behaviour
+from .plugin_config import CHAT, COMPLETIONS
+
+NO_PROMPTS = "request body doesn't contain valid prompts"
+NGINX_BODY_BUFFER = 8192  # nginx keeps bodies up to this size in memory (Kong's default)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A 400 (or other) answered by the proxy itself, with Kong's message."""
+
+    message: str
+    status: int = 400
+    plain_text: bool = False  # Kong's one plain-string error body (§1.2 edge)
+
+
+@dataclass(frozen=True)
+class Plan:
+    body: dict[str, Any]  # the client body, configured sampling options merged in
+    model: str
+    stream: bool
+
+
+def parse_body(
+    raw: bytes | None, content_type: str | None, limit: int, behaviour: Behaviour
+) -> dict[str, Any] | None:
+    """The body as a JSON object, or None when it is missing, not JSON, not an object, or too
+    large (``limit`` bytes, 0 = no limit; ``raw`` None: larger than the server reads)."""
+    if raw is None:
+        return None
+    spilled = len(raw) > NGINX_BODY_BUFFER or not behaviour.body_limit_only_when_spilled
+    if limit and len(raw) > limit and spilled:
+        return None
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if behaviour.form_bodies and media_type == "application/x-www-form-urlencoded":
+        return _form_table(raw)
+    if media_type and media_type != "application/json":
+        return None
+    try:
+        value = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _form_table(raw: bytes) -> dict[str, Any] | None:
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        return None
+    table: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in table:
+            previous = table[key]
+            table[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            table[key] = value
+    return table
+
+
+def has_chat(body: Mapping[str, Any]) -> bool:
+    messages = body.get("messages")
+    return isinstance(messages, list) and len(messages) > 0
+
+
+def has_completion(body: Mapping[str, Any]) -> bool:
+    return isinstance(body.get("prompt"), str)
+
+
+def plan_request(
+    body: dict[str, Any] | None,
+    *,
+    route_type: str,
+    configured_model: str | None,
+    configured_tuning: Mapping[str, Any],
+    llama2_format: str,
+    response_streaming: str,
+    behaviour: Behaviour,
+) -> Plan | Rejection:
+    """Kong's checks 2-7 of §1.2, in order (templates, check 1, are rendered by the caller)."""
+    if body is None or not (has_chat(body) or has_completion(body)):
+        return Rejection(NO_PROMPTS)
+
+    model = tuning.resolve_model_name(configured_model, body, behaviour)
+    if tuning.foreign_model(body, model):
+        return Rejection(f"cannot use own model - must be: {model}")
+    if model is None:
+        return Rejection("model parameter not found in request, nor in gateway configuration")
+
+    if has_chat(body) and has_completion(body):
+        return Rejection("request matches multiple LLM request formats")
+    request_format = CHAT if has_chat(body) else COMPLETIONS
+    if request_format != route_type:
+        return Rejection(
+            f"[{request_format}] message format is not compatible with [{route_type}] route type"
+        )
+
+    stream = tuning.stream_requested(body, behaviour) or response_streaming == "always"
+    if stream and response_streaming == "deny":
+        return Rejection("response streaming is not enabled for this LLM")
+
+    client_model = body.get("model", model)
+    if behaviour.llama2_driver_model_check and client_model is not False and client_model != model:
+        # Kong's llama2 pre_request hook refuses any other `model`, JSON null and "" included
+        return Rejection("requested model does not match the configured plugin model")
+
+    planned = tuning.merge_tuning(body, configured_tuning)
+    other = "messages" if request_format == COMPLETIONS else "prompt"
+    if other in planned:
+        if behaviour.empty_messages_with_prompt_plaintext_400 and llama2_format != "openai":
+            if planned[other] is not False and _lua_truthy_pair(planned):
+                return Rejection(
+                    "cannot run raw 'prompt' and chat history 'messages' requests at the same "
+                    "time - refer to schema",
+                    plain_text=True,
+                )
+        elif not behaviour.empty_messages_with_prompt_plaintext_400:
+            del planned[other]  # an empty `messages` beside a prompt (or vice versa) means nothing
+    if stream:
+        planned["stream"] = True
+    return Plan(planned, model, stream)
+
+
+def _lua_truthy_pair(body: Mapping[str, Any]) -> bool:
+    """Both `prompt` and `messages` present and not false: Kong's raw/ollama transformers refuse
+    them (a JSON null is truthy in Kong's Lua)."""
+    return all(key in body and body[key] is not False for key in ("prompt", "messages"))

@@ -1,0 +1,227 @@
+"""The I/O edge of streaming: upstream body in, client ``text/event-stream`` out.
+
+Each read of the upstream body goes through the translator and the client encoder and is written
+at once: nothing is buffered beyond one read. A write is awaited before the next read, so a slow
+client slows the upstream down through TCP (backpressure) instead of filling memory. While the
+upstream is quiet the client connection is watched, so a client that hangs up makes the proxy
+close the upstream request within ``CLIENT_CHECK_SECONDS``, not at the next token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+
+import aiohttp
+from aiohttp import web
+
+from .client import KONG_UNSUPPORTED, ClientStream
+from .events import Event, Failure, Finish, events_from_completion
+from .outcome import StreamOutcome, Tally
+from .plan import StreamPlan, framing_of, translator_for
+
+log = logging.getLogger(__name__)
+
+CLIENT_CHECK_SECONDS = 0.05
+MAX_JSON_ANSWER_BYTES = 16 << 20  # a whole JSON answer to a streaming request is read at once
+_UPSTREAM_READ_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError)
+
+
+class ClientGone(Exception):
+    """The client closed its connection: stop, and close the upstream request."""
+
+
+async def relay_stream(
+    request: web.Request, upstream: aiohttp.ClientResponse, plan: StreamPlan
+) -> web.StreamResponse:
+    """Stream the 200 answer ``upstream`` to the client as the plan says; see the package doc."""
+    relay = _Relay(request, upstream, plan)
+    gone = False
+    try:
+        await relay.run()
+    except ClientGone:
+        gone = True
+    finally:
+        if upstream.content.at_eof() and not gone:
+            upstream.release()
+        else:
+            upstream.close()  # mid-body: drop the connection so the upstream stops generating
+        _report(plan.on_done, relay.tally.outcome(client_disconnected=gone))
+    return relay.response
+
+
+class _Relay:
+    def __init__(
+        self, request: web.Request, upstream: aiohttp.ClientResponse, plan: StreamPlan
+    ) -> None:
+        self.request, self.upstream, self.plan = request, upstream, plan
+        self.tally = Tally(keep_text=plan.keep_text)
+        self.response = web.StreamResponse()  # replaced by the response actually sent
+        self.encoder = _encoder(plan)
+
+    async def run(self) -> None:
+        plan = self.plan
+        content_type = self.upstream.headers.get(aiohttp.hdrs.CONTENT_TYPE)
+        framing = framing_of(content_type, plan.llama2_format)
+        if plan.kong_compat and plan.llama2_format == "raw" and framing in ("sse", "ndjson"):
+            return await self._kong_empty_stream()
+        if framing == "json" and not plan.kong_compat and plan.decode_json is not None:
+            return await self._whole_answer()
+        translator = translator_for(plan, framing)
+        await self._open()
+        if translator is None:
+            if plan.kong_compat:
+                await self._write(KONG_UNSUPPORTED)
+            else:
+                await self._send([_unsupported(plan, content_type)])
+            return await self._close()
+        while not self.encoder.ended:
+            try:
+                data = await self._next_read()
+            except _UPSTREAM_READ_ERRORS as error:
+                await self._send([_connection_failure(error)])
+                break
+            await self._send(translator.feed(data) if data else translator.finish())
+            if not data:
+                break
+        await self._close()
+
+    async def _whole_answer(self) -> None:
+        """The upstream answered with one JSON document: decode it, send it as a short stream."""
+        assert self.plan.decode_json is not None
+        try:
+            body = await self._read_body()
+        except _UPSTREAM_READ_ERRORS as error:
+            events: list[Event] = [_connection_failure(error)]
+        else:
+            try:
+                reply = self.plan.decode_json(body)
+            except ValueError as error:  # not transformable: the non-streaming 500
+                self.tally.observe([Failure("malformed", str(error))])
+                self.response = web.json_response(
+                    {"error": {"message": str(error)}},
+                    status=500,
+                    headers=dict(self.plan.headers_to_add),
+                )
+                return
+            events = events_from_completion(reply, self.plan.route_type)
+        await self._open()
+        await self._send(events)
+        await self._close()
+
+    async def _kong_empty_stream(self) -> None:
+        """Kong has no raw stream translator: every event fails and the client gets an empty
+        200 once the upstream has finished."""
+        await self._open()
+        try:
+            while await self._next_read():
+                pass
+        except _UPSTREAM_READ_ERRORS as error:
+            self.tally.observe([_connection_failure(error)])
+        else:
+            self.tally.observe([Finish(None)])
+        await self._close()
+
+    async def _read_body(self) -> bytes:
+        body = bytearray()
+        while data := await self._next_read():
+            body += data
+            if len(body) > MAX_JSON_ANSWER_BYTES:
+                raise aiohttp.ClientPayloadError("upstream JSON answer is too large")
+        return bytes(body)
+
+    async def _next_read(self) -> bytes:
+        return await _next_read(self.upstream.content, self.request)
+
+    async def _open(self) -> None:
+        response = web.StreamResponse(status=200, headers=dict(self.plan.headers_to_add))
+        response.content_type = "text/event-stream"
+        response.headers["Cache-Control"] = "no-cache"
+        response.enable_chunked_encoding()
+        self.response = response
+        await response.prepare(self.request)
+
+    async def _send(self, events: list[Event]) -> None:
+        self.tally.observe(events)
+        data = self.encoder.encode(events)
+        if data:
+            await self._write(data)
+
+    async def _write(self, data: bytes) -> None:
+        try:
+            await self.response.write(data)  # awaits the transport draining: backpressure
+        except ConnectionError as error:
+            raise ClientGone from error
+
+    async def _close(self) -> None:
+        try:
+            await self.response.write_eof()
+        except ConnectionError as error:
+            raise ClientGone from error
+
+
+async def _next_read(reader: aiohttp.StreamReader, request: web.Request) -> bytes:
+    """The next bytes of the upstream body, ``b""`` at its end; ``ClientGone`` if the client left.
+
+    aiohttp does not cancel a handler whose client hangs up, so while no upstream data is
+    buffered the client's transport is checked every ``CLIENT_CHECK_SECONDS``.
+    """
+    _check_client(request)
+    data = reader.read_nowait()
+    if data or reader.at_eof():
+        return data
+    read = asyncio.ensure_future(reader.readany())
+    try:
+        while True:
+            done, _ = await asyncio.wait({read}, timeout=CLIENT_CHECK_SECONDS)
+            if done:
+                return read.result()
+            _check_client(request)
+    finally:
+        if not read.get_loop().is_closed():  # at interpreter shutdown there is nothing to stop
+            read.cancel()
+
+
+def _check_client(request: web.Request) -> None:
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        raise ClientGone
+
+
+def _encoder(plan: StreamPlan) -> ClientStream:
+    prefix = "chatcmpl" if plan.route_type == "llm/v1/chat" else "cmpl"
+    return ClientStream(
+        route_type=plan.route_type,
+        model=plan.model,
+        stream_id=f"{prefix}-{uuid.uuid4().hex}",
+        created=int(time.time()),
+        include_usage=plan.include_usage,
+        kong_compat=plan.kong_compat,
+    )
+
+
+def _unsupported(plan: StreamPlan, content_type: str | None) -> Failure:
+    return Failure(
+        "malformed",
+        f"upstream answered the streaming request with content type {content_type or '(none)'}, "
+        f"not a {plan.llama2_format}-format stream",
+    )
+
+
+def _connection_failure(error: BaseException) -> Failure:
+    if isinstance(error, asyncio.TimeoutError):
+        return Failure("connection", "upstream stopped sending (read timeout) mid-stream")
+    detail = str(error) or type(error).__name__
+    return Failure("connection", f"upstream connection failed mid-stream: {detail}")
+
+
+def _report(on_done: Callable[[StreamOutcome], None] | None, outcome: StreamOutcome) -> None:
+    if on_done is None:
+        return
+    try:
+        on_done(outcome)
+    except Exception:  # the response is already out; a logging bug must not turn into a 500
+        log.exception("stream on_done callback failed")

@@ -1,0 +1,110 @@
+"""The command line, run as a user runs it: a real process, real ports, Ctrl-C to stop."""
+
+import json
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED_CHAT = {"messages": [{"role": "system", "content": "You are a mathematician"},
+                          {"role": "user", "content": "What is 1+1?"}]}
+
+
+def _start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "proxyproof", *args], cwd=ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+def _read_url(process: subprocess.Popen) -> str:
+    for line in process.stdout:
+        found = re.search(r"http://127\.0\.0\.1:\d+", line)
+        if found:
+            return found.group(0)
+    raise AssertionError(f"no URL printed; stderr: {process.stderr.read()}")
+
+
+def _interrupt(process: subprocess.Popen) -> int:
+    process.send_signal(signal.SIGINT)
+    return process.wait(timeout=10)
+
+
+def test_help_explains_every_command():
+    out = subprocess.run([sys.executable, "-m", "proxyproof", "--help"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    for command in ("check", "proxy", "mock"):
+        assert command in out
+
+
+def test_check_reports_every_hosting_as_json():
+    run = subprocess.run([sys.executable, "-m", "proxyproof", "check", "--json"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    report = json.loads(run.stdout)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert report["total"] == 8 and report["conforming"] == 8
+    assert {case["hosting"] for case in report["cases"]} == {
+        "HuggingFace", "Ollama", "llama.cpp", "self-hosted GGUF"}
+
+
+def test_check_prints_a_table():
+    run = subprocess.run([sys.executable, "-m", "proxyproof", "check"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.splitlines()[0].split()[:2] == ["hosting", "format"]
+    assert "8 of 8 cases conform" in run.stdout
+
+
+def test_mock_and_proxy_by_hand_then_ctrl_c(tmp_path):
+    mock = _start("mock", "ollama", "--port", "0")
+    try:
+        mock_url = _read_url(mock)
+        example = (ROOT / "examples" / "ollama.yaml").read_text()
+        proxy_config = tmp_path / "ollama.yaml"
+        proxy_config.write_text(example.replace("http://127.0.0.1:11434", mock_url))
+        proxy = _start("proxy", "--config", str(proxy_config), "--port", "0")
+        try:
+            proxy_url = _read_url(proxy)
+            reply = httpx.post(proxy_url + "/llama2-chat", json=SEED_CHAT, timeout=10)
+            assert reply.status_code == 200
+            assert reply.json()["choices"][0]["message"]["role"] == "assistant"
+        finally:
+            assert _interrupt(proxy) == 0
+        assert _interrupt(mock) == 0
+        assert "POST /api/chat 200" in mock.stdout.read()
+    finally:
+        if mock.poll() is None:
+            mock.kill()
+
+
+def test_proxy_refuses_an_invalid_config_with_the_field_path(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        '_format_version: "3.0"\n'
+        "routes:\n"
+        "  - name: r\n"
+        "    paths: [/chat]\n"
+        "    plugins:\n"
+        "      - name: ai-proxy\n"
+        "        config:\n"
+        "          route_type: llm/v1/chat\n"
+        "          model: {provider: llama2, name: llama2, options: {llama2_format: raw}}\n"
+    )
+    run = subprocess.run([sys.executable, "-m", "proxyproof", "proxy", "--config", str(bad)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert run.returncode == 2
+    assert "model.options.upstream_url" in run.stderr
+    assert "must set 'model.options.upstream_url' for self-hosted providers/models" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("args", [["mock", "nothing"], ["proxy"], ["frobnicate"]])
+def test_usage_errors_exit_2_without_traceback(args):
+    run = subprocess.run([sys.executable, "-m", "proxyproof", *args], cwd=ROOT,
+                         capture_output=True, text=True, timeout=30)
+    assert run.returncode == 2 and "usage:" in run.stderr and "Traceback" not in run.stderr

@@ -1,0 +1,16 @@
+"""The seed scenario conforms for every hosting, in both behaviours."""
+
+import pytest
+
+from harness.hostings import HOSTINGS
+from harness.seed import run_hosting
+
+
+@pytest.mark.parametrize("kong_compat", [False, True], ids=["fixed", "kong-compat"])
+@pytest.mark.parametrize("hosting", HOSTINGS, ids=[h.mock for h in HOSTINGS])
+def test_seed_requests_conform(hosting, kong_compat):
+    results = list(run_hosting(hosting, kong_compat=kong_compat))
+    assert [r.route_type for r in results] == ["llm/v1/chat", "llm/v1/completions"]
+    for result in results:
+        assert result.deviations == [], result
+        assert result.client.startswith("200 ")

@@ -1,0 +1,213 @@
+"""The OpenAI-compatible handlers as pure functions, dialect by dialect (no server needed)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+from typing import Any
+
+import pytest
+
+from fixtures import validate
+from mocks import generation
+from mocks import openai_compat as oc
+from mocks.base import BytesReply, Call, JsonReply, MockSettings, StreamReply
+
+MESSAGES = [{"role": "user", "content": "What is 1+1?"}]
+SETTINGS = MockSettings(models=("llama2", "mistral:7b"))
+
+
+def call(body: Any, path: str = "/v1/chat/completions", raw: bytes | None = None) -> Call:
+    data = raw if raw is not None else json.dumps(body).encode()
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        from mocks.base import NOT_JSON
+
+        parsed = NOT_JSON
+    return Call("POST", path, {}, {}, {}, data, SETTINGS, parsed)
+
+
+def chunks(reply: Any) -> list[Any]:
+    assert isinstance(reply, StreamReply)
+    assert reply.frames[-1] == b"data: [DONE]\n\n"
+    decoded = []
+    for frame in reply.frames[:-1]:
+        assert frame.startswith(b"data: ") and frame.endswith(b"\n\n")
+        decoded.append(json.loads(frame[6:]))
+    return decoded
+
+
+def chat(dialect: oc.Dialect, **request: Any) -> Any:
+    return oc.chat_completions(dialect, call({"model": "llama2", "messages": MESSAGES, **request}))
+
+
+def completion(dialect: oc.Dialect, **request: Any) -> Any:
+    body = {"model": "llama2", "prompt": "Tell me", **request}
+    return oc.completions(dialect, call(body, "/v1/completions"))
+
+
+def text_of(events: list[Any]) -> str:
+    return "".join(
+        (c["choices"][0]["delta"].get("content") or "") for c in events if c["choices"]
+    )
+
+
+ALL = [pytest.param(d, id=d.name) for d in (oc.OPENAI, oc.OLLAMA, oc.LLAMACPP, oc.TGI)]
+
+
+@pytest.mark.parametrize("dialect", ALL)
+@pytest.mark.parametrize("limit", [None, 2])
+def test_stream_and_whole_reply_agree(dialect: oc.Dialect, limit: int | None) -> None:
+    extra = {} if limit is None else {"max_tokens": limit}
+    whole = chat(dialect, **extra).body
+    events = chunks(chat(dialect, stream=True, stream_options={"include_usage": True}, **extra))
+    assert text_of(events) == whole["choices"][0]["message"]["content"]
+    finishes = [c["choices"][0]["finish_reason"] for c in events if c["choices"]]
+    assert finishes[-1] == whole["choices"][0]["finish_reason"]
+    assert finishes[:-1] == [None] * (len(finishes) - 1)
+    assert events[-1]["choices"] == [] and events[-1]["usage"] == whole["usage"]
+    usage = whole["usage"]
+    assert usage["completion_tokens"] == generation.count_tokens(text_of(events))
+    for body in (whole, *events):
+        validate("OpenAIChatChunk" if body is not whole else "OpenAIChatResponse", body)
+    completion_whole = completion(dialect, **extra).body
+    validate("OpenAICompletionResponse", completion_whole)
+    parts = chunks(completion(dialect, stream=True, **extra))
+    assert "".join(c["choices"][0]["text"] for c in parts if c["choices"]) == (
+        completion_whole["choices"][0]["text"]
+    )
+    for part in parts:
+        validate("OpenAICompletionChunk", part)
+
+
+def test_openai_shapes() -> None:
+    body = chat(oc.OPENAI).body
+    assert body["choices"][0]["message"]["refusal"] is None
+    assert body["choices"][0]["logprobs"] is None
+    assert body["system_fingerprint"].startswith("fp_")
+    events = chunks(chat(oc.OPENAI, stream=True, stream_options={"include_usage": True}))
+    assert events[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert events[-2]["choices"][0]["delta"] == {}
+    assert all(e["usage"] is None for e in events[:-1])
+    plain = chunks(chat(oc.OPENAI, stream=True))
+    assert all("usage" not in e for e in plain)
+    assert completion(oc.OPENAI).body["usage"]["completion_tokens"] <= 16
+
+
+def test_ollama_shapes() -> None:
+    body = chat(oc.OLLAMA, model="llama2:latest").body
+    assert body["system_fingerprint"] == "fp_ollama"
+    assert body["id"].startswith("chatcmpl-") and body["id"][9:].isdigit()
+    assert "logprobs" not in body["choices"][0] and "refusal" not in body["choices"][0]["message"]
+    events = chunks(chat(oc.OLLAMA, stream=True))
+    assert all(e["choices"][0]["delta"]["role"] == "assistant" for e in events)
+    assert events[-1]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert all("usage" not in e for e in events)
+    models = oc.list_models(oc.OLLAMA, call(None, "/v1/models")).body
+    assert [m["id"] for m in models["data"]] == ["llama2:latest", "mistral:7b"]
+    assert {m["owned_by"] for m in models["data"]} == {"library"}
+    missing = chat(oc.OLLAMA, model="phi3")
+    assert missing.status == 404
+    assert missing.body["error"] == {
+        "message": "model 'phi3' not found", "type": "not_found_error", "param": None,
+        "code": None,
+    }
+    assert chat(oc.OLLAMA, messages=[]).body["error"]["message"] == "[] is too short - 'messages'"
+    not_json = oc.chat_completions(oc.OLLAMA, call(None, raw=b"hello"))
+    assert (not_json.status, not_json.body["error"]["message"]) == (
+        400, "invalid character 'h' looking for beginning of value"
+    )
+    assert oc.chat_completions(oc.OLLAMA, call(None, raw=b"")).body["error"]["message"] == "EOF"
+
+
+def test_llamacpp_shapes() -> None:
+    body = chat(oc.LLAMACPP, model="anything-at-all").body
+    assert body["model"] == "llama2"  # llama.cpp reports the model it serves
+    assert len(body["id"]) == len("chatcmpl-") + 32
+    assert set(body["timings"]) >= {"prompt_n", "prompt_ms", "predicted_n", "predicted_ms"}
+    events = chunks(chat(oc.LLAMACPP, stream=True))
+    assert events[0]["choices"][0]["delta"] == {"role": "assistant", "content": None}
+    assert "timings" in events[-1] and all("timings" not in e for e in events[:-1])
+    final = chunks(completion(oc.LLAMACPP, stream=True))[-1]
+    assert final["usage"]["completion_tokens"] > 0 and final["choices"][0]["text"] == ""
+    models = oc.list_models(oc.LLAMACPP, call(None, "/v1/models")).body
+    validate("LlamaCppModelList", models)
+    assert [m["owned_by"] for m in models["data"]] == ["llamacpp"]
+    paths = {route.path: route.public for route in oc.routes(oc.LLAMACPP)}
+    assert paths["/chat/completions"] is False and paths["/models"] is True
+    missing = completion(oc.LLAMACPP, prompt=None)
+    assert missing.status == 400
+    assert missing.body["error"] == {
+        "code": 400, "message": '"prompt" is required', "type": "invalid_request_error",
+    }
+    broken = oc.chat_completions(oc.LLAMACPP, call(None, raw=b"nope"))
+    assert broken.status == 500 and broken.body["error"]["type"] == "server_error"
+
+
+def test_tgi_shapes() -> None:
+    body = chat(oc.TGI, model="ignored").body
+    assert body["id"] == "" and body["model"] == "llama2"
+    events = chunks(chat(oc.TGI, stream=True, max_tokens=2))
+    assert all(e["choices"][0]["delta"]["role"] == "assistant" for e in events)
+    assert all(e["usage"] is None for e in events)
+    assert [e["choices"][0]["finish_reason"] for e in events] == [None, "length"]
+    ended = chunks(chat(oc.TGI, stream=True))
+    assert ended[-1]["choices"][0] == {
+        "index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+        "finish_reason": "stop",
+    }
+    full = chat(oc.TGI).body["choices"][0]["message"]["content"]
+    stopped = chat(oc.TGI, stop=[full.split()[1]]).body["choices"][0]
+    assert stopped["finish_reason"] == "stop_sequence"
+    string_stop = chat(oc.TGI, stop="x")
+    assert isinstance(string_stop, BytesReply) and string_stop.status == 422
+    no_messages = oc.chat_completions(oc.TGI, call({"model": "tgi"}))
+    assert no_messages.status == 422 and b"missing field `messages`" in no_messages.body
+    assert {r.path for r in oc.routes(oc.TGI)} == {
+        "/v1/chat/completions", "/v1/completions", "/v1/models",
+    }
+    assert oc.list_models(oc.TGI, call(None, "/v1/models")).body["data"][0]["created"] == 0
+
+
+@pytest.mark.parametrize("dialect", ALL)
+def test_handlers_carry_their_stream_error_frame(dialect: oc.Dialect) -> None:
+    for route in oc.routes(dialect):
+        frame = route.handler.stream_error("boom")  # type: ignore[attr-defined]
+        assert frame.startswith(b"data: ") and frame.endswith(b"\n\n")
+        event = json.loads(frame[6:])
+        assert event["error"]["message"] == "boom"
+
+
+def test_replies_are_a_function_of_the_request_content() -> None:
+    request = {"model": "llama2", "messages": MESSAGES, "seed": 5}
+    compact = oc.chat_completions(oc.OPENAI, call(request))
+    spaced = json.dumps(dict(reversed(request.items())), indent=2).encode()
+    reordered = oc.chat_completions(oc.OPENAI, call(None, raw=spaced))
+    assert compact.body == reordered.body  # id and created included
+    assert isinstance(compact.body["created"], int)
+    other = chat(oc.OPENAI, seed=1).body
+    assert (other["id"], other["created"]) != (compact.body["id"], compact.body["created"])
+
+
+def test_embeddings() -> None:
+    reply = oc.embeddings(oc.OPENAI, call({"model": "m", "input": "hi", "dimensions": 4,
+                                           "encoding_format": "base64"}, "/v1/embeddings"))
+    assert isinstance(reply, JsonReply)
+    packed = base64.b64decode(reply.body["data"][0]["embedding"])
+    assert list(struct.unpack("<4f", packed)) == oc.embedding_vector("hi", 4)
+    assert reply.body["usage"] == {"prompt_tokens": 1, "total_tokens": 1}
+    bad = oc.embeddings(oc.OPENAI, call({"model": "m", "input": "x", "encoding_format": "hex"},
+                                        "/v1/embeddings"))
+    assert bad.status == 400 and bad.body["error"]["param"] == "encoding_format"
+    assert oc.embedding_vector("a") != oc.embedding_vector("b")
+
+
+def test_token_prompts_and_batches_of_one() -> None:
+    by_ids = completion(oc.OPENAI, prompt=[1, 2, 3], max_tokens=50).body
+    assert by_ids["usage"]["prompt_tokens"] == 3
+    single = completion(oc.OPENAI, prompt=["Tell me"], max_tokens=50).body
+    assert single["choices"][0]["text"] == completion(oc.OPENAI, max_tokens=50).body[
+        "choices"][0]["text"]
+    assert completion(oc.OLLAMA, prompt=["a", "b"]).status == 400
