@@ -51,7 +51,21 @@ gets ``400 {"error": "<what is wrong>"}``; an unknown one 404, a wrong method 40
       "content_type": ".."}`` — answered as is (before the API-key check);
     - ``"reply": "<text>"`` — the text replaces the generated reply; the server still answers in
       its own protocol (stream or not, token counts from this text);
-    - ``"fault": {"kind": "<kind>", <parameters>}`` — see ``mocks.faults`` and ``fault_kinds``.
+    - ``"fault": {"kind": "<kind>", <parameters>}``, one of (defaults in brackets):
+      ``status`` {status, json | body, headers, content_type}: any status and body;
+      ``latency`` {seconds}: wait before the headers, then the normal reply;
+      ``chunk_delay`` {seconds}: wait between stream frames (a slow token stream);
+      ``reset_before_headers``: a TCP reset before any byte;
+      ``reset_mid_stream`` {after_frames [1]}: headers and that many frames, then a reset;
+      ``empty_response``: close cleanly without a single byte;
+      ``malformed_json``: the body (or the first stream frame) cut so it does not parse;
+      ``truncated_stream`` {after_frames [1]}: that many frames, then a clean end without the
+      final frames; ``rate_limit`` {retry_after [1]}: 429 in the server's dialect with
+      ``Retry-After``; ``loading`` {estimated_time [20.0]}: the server's "model is loading"
+      reply; ``stream_error`` {after_frames [1], message}: that many frames, then the server's
+      mid-stream error event. On a non-streamed reply, ``reset_mid_stream`` cuts the body half
+      way, ``truncated_stream`` ends it cleanly half way, ``stream_error`` answers the server's
+      500 error and ``chunk_delay`` does nothing (details in ``mocks.faults``).
 ``GET /__mock__/scripts``
     ``{"scripts": [{"id", "match", "times", "remaining", "hits", <action>}, ...]}``; a script
     whose ``times`` are used up stays listed with ``remaining: 0`` and no longer matches.

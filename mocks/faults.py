@@ -116,13 +116,12 @@ def parse_response(spec: Any, where: str = "response") -> Reply:
     content_type = spec.get("content_type")
     if content_type is not None and not isinstance(content_type, str):
         raise ValueError(f"{where}.content_type must be a string")
-    if "body" in spec:
-        if not isinstance(spec["body"], str):
-            raise ValueError(f"{where}.body must be a string (use 'json' for JSON)")
-        return BytesReply(
-            status, spec["body"].encode(), content_type or "text/plain; charset=utf-8", headers
-        )
-    return JsonReply(status, spec.get("json"), headers, content_type or "application/json")
+    if "json" in spec:
+        return JsonReply(status, spec["json"], headers, content_type or "application/json")
+    text = spec.get("body", "")
+    if not isinstance(text, str):
+        raise ValueError(f"{where}.body must be a string (use 'json' for JSON)")
+    return BytesReply(status, text.encode(), content_type or "text/plain; charset=utf-8", headers)
 
 
 def parse_fault(spec: Any) -> Fault:

@@ -167,6 +167,10 @@ class Dialect:
     list_models: Callable[[Call], Any]
     aliases: tuple[tuple[str, str], ...] = ()  # (v1 path, alias path) served by the same handler
     reject_body: Callable[[int, str], Reply] | None = None  # None: self.error
+    body_status: int = 400  # status of a body the server cannot deserialise (TGI/axum: 422)
+    rejects_n: bool = False  # n != 1 is refused (where the real server would honour it)
+    prompt_string_only: bool = False  # Ollama: /v1/completions takes only a string prompt
+    shown_model: Callable[[str], str] = lambda name: name  # a model id as listed (Ollama tags)
 
     def error(
         self, status: int, message: str, *, param: str | None = None, code: str | None = None
@@ -342,6 +346,7 @@ OPENAI = Dialect(
     model_matcher=_exact_model,
     model_not_found=lambda m: f"The model `{m}` does not exist or you do not have access to it.",
     list_models=_openai_models,
+    rejects_n=True,
 )
 
 OLLAMA = Dialect(
@@ -385,6 +390,8 @@ OLLAMA = Dialect(
     model_matcher=_ollama_model,
     model_not_found=lambda m: f"model '{m}' not found",
     list_models=_ollama_models,
+    prompt_string_only=True,
+    shown_model=_ollama_tagged,
 )
 
 LLAMACPP = Dialect(
@@ -429,6 +436,7 @@ LLAMACPP = Dialect(
     model_not_found=lambda m: f"model '{m}' not found",
     list_models=_llamacpp_models,
     aliases=(("/v1/chat/completions", "/chat/completions"), ("/v1/models", "/models")),
+    rejects_n=True,
 )
 
 TGI = Dialect(
@@ -477,6 +485,7 @@ TGI = Dialect(
     model_not_found=lambda m: f"model '{m}' not found",
     list_models=_tgi_models,
     reject_body=_tgi_body_rejection,
+    body_status=422,
 )
 
 DIALECTS = {d.name: d for d in (OPENAI, OLLAMA, LLAMACPP, TGI)}
@@ -485,8 +494,13 @@ DIALECTS = {d.name: d for d in (OPENAI, OLLAMA, LLAMACPP, TGI)}
 # --- request parsing ------------------------------------------------------------------------
 
 
+class _NotJson(Exception):
+    """The body is empty or not JSON: each server has its own words for that."""
+
+
 class _Invalid(Exception):
-    """A request the server refuses; ``body`` marks a deserialization-level rejection."""
+    """A request the server refuses. ``body`` marks a rejection at deserialisation, which some
+    servers word and shape differently (TGI: axum's plain text with the dialect's body_status)."""
 
     def __init__(
         self,
@@ -498,17 +512,15 @@ class _Invalid(Exception):
         body: bool = False,
     ) -> None:
         super().__init__(message)
-        self.message, self.param, self.status, self.code, self.body = (
-            message,
-            param,
-            status,
-            code,
-            body,
-        )
+        self.message = message
+        self.param = param
+        self.status = status
+        self.code = code
+        self.body = body
 
     def reply(self, dialect: Dialect) -> Reply:
         if self.body:
-            return dialect.rejected_body(self.status, self.message)
+            return dialect.rejected_body(dialect.body_status, self.message)
         return dialect.error(self.status, self.message, param=self.param, code=self.code)
 
 
@@ -544,13 +556,8 @@ def _request_object(dialect: Dialect, call: Call) -> dict[str, Any]:
             f"Invalid type for request body: expected an object, but got "
             f"{_json_type(call.json)} instead.",
             body=True,
-            status=422 if dialect is TGI else 400,
         )
     return call.json
-
-
-class _NotJson(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -607,7 +614,6 @@ def _stop(dialect: Dialect, request: Mapping[str, Any]) -> tuple[str, ...]:
             raise _Invalid(
                 "Failed to deserialize the JSON body into the target type: stop: invalid type: "
                 f"string {stop!r}, expected a sequence",
-                status=422,
                 body=True,
             )
         return (stop,)
@@ -644,7 +650,7 @@ def _options(
     if seed is not None and not _is_int(seed):
         raise _wrong_type("seed", "an integer", seed)
     n = request.get("n")
-    if n is not None and n != 1 and dialect in (OPENAI, LLAMACPP):
+    if n is not None and n != 1 and dialect.rejects_n:
         raise _Invalid(
             f"This mock generates one choice per request: 'n' must be 1, got {n!r}.", "n",
             code="invalid_value",
@@ -665,13 +671,13 @@ _ROLES = ("system", "assistant", "user", "function", "tool", "developer")
 def _messages(dialect: Dialect, request: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     messages = request.get("messages")
     if messages is None:
-        raise _Invalid(dialect.missing_messages, "messages", status=422 if dialect is TGI else 400,
-                       body=dialect is TGI)
+        raise _Invalid(dialect.missing_messages, "messages", body=True)
     if not isinstance(messages, list):
         raise _wrong_type("messages", "an array of objects", messages)
     if not messages:
-        raise _Invalid(dialect.empty_messages, "messages", code="empty_array",
-                       status=422 if dialect is TGI else 400)
+        raise _Invalid(
+            dialect.empty_messages, "messages", status=dialect.body_status, code="empty_array"
+        )
     for index, message in enumerate(messages):
         where = f"messages[{index}]"
         if not isinstance(message, dict):
@@ -698,19 +704,18 @@ def _prompt(dialect: Dialect, request: Mapping[str, Any]) -> tuple[str, int]:
     if prompt is None:
         if dialect.missing_prompt is None:
             return "", 0
-        tgi = dialect is TGI
-        raise _Invalid(dialect.missing_prompt, "prompt", status=422 if tgi else 400, body=tgi)
+        raise _Invalid(dialect.missing_prompt, "prompt", body=True)
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str | list):
         prompt = prompt[0]  # a batch of one is that prompt
     if isinstance(prompt, str):
         return prompt, generation.count_tokens(prompt)
-    if dialect is not OLLAMA and isinstance(prompt, list) and prompt and all(map(_is_int, prompt)):
-        return " ".join(map(str, prompt)), len(prompt)  # a token-id prompt
-    if dialect is OLLAMA:
+    if dialect.prompt_string_only:
         raise _Invalid(
             f"json: cannot unmarshal {'array' if isinstance(prompt, list) else 'value'} into Go "
             "struct field CompletionRequest.prompt of type string"
         )
+    if isinstance(prompt, list) and prompt and all(map(_is_int, prompt)):
+        return " ".join(map(str, prompt)), len(prompt)  # a token-id prompt
     raise _Invalid(
         "This mock completes one prompt per request: send 'prompt' as a string or one array of "
         "token ids.",
@@ -960,8 +965,7 @@ def retrieve_model(dialect: Dialect, call: Call) -> Reply:
     requested = call.match_info.get("model", "")
     if dialect.model_matcher(call.settings.models, requested) is None:
         return dialect.error(404, dialect.model_not_found(requested), code="model_not_found")
-    shown = _ollama_tagged(requested) if dialect is OLLAMA else requested
-    entry = _model_entry(shown, dialect.owned_by or requested)
+    entry = _model_entry(dialect.shown_model(requested), dialect.owned_by or requested)
     return JsonReply(200, entry, content_type=dialect.json_content_type)
 
 

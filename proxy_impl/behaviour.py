@@ -21,7 +21,6 @@ class Behaviour:
     form_bodies: bool  # §1.1 [QUIRK]: application/x-www-form-urlencoded bodies parse as flat tables
     empty_messages_with_prompt_plaintext_400: bool  # §1.2: `messages:[]`+prompt → plain-text 400
     blank_client_model_is_a_name: bool  # §2 [QUIRK]: `"model": ""` is taken as the model name
-    llama2_driver_model_check: bool  # llama2.lua pre_request: another `model` (null too) → 400
     # Upstream request (§3.1, §6, §10.8, §10.17).
     http_default_port_443: bool  # §3.1: `http://host/...` without a port connects to port 443
     forward_client_method: bool  # §3.1: the client's method goes upstream instead of POST
@@ -49,7 +48,6 @@ FIXED = Behaviour(
     form_bodies=False,
     empty_messages_with_prompt_plaintext_400=False,
     blank_client_model_is_a_name=False,
-    llama2_driver_model_check=False,
     http_default_port_443=False,
     forward_client_method=False,
     drop_upstream_url_query=False,
@@ -74,7 +72,6 @@ KONG = Behaviour(
     form_bodies=True,
     empty_messages_with_prompt_plaintext_400=True,
     blank_client_model_is_a_name=True,
-    llama2_driver_model_check=True,
     http_default_port_443=True,
     forward_client_method=True,
     drop_upstream_url_query=True,

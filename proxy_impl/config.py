@@ -25,6 +25,7 @@ from .plugin_config import (
     AI_PROXY,
     AI_PROXY_ADVANCED,
     MAX_TIMEOUT,
+    WRITE_TIMEOUT_NOTE,
     AiPlugin,
     describe_plugin,
     read_plugin,
@@ -169,7 +170,6 @@ class _PendingRoute:
     record: Record
     service: Record | None
     service_key: int | None  # index of the service, to find service-level plugins
-    plugins: list[tuple[str, Record]] = field(default_factory=list)
 
 
 @dataclass
@@ -249,9 +249,10 @@ def _read_document(document: Any, problems: Problems) -> list[Route]:
 def _reference(record: Record, key: str, names: Mapping[str, int]) -> int | None:
     """Resolve ``service: name`` / ``route: {name: ...}`` / ``{id: ...}`` to an index."""
     value = record.raw(key)
-    if value is None or not isinstance(value, str | Mapping):
-        if value is not None and not isinstance(value, str | Mapping):
-            record.problems.error(record.at(key), "expected a name or a record with name or id")
+    if value is None:
+        return None
+    if not isinstance(value, str | Mapping):
+        record.problems.error(record.at(key), "expected a name or a record with name or id")
         return None
     wanted = value if isinstance(value, str) else value.get("name") or value.get("id")
     if wanted not in names:
@@ -294,6 +295,7 @@ def _check_service(service: Record) -> None:
     service.integer("retries", between=(0, 32767))
     for key in ("connect_timeout", "read_timeout", "write_timeout"):
         service.integer(key, between=(1, MAX_TIMEOUT))
+    service.warn_if_set({"write_timeout": DEFAULT_TIMEOUT_MS}, WRITE_TIMEOUT_NOTE)
     service.warn_if_set(
         {"client_certificate": None, "tls_verify": None, "tls_verify_depth": None,
          "ca_certificates": None, "tls_sans": None},
@@ -342,14 +344,15 @@ def _read_route(
         record.path,
         problems,
     )
-    plugin = read_plugin(chosen[0], chosen[1].raw("config"), chosen[1].at("config"), problems) if (
-        chosen
-    ) else None
+    plugin = None
     if chosen is None:
         problems.warn(
             record.path,
             "has no ai-proxy or ai-proxy-advanced plugin: proxyproof answers it with 501",
         )
+    else:
+        kind, entity = chosen
+        plugin = read_plugin(kind, entity.raw("config"), entity.at("config"), problems)
     if len(problems.errors) > before:
         return None
     return Route(
@@ -432,4 +435,3 @@ def _upstream_policy(service: Record | None, plugin: AiPlugin | None) -> Upstrea
         retries=balancer.retries if balancer.retries is not None else policy.retries,
         failover_criteria=balancer.failover_criteria or policy.failover_criteria,
     )
-

@@ -51,6 +51,10 @@ MAX_TIMEOUT = 2**31 - 2
 # Kong's defaults for max_request_body_size: ai-proxy keeps 8 KiB (§10.1), Advanced 1 MiB (§1.1).
 DEFAULT_BODY_LIMIT = {AI_PROXY: 8192, AI_PROXY_ADVANCED: 1048576}
 
+WRITE_TIMEOUT_NOTE = (
+    "is not enforced by proxyproof (only connect and read timeouts are; request bodies are "
+    "written at once)"
+)
 MUST_SET_FORMAT = "must set 'model.options.llama2_format' for llama2 provider"
 MUST_SET_URL = "must set 'model.options.upstream_url' for self-hosted providers/models"
 
@@ -373,6 +377,7 @@ def _read_balancer(balancer: Record | None) -> Balancer:
             balancer.at("max_fails"),
             "is set but the circuit breaker is not implemented by proxyproof (single target)",
         )
+    balancer.warn_if_set({"write_timeout": 60000}, WRITE_TIMEOUT_NOTE)
     criteria = balancer.strings("failover_criteria", one_of=FAILOVER_CRITERIA)
     return Balancer(
         retries=balancer.integer("retries", between=(0, 32767)),
@@ -419,4 +424,3 @@ def describe_plugin(plugin: AiPlugin) -> str:
         f"{plugin.kind} {target.route_type} llama2/{model} "
         f"[{target.options.llama2_format}] → {target.options.upstream_url}"
     )
-

@@ -47,10 +47,10 @@ def parse_body(
     spilled = len(raw) > NGINX_BODY_BUFFER or not behaviour.body_limit_only_when_spilled
     if limit and len(raw) > limit and spilled:
         return None
-    media_type = (content_type or "").split(";", 1)[0].strip().lower()
-    if behaviour.form_bodies and media_type == "application/x-www-form-urlencoded":
+    media_type = (content_type or "").strip().lower()
+    if behaviour.form_bodies and media_type.startswith("application/x-www-form-urlencoded"):
         return _form_table(raw)
-    if media_type and media_type != "application/json":
+    if media_type and not media_type.startswith("application/json"):
         return None
     try:
         value = json.loads(raw, parse_constant=_reject_constant)
@@ -118,11 +118,6 @@ def plan_request(
     stream = tuning.stream_requested(body, behaviour) or response_streaming == "always"
     if stream and response_streaming == "deny":
         return Rejection("response streaming is not enabled for this LLM")
-
-    client_model = body.get("model", model)
-    if behaviour.llama2_driver_model_check and client_model is not False and client_model != model:
-        # Kong's llama2 pre_request hook refuses any other `model`, JSON null and "" included
-        return Rejection("requested model does not match the configured plugin model")
 
     planned = tuning.merge_tuning(body, configured_tuning)
     other = "messages" if request_format == COMPLETIONS else "prompt"

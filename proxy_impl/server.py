@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +50,7 @@ STATE = web.AppKey("proxyproof_proxy", ProxyState)
 
 
 def proxy_app(
-    config: str | Any | Config,
+    config: str | os.PathLike[str] | Mapping[str, Any] | Config,
     *,
     kong_compat: bool = False,
     resolver: abc.AbstractResolver | None = None,
@@ -85,6 +86,10 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     call = _Call(request, state, uuid.uuid4().hex, Timing())
     try:
         response = await call.run()
+    except ConnectionError:  # the client went away: nobody to answer
+        call.status = 499
+        call.write_log()
+        raise
     except Exception:  # a bug must not reach the client as a traceback
         logger.exception("unexpected error handling %s %s", request.method, request.path)
         call.status = 500
@@ -363,4 +368,3 @@ def _as_int(value: object) -> int | None:
 def _local_port(request: web.Request) -> int | None:
     sockname = request.transport.get_extra_info("sockname") if request.transport else None
     return sockname[1] if isinstance(sockname, tuple) and len(sockname) >= 2 else None
-

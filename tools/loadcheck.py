@@ -7,6 +7,8 @@ URL, then fires small non-streaming ``/v1/chat/completions`` requests (``/api/ch
 ``stream: false`` for ollama) over ``--concurrency`` keep-alive connections until ``--requests``
 have been answered, and prints the rate. Every answer must be a 200, or the run fails.
 Use ``--log`` to measure with the one-line-per-request log on (as ``proxyproof mock`` runs).
+On a machine with two or more CPUs the server is pinned to CPU 0 and the client to CPU 1, so
+the figure is what one core of the mock answers.
 """
 
 from __future__ import annotations
@@ -72,12 +74,17 @@ def main() -> None:
     parser.add_argument("--log", action="store_true", help="keep the per-request log line on")
     args = parser.parse_args()
 
+    cpus = sorted(os.sched_getaffinity(0))
+    pinned = len(cpus) >= 2
     server = subprocess.Popen(
         [sys.executable, "-c", _SERVER, args.mock, "log" if args.log else "quiet"],
         stdout=subprocess.PIPE,
         text=True,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        preexec_fn=(lambda: os.sched_setaffinity(0, {cpus[0]})) if pinned else None,
     )
+    if pinned:
+        os.sched_setaffinity(0, {cpus[1]})
     try:
         assert server.stdout is not None
         announced = server.stdout.readline().strip()  # "<name>: <url>"
@@ -86,10 +93,11 @@ def main() -> None:
             subprocess.Popen(["cat"], stdin=server.stdout, stdout=subprocess.DEVNULL)
         path, body = _request(args.mock)
         rate = asyncio.run(_load(base + path, body, args.requests, args.concurrency))
+        where = "pinned to one CPU" if pinned else "in one process"
         logging = ", request log on" if args.log else ""
         print(
             f"{args.mock}: {rate:,.0f} requests/s ({args.requests} non-streaming POST {path}, "
-            f"{args.concurrency} connections, server in one process{logging})"
+            f"{args.concurrency} connections, server {where}{logging})"
         )
     finally:
         server.terminate()

@@ -77,7 +77,9 @@ def _chat_prompt(messages: Sequence[Any]) -> str:
             prompt = f"<s>[INST] <<SYS>> {content} <</SYS>>"
             awaiting_question = True
         elif role in ("assistant", "system"):
-            if awaiting_question:
+            if not prompt:
+                prompt = "<s>[INST]"  # an answer needs a question before it, even an empty one
+            if awaiting_question or not prompt.endswith(("[/INST]", "</s>")):
                 prompt += " [/INST]"
                 awaiting_question = False
             prompt += f" {content} </s>"

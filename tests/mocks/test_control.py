@@ -111,6 +111,10 @@ def test_scripts_match_and_count(mock: RunningMock, http: httpx.Client) -> None:
     secret = {**CHAT, "messages": [{"role": "user", "content": "a secret"}]}
     assert http.post("/v1/chat/completions", json=secret).status_code == 418
     assert http.post("/v1/chat/completions", json=secret).status_code == 200  # used up
+    bare = control.script(match={"path": "/v1/embeddings"}, times=1, response={"status": 500})
+    empty = http.post("/v1/embeddings", json={"model": "m", "input": "x"})
+    assert (empty.status_code, empty.content) == (500, b"")
+    control.remove_script(bare)
     for _ in range(2):
         reply = http.post("/v1/completions", json=CHAT, headers={"X-Mode": "slow"})
         assert (reply.status_code, reply.text, reply.headers["x-scripted"]) == (

@@ -200,3 +200,14 @@ def test_corrupt_never_parses_and_keeps_the_framing(payload: bytes) -> None:
     content = broken.rstrip(b"\r\n").removeprefix(b"data: ")
     with pytest.raises(ValueError):
         json.loads(content)
+
+
+def test_a_client_leaving_mid_stream_is_journaled(mock: RunningMock, http: httpx.Client) -> None:
+    mock.control.fault("chunk_delay", seconds=0.2)
+    with http.stream("POST", "/v1/chat/completions", json=STREAM) as reply:
+        first = next(line for line in reply.iter_lines() if line)
+    # Leaving the block closed the connection after one frame.
+    assert first.startswith("data: {")
+    entry = last_entry(mock)
+    assert entry["outcome"] == "client_disconnected"
+    assert 1 <= entry["frames_sent"] < FRAMES and entry["status"] == 200

@@ -8,6 +8,8 @@ import struct
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fixtures import validate
 from mocks import generation
@@ -211,3 +213,47 @@ def test_token_prompts_and_batches_of_one() -> None:
     assert single["choices"][0]["text"] == completion(oc.OPENAI, max_tokens=50).body[
         "choices"][0]["text"]
     assert completion(oc.OLLAMA, prompt=["a", "b"]).status == 400
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    dialect=st.sampled_from([oc.OPENAI, oc.OLLAMA, oc.LLAMACPP, oc.TGI]),
+    content=st.text(max_size=40),
+    seed=st.none() | st.integers(0, 2**31),
+    limit=st.none() | st.integers(1, 25),
+    stop=st.lists(st.sampled_from(["the", "two", ".", " a", "zebra"]), max_size=3),
+    include_usage=st.booleans(),
+)
+def test_property_stream_and_whole_agree(
+    dialect: oc.Dialect, content: str, seed: int | None, limit: int | None, stop: list[str],
+    include_usage: bool,
+) -> None:
+    request: dict[str, Any] = {
+        "model": "llama2", "messages": [{"role": "user", "content": content}], "stop": stop,
+    }
+    if seed is not None:
+        request["seed"] = seed
+    if limit is not None:
+        request["max_tokens"] = limit
+    whole = oc.chat_completions(dialect, call(request)).body
+    streamed = oc.chat_completions(
+        dialect,
+        call({**request, "stream": True, "stream_options": {"include_usage": include_usage}}),
+    )
+    events = chunks(streamed)
+    text = whole["choices"][0]["message"]["content"]
+    assert text_of(events) == text
+    expected = generation.generate(
+        "llama2", generation.chat_key(request["messages"]),
+        prompt_tokens=generation.chat_prompt_tokens(request["messages"]), seed=seed,
+        max_tokens=limit, stop=stop,
+    )
+    assert text == expected.text
+    usage = whole["usage"]
+    assert usage["completion_tokens"] == generation.count_tokens(text) == expected.completion_tokens
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    finish = whole["choices"][0]["finish_reason"]
+    assert finish == ("length" if expected.finish_reason == "length" else (
+        "stop_sequence" if expected.stopped_by and dialect is oc.TGI else "stop"))
+    assert not any(s and s in text for s in stop)
+    assert (events[-1].get("usage") is not None) == include_usage

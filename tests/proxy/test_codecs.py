@@ -141,6 +141,10 @@ def test_ollama_completions_request_is_kongs_body(behaviour):
             [("system", "S"), ("assistant", "A"), ("user", "Q")],
             "<s>[INST] <<SYS>> S <</SYS>> [/INST] A </s> <s>[INST] Q [/INST]",
         ),
+        (
+            [("assistant", "A"), ("user", "Q")],
+            "<s>[INST] [/INST] A </s> <s>[INST] Q [/INST]",
+        ),
         (  # Kong's own fixture answers with role `system`: still an answer slot
             [("system", "S"), ("user", "Q1"), ("system", "A1"), ("user", "Q2")],
             "<s>[INST] <<SYS>> S <</SYS>> Q1 [/INST] A1 </s> <s>[INST] Q2 [/INST]",
@@ -294,9 +298,12 @@ def test_fixed_ollama_completions_response():
 def test_ollama_finish_reason_rules():
     done = {"model": "m", "message": {"role": "assistant", "content": "x"}, "eval_count": 8}
     # fixed: Ollama's own done_reason first, then the effective (client or config) limit
-    assert decode("ollama", {**done, "done_reason": "length"}, CHAT, FIXED)["choices"][0][
-        "finish_reason"
-    ] == "length"
+    assert (
+        decode("ollama", {**done, "done_reason": "length"}, CHAT, FIXED)["choices"][0][
+            "finish_reason"
+        ]
+        == "length"
+    )
     limited = decode("ollama", done, CHAT, FIXED, effective_max_tokens=8)
     assert limited["choices"][0]["finish_reason"] == "length"
     # Kong: done_reason ignored, and only the configured max_tokens counts

@@ -317,7 +317,9 @@ def test_unknown_reference_and_unknown_top_level_key():
 def test_format_version_is_required():
     config = declarative({"/chat": ai_proxy(CHAT, "raw", "http://n")})
     del config["_format_version"]
-    assert problems_of(config) == ['_format_version: required, e.g. "3.0" (Kong declarative config)']
+    assert problems_of(config) == [
+        '_format_version: required, e.g. "3.0" (Kong declarative config)'
+    ]
 
 
 def test_route_paths_and_methods_are_checked():
@@ -327,14 +329,14 @@ def test_route_paths_and_methods_are_checked():
     route["methods"] = ["FETCH"]
     assert problems_of(config) == [
         "services[0].routes[0].paths[0]: should start with: / (fixed path) or ~/ (regex path)",
-        "services[0].routes[0].paths[1]: invalid regex: missing >, unterminated name at "
-        "position 5",
+        "services[0].routes[0].paths[1]: invalid regex: missing >, unterminated name at position 5",
         "services[0].routes[0].methods: invalid method 'FETCH'",
     ]
 
 
 def test_yaml_text_and_invalid_yaml():
-    text = "_format_version: '3.0'\nroutes:\n  - paths: [/c]\n    plugins:\n      - name: ai-proxy\n"
+    text = "_format_version: '3.0'\nroutes:\n  - paths: [/c]\n    plugins:\n"
+    text += "      - name: ai-proxy\n"
     text += "        config: {route_type: llm/v1/chat, model: {provider: llama2, options: "
     text += "{llama2_format: raw, upstream_url: 'http://n'}}}\n"
     assert load_config(text).routes[0].paths[0].text == "/c"
@@ -357,3 +359,15 @@ def test_describe_hides_credentials_in_upstream_urls():
     (line,) = describe(config)
     assert "secret" not in line and "pw" not in line
     assert "http://host/x?…" in line
+
+
+def test_write_timeout_is_accepted_with_a_warning():
+    config = declarative(
+        {"/chat": ai_proxy(CHAT, "raw", "http://n")}, service={"write_timeout": 5000}
+    )
+    loaded = load_config(config)
+    assert loaded.routes[0].upstream.write_timeout == 5000
+    assert loaded.warnings == [
+        "services[0].write_timeout: is set but is not enforced by proxyproof (only connect and "
+        "read timeouts are; request bodies are written at once)"
+    ]

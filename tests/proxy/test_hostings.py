@@ -117,7 +117,8 @@ def test_seed_request(setup: Setup, route_type: str, kong_compat: bool):
     assert received["method"] == "POST"
     assert received["path"] == (hosting.chat_path if chat else hosting.completions_path)
     assert received["headers"]["Content-Type"] == "application/json"
-    assert received["body"] == expected_upstream_body(hosting.llama2_format, route_type, kong_compat)
+    expected = expected_upstream_body(hosting.llama2_format, route_type, kong_compat)
+    assert received["body"] == expected
 
     direct = replay(mock, received)
     assert direct.status_code == 200
@@ -132,7 +133,7 @@ def test_seed_request(setup: Setup, route_type: str, kong_compat: bool):
         assert response.content == direct.content  # the upstream body, byte for byte
     elif hosting.llama2_format == "raw":
         upstream = direct.json()
-        generated = (upstream[0] if isinstance(upstream, list) else upstream["data"][0])
+        generated = upstream[0] if isinstance(upstream, list) else upstream["data"][0]
         assert text == after_last_inst(generated["generated_text"])
         assert text and "[INST]" not in text
     else:

@@ -75,7 +75,8 @@ def call(gateway: tuple[str, bool], path: str, body: dict, **headers: str) -> ht
 
 def test_runs_good_request_in_chat_format(gateway, kong_mock):
     kong_mock.control.clear_journal()
-    response = call(gateway, "/raw/llm/v1/chat/completions", kong_fixture("llama2-raw-good-chat.json"))
+    body = kong_fixture("llama2-raw-good-chat.json")
+    response = call(gateway, "/raw/llm/v1/chat/completions", body)
     assert response.status_code == 200
     assert response.json()["choices"][0]["message"] == {
         "role": "assistant",

@@ -166,7 +166,8 @@ def test_upstream_reset_is_502(proxy, ollama):
     [
         ("/chat", "/api/chat", {"body": "<html>oops</html>", "content_type": "text/html"},
          "failed to decode ollama response"),
-        ("/raw", "/raw", {"json": {"generated": "x"}}, "cannot parse response from llama2 endpoint"),
+        ("/raw", "/raw", {"json": {"generated": "x"}},
+         "cannot parse response from llama2 endpoint"),
         ("/openai", "/v1/chat/completions", {"json": {"id": "x"}},
          "'choices' not in llm/v1/chat response"),
     ],

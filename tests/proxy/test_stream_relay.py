@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import queue
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -143,11 +144,15 @@ class Rig:
     upstream: Upstream
     proxy_url: str
     plans: dict[str, StreamPlan]
-    outcomes: list[StreamOutcome] = field(default_factory=list)
+    outcomes: queue.Queue[StreamOutcome] = field(default_factory=queue.Queue)
 
     def plan(self, path: str, **fields) -> None:
         fields = {"model": "llama2", "route_type": "llm/v1/chat", **fields}
-        self.plans[path] = StreamPlan(on_done=self.outcomes.append, **fields)
+        self.plans[path] = StreamPlan(on_done=self.outcomes.put, **fields)
+
+    def outcome(self) -> StreamOutcome:
+        """What the relay reported; it may report just after the client has read the end."""
+        return self.outcomes.get(timeout=WAIT)
 
 
 @pytest.fixture
@@ -223,7 +228,7 @@ def test_each_token_is_relayed_before_the_upstream_sends_the_next(rig: Rig) -> N
             if content(seen) == "Hel":
                 up.gate("rest").set()  # only now may the upstream go on
     assert content(seen) == "Hello" and seen[-1] == "[DONE]"
-    outcome = rig.outcomes[-1]
+    outcome = rig.outcome()
     assert (outcome.ending, outcome.finish_reason, outcome.usage.total_tokens) == (
         "completed",
         "stop",
@@ -245,7 +250,7 @@ def test_a_client_hanging_up_closes_the_upstream_request(rig: Rig) -> None:
         pieces = response.iter_raw()
         next(pieces)  # the first chunk is here; leaving the block hangs up
     assert up.hung_up.wait(WAIT), "the proxy kept the upstream request open"
-    assert rig.outcomes and rig.outcomes[-1].ending == "client_disconnected"
+    assert rig.outcome().ending == "client_disconnected"
 
 
 def test_a_slow_client_holds_the_upstream_back(rig: Rig) -> None:
@@ -279,7 +284,7 @@ def test_a_truncated_stream_ends_with_an_error_event(rig, fmt, content_type, hea
     assert payloads[-1] == "[DONE]"
     error = json.loads(payloads[-2])["error"]
     assert message in error["message"] and error["type"] == "upstream_incomplete_stream"
-    assert rig.outcomes[-1].ending == "failed"
+    assert rig.outcome().ending == "failed"
 
 
 def test_a_reset_upstream_ends_with_an_error_event(rig: Rig) -> None:

@@ -1,0 +1,167 @@
+"""The load generator: sends one prepared request again and again and measures the answers.
+
+It runs in a process of its own (``serve_runs``, pinned to its own CPU): the parent sends a
+``Run`` over a pipe and gets a ``RunResult`` back. Every run is bounded twice, by a request
+count and by a time limit, each request by a timeout, and it stops early after
+``MAX_ERRORS`` failures; only 127.0.0.1 is ever contacted (``http1.Target`` refuses the rest).
+
+Three kinds of run:
+
+- ``throughput``: ``concurrency`` kept-alive connections, each sending as soon as its previous
+  answer is in (a closed loop), after a warm-up that is not counted;
+- ``latency``: the same on one connection, so that a request never waits behind another:
+  under saturation a closed loop's latency is only ``concurrency / throughput`` again;
+- ``stream``: one connection; per request the time to the first frame carrying text and to the
+  end of the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection as Pipe
+from typing import Literal
+
+from . import layout, stats
+from .frames import FirstTextScanner
+from .http1 import Connection, ProtocolError, Target
+
+REQUEST_TIMEOUT = 10.0  # seconds; a request slower than this counts as an error
+MAX_ERRORS = 50  # a run that fails this often stops: its figures mean nothing anyway
+_FAILURES = (OSError, EOFError, asyncio.LimitOverrunError, ProtocolError, TimeoutError)
+
+RunKind = Literal["throughput", "latency", "stream"]
+
+
+@dataclass(frozen=True)
+class Run:
+    kind: RunKind
+    target: Target
+    max_requests: int
+    duration: float  # seconds, the time limit of the counted part
+    concurrency: int = 1
+    warmup: float = 0.0  # seconds of uncounted requests first (connections open, caches warm)
+
+    def __post_init__(self) -> None:
+        if self.max_requests < 1 or self.duration <= 0 or self.concurrency < 1:
+            raise ValueError("a run needs max_requests >= 1, duration > 0 and concurrency >= 1")
+        if self.kind != "throughput" and self.concurrency != 1:
+            raise ValueError(f"a {self.kind} run uses one connection")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    requests: int  # answered with 200 (and, for a stream, with text in it)
+    errors: int
+    seconds: float  # the counted part, until the last answer was in
+    latency_p50: float | None  # seconds, request sent to response complete
+    latency_p99: float | None
+    first_text_p50: float | None = None  # seconds, stream runs only
+    first_text_p99: float | None = None
+    first_error: str = ""
+
+    @property
+    def per_second(self) -> float:
+        return stats.per_second(self.requests, self.seconds)
+
+
+@dataclass
+class _Tally:
+    issued: int = 0
+    errors: int = 0
+    first_error: str = ""
+    latencies: list[float] = field(default_factory=list)
+    first_texts: list[float] = field(default_factory=list)
+
+    def fail(self, problem: str) -> None:
+        self.errors += 1
+        self.first_error = self.first_error or problem
+
+
+async def _exchange(
+    connection: Connection, request: bytes, tally: _Tally, stream: bool
+) -> None:
+    started = time.perf_counter()
+    scanner: FirstTextScanner | None = None
+    first_text: float | None = None
+
+    def watch(content_type: str, data: bytes) -> None:
+        nonlocal scanner, first_text
+        if first_text is not None:
+            return
+        scanner = scanner or FirstTextScanner(content_type)
+        if scanner.feed(data):
+            first_text = time.perf_counter() - started
+
+    try:
+        async with asyncio.timeout(REQUEST_TIMEOUT):
+            response = await connection.send(request, watch if stream else None)
+    except _FAILURES as problem:
+        connection.close()
+        tally.fail(f"{type(problem).__name__}: {problem}".rstrip(": "))
+        return
+    elapsed = time.perf_counter() - started
+    if response.status != 200:
+        snippet = response.body[:160].decode("utf-8", "replace")
+        tally.fail(f"status {response.status}: {snippet}")
+    elif stream and first_text is None:
+        tally.fail("the stream carried no text")
+    else:
+        tally.latencies.append(elapsed)
+        if first_text is not None:
+            tally.first_texts.append(first_text)
+
+
+async def _drive(
+    connections: list[Connection], request: bytes, limit: int, seconds: float, stream: bool
+) -> tuple[_Tally, float]:
+    tally = _Tally()
+    started = time.perf_counter()
+    deadline = started + seconds
+
+    async def loop(connection: Connection) -> None:
+        while tally.issued < limit and tally.errors < MAX_ERRORS:
+            if time.perf_counter() >= deadline:
+                return
+            tally.issued += 1
+            await _exchange(connection, request, tally, stream)
+
+    await asyncio.gather(*(loop(connection) for connection in connections))
+    return tally, time.perf_counter() - started
+
+
+async def measure(run: Run) -> RunResult:
+    request = run.target.request_bytes()
+    connections = [Connection(run.target.port) for _ in range(run.concurrency)]
+    stream = run.kind == "stream"
+    try:
+        if run.warmup > 0:
+            await _drive(connections, request, run.max_requests, run.warmup, stream)
+        tally, seconds = await _drive(connections, request, run.max_requests, run.duration,
+                                      stream)
+    finally:
+        for connection in connections:
+            connection.close()
+    return RunResult(
+        requests=len(tally.latencies),
+        errors=tally.errors,
+        seconds=seconds,
+        latency_p50=stats.percentile(tally.latencies, 0.50),
+        latency_p99=stats.percentile(tally.latencies, 0.99),
+        first_text_p50=stats.percentile(tally.first_texts, 0.50),
+        first_text_p99=stats.percentile(tally.first_texts, 0.99),
+        first_error=tally.first_error,
+    )
+
+
+def serve_runs(pipe: Pipe, cpus: tuple[int, ...]) -> None:
+    """The load generator process: answer each ``Run`` from ``pipe`` until it sends None."""
+    layout.pin(cpus)
+    while (run := pipe.recv()) is not None:
+        try:
+            result = asyncio.run(measure(run))
+        except Exception as problem:  # reported to the parent, which decides
+            pipe.send(("error", f"{type(problem).__name__}: {problem}"))
+        else:
+            pipe.send(("ok", result))

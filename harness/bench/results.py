@@ -1,0 +1,126 @@
+"""What a benchmark run found: plain values, with the ratios derived from them (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import stats
+from .load import RunResult
+
+TARGET_PER_SECOND = 3000  # what one mock process must answer on one core (the project's claim)
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison: the direct call or the call through the proxy."""
+
+    per_second: float  # throughput, answered requests per second
+    requests: int
+    errors: int
+    p50_ms: float | None  # latency, or for a stream its total time
+    p99_ms: float | None
+    first_token_p50_ms: float | None = None  # streams only
+    first_token_p99_ms: float | None = None
+    first_error: str = ""
+
+    @classmethod
+    def of(cls, result: RunResult) -> Side:
+        return cls(
+            per_second=result.per_second,
+            requests=result.requests,
+            errors=result.errors,
+            p50_ms=stats.milliseconds(result.latency_p50),
+            p99_ms=stats.milliseconds(result.latency_p99),
+            first_token_p50_ms=stats.milliseconds(result.first_text_p50),
+            first_token_p99_ms=stats.milliseconds(result.first_text_p99),
+            first_error=result.first_error,
+        )
+
+    def with_latency(self, latency: RunResult) -> Side:
+        """This throughput with the latencies of a separate, unloaded run."""
+        return Side(
+            self.per_second, self.requests, self.errors + latency.errors,
+            stats.milliseconds(latency.latency_p50), stats.milliseconds(latency.latency_p99),
+            first_error=self.first_error or latency.first_error,
+        )
+
+
+@dataclass(frozen=True)
+class MockThroughput:
+    mock: str
+    request: str  # "POST /api/chat (stream: false)"
+    result: Side
+
+    @property
+    def meets_target(self) -> bool:
+        return self.result.per_second >= TARGET_PER_SECOND
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One hosting, direct vs through the proxy; ``unavailable`` says why there are no figures."""
+
+    hosting: str
+    upstream: str  # what the direct call sends: "POST /api/chat" (NDJSON) ...
+    direct: Side | None = None
+    proxied: Side | None = None
+    unavailable: str = ""
+
+    def ratios(self) -> dict[str, float | None]:
+        """``proxied / direct`` for every figure both sides have."""
+        if self.direct is None or self.proxied is None:
+            return {}
+        d, p = self.direct, self.proxied
+        found = {
+            "throughput": stats.ratio(p.per_second, d.per_second),
+            "p50": stats.ratio(p.p50_ms, d.p50_ms),
+            "p99": stats.ratio(p.p99_ms, d.p99_ms),
+            "first_token_p50": stats.ratio(p.first_token_p50_ms, d.first_token_p50_ms),
+            "first_token_p99": stats.ratio(p.first_token_p99_ms, d.first_token_p99_ms),
+        }
+        return {name: value for name, value in found.items() if value is not None}
+
+
+@dataclass
+class BenchReport:
+    layout: str
+    settings: dict[str, Any]
+    mock_throughput: list[MockThroughput] = field(default_factory=list)
+    overhead: list[Comparison] = field(default_factory=list)
+    streaming: list[Comparison] = field(default_factory=list)
+
+    @property
+    def errors(self) -> int:
+        """Failed requests and missing figures, streaming "n/a" excepted (reported, not failed)."""
+        sides = [row.result for row in self.mock_throughput]
+        sides += [side for row in self.overhead + self.streaming
+                  for side in (row.direct, row.proxied) if side is not None]
+        return sum(side.errors for side in sides) + sum(
+            1 for row in self.overhead if row.unavailable
+        )
+
+    @property
+    def meets_target(self) -> bool:
+        return bool(self.mock_throughput) and all(r.meets_target for r in self.mock_throughput)
+
+    def to_json(self) -> dict[str, Any]:
+        def comparison(row: Comparison) -> dict[str, Any]:
+            found = asdict(row)
+            found["ratios"] = row.ratios()
+            if not row.unavailable:
+                del found["unavailable"]
+            return found
+
+        return {
+            "layout": self.layout,
+            "settings": self.settings,
+            "mock_throughput": {
+                "target_per_second": TARGET_PER_SECOND,
+                "met": self.meets_target,
+                "runs": [asdict(row) for row in self.mock_throughput],
+            },
+            "proxy_overhead": [comparison(row) for row in self.overhead],
+            "streaming": [comparison(row) for row in self.streaming],
+            "errors": self.errors,
+        }
