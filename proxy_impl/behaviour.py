@@ -32,7 +32,7 @@ class Behaviour:
     completion_prompt_sys_typo: bool  # §3.2: `<<SYS>>` closes the completions system block
     raw_reads_only_kong_shape: bool  # §3.3: only {"data":[{"generated_text"}]}; Lua errors too
     raw_stream_flag_only_in_parameters: bool  # §3.7: no top-level `stream` for TGI / HF API
-    ollama_created_as_string: bool  # §3.5: `created` is Ollama's ISO `created_at` string
+    ollama_kong_reply: bool  # §3.5: `created` is the ISO string; missing fields stay missing
     ollama_config_only_finish_reason: bool  # §3.5: done_reason ignored; only config max_tokens
     ollama_sampling_extensions: bool  # §10.11 fixed extension: stop/seed → options.stop/seed
     openai_style_response_extras: bool  # §10.12 fixed: `id` and completions `finish_reason`
@@ -57,7 +57,7 @@ FIXED = Behaviour(
     completion_prompt_sys_typo=False,
     raw_reads_only_kong_shape=False,
     raw_stream_flag_only_in_parameters=False,
-    ollama_created_as_string=False,
+    ollama_kong_reply=False,
     ollama_config_only_finish_reason=False,
     ollama_sampling_extensions=True,
     openai_style_response_extras=True,
@@ -81,7 +81,7 @@ KONG = Behaviour(
     completion_prompt_sys_typo=True,
     raw_reads_only_kong_shape=True,
     raw_stream_flag_only_in_parameters=True,
-    ollama_created_as_string=True,
+    ollama_kong_reply=True,
     ollama_config_only_finish_reason=True,
     ollama_sampling_extensions=False,
     openai_style_response_extras=False,

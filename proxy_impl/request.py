@@ -120,17 +120,15 @@ def plan_request(
         return Rejection("response streaming is not enabled for this LLM")
 
     planned = tuning.merge_tuning(body, configured_tuning)
-    other = "messages" if request_format == COMPLETIONS else "prompt"
-    if other in planned:
-        if behaviour.empty_messages_with_prompt_plaintext_400 and llama2_format != "openai":
-            if planned[other] is not False and _lua_truthy_pair(planned):
-                return Rejection(
-                    "cannot run raw 'prompt' and chat history 'messages' requests at the same "
-                    "time - refer to schema",
-                    plain_text=True,
-                )
-        elif not behaviour.empty_messages_with_prompt_plaintext_400:
-            del planned[other]  # an empty `messages` beside a prompt (or vice versa) means nothing
+    if behaviour.empty_messages_with_prompt_plaintext_400:
+        if llama2_format != "openai" and _lua_truthy_pair(planned):
+            return Rejection(
+                "cannot run raw 'prompt' and chat history 'messages' requests at the same time "
+                "- refer to schema",
+                plain_text=True,
+            )
+    else:  # an empty `messages` beside a prompt (or a stray `prompt` beside messages) is noise
+        planned.pop("messages" if request_format == COMPLETIONS else "prompt", None)
     if stream:
         planned["stream"] = True
     return Plan(planned, model, stream)

@@ -60,6 +60,7 @@ class RunResult:
     first_text_p50: float | None = None  # seconds, stream runs only
     first_text_p99: float | None = None
     first_error: str = ""
+    load_cpu: float = 0.0  # the load generator's CPU time / wall time; near 1 = it was the limit
 
     @property
     def per_second(self) -> float:
@@ -115,8 +116,10 @@ async def _exchange(
 
 async def _drive(
     connections: list[Connection], request: bytes, limit: int, seconds: float, stream: bool
-) -> tuple[_Tally, float]:
+) -> tuple[_Tally, float, float]:
+    """Run the connections' loops; the tally, the wall time and the CPU time it took."""
     tally = _Tally()
+    cpu_started = time.process_time()
     started = time.perf_counter()
     deadline = started + seconds
 
@@ -128,7 +131,7 @@ async def _drive(
             await _exchange(connection, request, tally, stream)
 
     await asyncio.gather(*(loop(connection) for connection in connections))
-    return tally, time.perf_counter() - started
+    return tally, time.perf_counter() - started, time.process_time() - cpu_started
 
 
 async def measure(run: Run) -> RunResult:
@@ -138,8 +141,8 @@ async def measure(run: Run) -> RunResult:
     try:
         if run.warmup > 0:
             await _drive(connections, request, run.max_requests, run.warmup, stream)
-        tally, seconds = await _drive(connections, request, run.max_requests, run.duration,
-                                      stream)
+        tally, seconds, cpu = await _drive(connections, request, run.max_requests, run.duration,
+                                           stream)
     finally:
         for connection in connections:
             connection.close()
@@ -152,6 +155,7 @@ async def measure(run: Run) -> RunResult:
         first_text_p50=stats.percentile(tally.first_texts, 0.50),
         first_text_p99=stats.percentile(tally.first_texts, 0.99),
         first_error=tally.first_error,
+        load_cpu=cpu / seconds if seconds > 0 else 0.0,
     )
 
 

@@ -8,13 +8,14 @@ Each class is a context manager that stops the process it started, and only that
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 from multiprocessing.connection import Connection as Pipe
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 from . import layout
-from .load import Run, RunResult, serve_runs
+from .load import REQUEST_TIMEOUT, Run, RunResult, serve_runs
 
 START_TIMEOUT = 30.0  # seconds for a fresh interpreter to import aiohttp and bind
 STOP_TIMEOUT = 5.0
@@ -57,7 +58,8 @@ def _stop(process: BaseProcess) -> None:
 
 
 class ServerProcess:
-    """``start()`` returns at once (start several side by side); ``url`` waits for the server."""
+    """``start()`` returns at once (start several side by side); ``wait()``/``url`` wait for the
+    server to listen."""
 
     def __init__(self, role: str, name: str, cpus: tuple[int, ...],
                  config: dict[str, Any] | None = None) -> None:
@@ -77,6 +79,10 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
+        return self.wait()
+
+    def wait(self) -> str:
+        """The server's URL, once it listens (at most ``START_TIMEOUT``)."""
         if not self._url:
             if not self._pipe.poll(START_TIMEOUT):
                 raise RuntimeError(f"{self.role} {self.name} did not start in {START_TIMEOUT}s")
@@ -118,7 +124,7 @@ class LoadGenerator:
     def measure(self, run: Run) -> RunResult:
         self._pipe.send(run)
         # A run ends by its time limit; the margin covers the requests still in flight.
-        limit = run.warmup + run.duration + 2 * 10.0 + START_TIMEOUT
+        limit = 2 * (run.warmup + run.duration + REQUEST_TIMEOUT) + START_TIMEOUT
         if not self._pipe.poll(limit):
             raise RuntimeError(f"the load generator gave no result within {limit:.0f}s")
         status, value = self._pipe.recv()
@@ -128,10 +134,8 @@ class LoadGenerator:
 
     def stop(self) -> None:
         if self._process.is_alive():
-            try:
+            with contextlib.suppress(OSError):  # already gone: nothing to tell it
                 self._pipe.send(None)
-            except OSError:
-                pass
             self._process.join(STOP_TIMEOUT)
         _stop(self._process)
         self._pipe.close()

@@ -54,7 +54,7 @@ def decode(upstream_body: bytes, exchange: Exchange) -> bytes:
     except ValueError:
         raise TransformError(NOT_JSON) from None
     behaviour = exchange.behaviour
-    if isinstance(value, list) and behaviour.ollama_created_as_string:
+    if isinstance(value, list) and behaviour.ollama_kong_reply:
         value = {}  # Kong reads an array as a table without any of the fields
     if not isinstance(value, Mapping):
         raise TransformError(NOT_JSON)
@@ -78,14 +78,14 @@ def decode(upstream_body: bytes, exchange: Exchange) -> bytes:
         prefix = "chatcmpl" if exchange.chat else "cmpl"
         reply["id"] = f"{prefix}-{uuid.uuid4().hex}"
     reply["object"] = "chat.completion" if exchange.chat else "text_completion"
-    if behaviour.ollama_created_as_string:
+    if behaviour.ollama_kong_reply:
         if "created_at" in value:
             reply["created"] = value["created_at"]
     else:
         reply["created"] = _epoch_seconds(value.get("created_at"))
     if "model" in value:
         reply["model"] = value["model"]
-    elif not behaviour.ollama_created_as_string:
+    elif not behaviour.ollama_kong_reply:
         reply["model"] = exchange.model
     reply["choices"] = choices
     reply["usage"] = {

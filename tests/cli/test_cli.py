@@ -22,11 +22,12 @@ def _start(*args: str) -> subprocess.Popen:
     )
 
 
-def _read_url(process: subprocess.Popen) -> str:
+def _read_url(process: subprocess.Popen, announcement: str) -> str:
+    """The URL on the first stdout line that starts with ``announcement``."""
     for line in process.stdout:
-        found = re.search(r"http://127\.0\.0\.1:\d+", line)
+        found = re.match(announcement + r".*?(http://127\.0\.0\.1:\d+)", line)
         if found:
-            return found.group(0)
+            return found.group(1)
     raise AssertionError(f"no URL printed; stderr: {process.stderr.read()}")
 
 
@@ -63,13 +64,13 @@ def test_check_prints_a_table():
 def test_mock_and_proxy_by_hand_then_ctrl_c(tmp_path):
     mock = _start("mock", "ollama", "--port", "0")
     try:
-        mock_url = _read_url(mock)
+        mock_url = _read_url(mock, "ollama:")
         example = (ROOT / "examples" / "ollama.yaml").read_text()
         proxy_config = tmp_path / "ollama.yaml"
         proxy_config.write_text(example.replace("http://127.0.0.1:11434", mock_url))
         proxy = _start("proxy", "--config", str(proxy_config), "--port", "0")
         try:
-            proxy_url = _read_url(proxy)
+            proxy_url = _read_url(proxy, "listening on")
             reply = httpx.post(proxy_url + "/llama2-chat", json=SEED_CHAT, timeout=10)
             assert reply.status_code == 200
             assert reply.json()["choices"][0]["message"]["role"] == "assistant"

@@ -13,4 +13,9 @@ def test_seed_requests_conform(hosting, kong_compat):
     assert [r.route_type for r in results] == ["llm/v1/chat", "llm/v1/completions"]
     for result in results:
         assert result.deviations == [], result
-        assert result.client.startswith("200 ")
+        if kong_compat and hosting.mock == "huggingface":
+            # Kong reads only {"data": [...]}; the Inference API answers an array.
+            assert result.client.startswith("500 ")
+            assert "cannot parse response from llama2 endpoint" in result.notes[0]
+        else:
+            assert result.client.startswith("200 ")
