@@ -44,22 +44,26 @@ def llama2_chat_prompt(messages: Sequence[Mapping[str, Any]], kong_compat: bool)
             elif role == "user":
                 parts.append(f" <s>[INST] {content} [/INST]")
         return "".join(parts)
-    rest = list(messages)
-    if rest[0].get("role") == "system":
-        prompt = f"<s>[INST] <<SYS>> {rest[0]['content']} <</SYS>>"
-        rest = rest[1:]
-        if rest and rest[0].get("role") == "user":
-            prompt += f" {rest[0]['content']} [/INST]"
-            rest = rest[1:]
-    else:
-        prompt = f"<s>[INST] {rest[0]['content']} [/INST]"
-        rest = rest[1:]
-    for message in rest:
-        if message.get("role") == "user":
-            prompt += f" <s>[INST] {message['content']} [/INST]"
-        else:  # assistant turns (and late system turns, kept for backward compatibility)
-            prompt += f" {message['content']} </s>"
-    return prompt
+    # Fixed: the Llama 2 template by role. A leading system message opens the first [INST] block
+    # and the first question completes it; every later question opens its own block; answers
+    # (assistant turns, and system turns after the first, as in Kong's fixtures) follow a closed
+    # block and end with </s>. An unanswered system block is still closed; an answer with no
+    # question before it gets an empty one. Any other role (tool, ...) is model input: a question.
+    prompt, block_open = "", False
+    for position, message in enumerate(messages):
+        role, content = message.get("role"), message.get("content")
+        if position == 0 and role == "system":
+            prompt, block_open = f"<s>[INST] <<SYS>> {content} <</SYS>>", True
+        elif role in ("assistant", "system"):
+            if block_open or not prompt:
+                prompt = (prompt or "<s>[INST]") + " [/INST]"
+                block_open = False
+            prompt += f" {content} </s>"
+        elif block_open:
+            prompt, block_open = prompt + f" {content} [/INST]", False
+        else:
+            prompt += f"{' ' if prompt else ''}<s>[INST] {content} [/INST]"
+    return prompt + " [/INST]" if block_open else prompt
 
 
 def llama2_completion_prompt(prompt: str, kong_compat: bool) -> str:

@@ -9,6 +9,7 @@ from . import stats
 from .load import RunResult
 
 TARGET_PER_SECOND = 3000  # what one mock process must answer on one core (the project's claim)
+LOAD_SATURATED = 0.9  # load generator CPU share from which it, not the server, sets the pace
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,12 @@ class Side:
     first_token_p50_ms: float | None = None  # streams only
     first_token_p99_ms: float | None = None
     first_error: str = ""
+    load_cpu: float = 0.0  # the load generator's share of its own core during the run
+
+    @property
+    def load_bound(self) -> bool:
+        """The load generator was (nearly) saturated: the throughput is a lower bound."""
+        return self.load_cpu >= LOAD_SATURATED
 
     @classmethod
     def of(cls, result: RunResult) -> Side:
@@ -35,6 +42,7 @@ class Side:
             first_token_p50_ms=stats.milliseconds(result.first_text_p50),
             first_token_p99_ms=stats.milliseconds(result.first_text_p99),
             first_error=result.first_error,
+            load_cpu=result.load_cpu,
         )
 
     def with_latency(self, latency: RunResult) -> Side:
@@ -42,7 +50,7 @@ class Side:
         return Side(
             self.per_second, self.requests, self.errors + latency.errors,
             stats.milliseconds(latency.latency_p50), stats.milliseconds(latency.latency_p99),
-            first_error=self.first_error or latency.first_error,
+            first_error=self.first_error or latency.first_error, load_cpu=self.load_cpu,
         )
 
 

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from harness import oracle
 
 KONG_UNIT_CHAT = [
@@ -36,6 +38,18 @@ def test_fixed_chat_prompt_keeps_assistant_turns():
 def test_fixed_chat_prompt_without_system_message_does_not_invent_one():
     prompt = oracle.llama2_chat_prompt([{"role": "user", "content": "Hi"}], kong_compat=False)
     assert prompt == "<s>[INST] Hi [/INST]"
+
+
+@pytest.mark.parametrize(("turns", "expected"), [
+    ([("system", "S")], "<s>[INST] <<SYS>> S <</SYS>> [/INST]"),
+    ([("system", "S"), ("assistant", "A")], "<s>[INST] <<SYS>> S <</SYS>> [/INST] A </s>"),
+    ([("assistant", "A"), ("user", "Q")], "<s>[INST] [/INST] A </s> <s>[INST] Q [/INST]"),
+    ([("user", "Q"), ("tool", "T")], "<s>[INST] Q [/INST] <s>[INST] T [/INST]"),
+    ([("user", "Q"), ("assistant", "A1"), ("system", "A2")], "<s>[INST] Q [/INST] A1 </s> A2 </s>"),
+])
+def test_fixed_chat_prompt_edge_cases(turns, expected):
+    messages = [{"role": role, "content": content} for role, content in turns]
+    assert oracle.llama2_chat_prompt(messages, kong_compat=False) == expected
 
 
 def test_completion_prompt_closing_tag_fixed_and_kong():
