@@ -16,6 +16,7 @@ examples:
   proxyproof check                          seed conformance run: bundled proxy + mocks
   proxyproof mock all                       every mock upstream on its default port
   proxyproof proxy --config examples/ollama.yaml
+  proxyproof bench --quick                  proxy overhead as ratios against direct calls
 """
 
 
@@ -68,6 +69,29 @@ def _mock(args: argparse.Namespace) -> int:
         latency=args.latency,
     )
     return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from harness.bench import QUICK, BenchSettings, as_json, run_bench, table
+
+    chosen = {name: getattr(args, name) for name in ("duration", "requests", "concurrency",
+                                                      "samples")}
+    try:
+        settings = replace(QUICK if args.quick else BenchSettings(),
+                           **{name: value for name, value in chosen.items() if value is not None})
+    except ValueError as error:
+        print(f"proxyproof bench: {error}", file=sys.stderr)
+        return 2
+    try:
+        report = run_bench(settings, progress=lambda line: print(f"bench: {line}",
+                                                                 file=sys.stderr, flush=True))
+    except RuntimeError as error:  # a server or the load generator could not run
+        print(f"proxyproof bench: {error}", file=sys.stderr)
+        return 2
+    print(as_json(report) if args.json else table(report))
+    return 1 if report.errors else 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -128,6 +152,35 @@ def parser() -> argparse.ArgumentParser:
     mock.add_argument("--latency", type=float, default=0.0, metavar="SECONDS",
                       help="wait this long before answering each generation request")
     mock.set_defaults(run=_mock)
+
+    bench = commands.add_parser(
+        "bench",
+        help="measure speed as ratios against a direct call (mock throughput, proxy overhead)",
+        description="Measure speed on this machine, as ratios against a direct call: (1) how "
+        "many small chat requests per second one mock process answers on one core; (2) per "
+        "hosting (examples/*.yaml), the seed chat request through the bundled proxy against the "
+        "request the proxy sends upstream, sent to the mock directly: throughput under load and "
+        "latency p50/p99 one request at a time, as proxied / direct; (3) streaming (Ollama "
+        "NDJSON, OpenAI-style SSE): time to the first token and to the end of the stream, "
+        "proxied / direct. A load generator process runs on one CPU, one process per server on "
+        "the others; every run is bounded by a request count and a time limit and only talks "
+        "to 127.0.0.1. A default run takes under a minute; --quick a few seconds. Exit status "
+        "0, or 1 when requests failed.",
+    )
+    bench.add_argument("--quick", action="store_true",
+                       help="a few-second smoke run (small runs: the figures are rough)")
+    bench.add_argument("--duration", type=float, metavar="SECONDS",
+                       help="time limit of each throughput run; latency and streaming runs get "
+                       "half of it (default 3)")
+    bench.add_argument("--requests", type=int, metavar="N",
+                       help="request limit of each throughput run (default 50000)")
+    bench.add_argument("--concurrency", type=int, metavar="N",
+                       help="kept-alive connections of a throughput run (default 48)")
+    bench.add_argument("--samples", type=int, metavar="N",
+                       help="requests of each latency or streaming run, sent one at a time "
+                       "(default 2000)")
+    bench.add_argument("--json", action="store_true", help="print a JSON report instead of tables")
+    bench.set_defaults(run=_bench)
     return root
 
 

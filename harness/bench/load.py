@@ -18,12 +18,13 @@ Three kinds of run:
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection as Pipe
 from typing import Literal
 
-from . import layout, stats
+from . import cputime, layout, stats
 from .frames import FirstTextScanner
 from .http1 import Connection, ProtocolError, Target
 
@@ -42,6 +43,7 @@ class Run:
     duration: float  # seconds, the time limit of the counted part
     concurrency: int = 1
     warmup: float = 0.0  # seconds of uncounted requests first (connections open, caches warm)
+    servers: tuple[int, ...] = ()  # pids of the servers at work, whose CPU time is measured
 
     def __post_init__(self) -> None:
         if self.max_requests < 1 or self.duration <= 0 or self.concurrency < 1:
@@ -61,6 +63,7 @@ class RunResult:
     first_text_p99: float | None = None
     first_error: str = ""
     load_cpu: float = 0.0  # the load generator's CPU time / wall time; near 1 = it was the limit
+    server_cpu: float | None = None  # CPU seconds the servers used in the counted part
 
     @property
     def per_second(self) -> float:
@@ -114,12 +117,21 @@ async def _exchange(
             tally.first_texts.append(first_text)
 
 
+@dataclass(frozen=True)
+class _Span:
+    seconds: float  # wall time
+    load_cpu: float  # CPU seconds of this process
+    server_cpu: float | None  # CPU seconds of the watched servers
+
+
 async def _drive(
-    connections: list[Connection], request: bytes, limit: int, seconds: float, stream: bool
-) -> tuple[_Tally, float, float]:
-    """Run the connections' loops; the tally, the wall time and the CPU time it took."""
+    connections: list[Connection], request: bytes, limit: int, seconds: float, stream: bool,
+    servers: tuple[int, ...] = (),
+) -> tuple[_Tally, _Span]:
+    """Run the connections' loops: what they got, and the time and CPU time that took."""
     tally = _Tally()
-    cpu_started = time.process_time()
+    server_cpu = cputime.cpu_seconds(servers)
+    load_cpu = time.process_time()
     started = time.perf_counter()
     deadline = started + seconds
 
@@ -131,7 +143,11 @@ async def _drive(
             await _exchange(connection, request, tally, stream)
 
     await asyncio.gather(*(loop(connection) for connection in connections))
-    return tally, time.perf_counter() - started, time.process_time() - cpu_started
+    span = _Span(time.perf_counter() - started, time.process_time() - load_cpu, None)
+    server_cpu_after = cputime.cpu_seconds(servers)
+    if servers and server_cpu is not None and server_cpu_after is not None:
+        span = _Span(span.seconds, span.load_cpu, server_cpu_after - server_cpu)
+    return tally, span
 
 
 async def measure(run: Run) -> RunResult:
@@ -141,31 +157,42 @@ async def measure(run: Run) -> RunResult:
     try:
         if run.warmup > 0:
             await _drive(connections, request, run.max_requests, run.warmup, stream)
-        tally, seconds, cpu = await _drive(connections, request, run.max_requests, run.duration,
-                                           stream)
+        tally, span = await _drive(connections, request, run.max_requests, run.duration, stream,
+                                   run.servers)
     finally:
         for connection in connections:
             connection.close()
     return RunResult(
         requests=len(tally.latencies),
         errors=tally.errors,
-        seconds=seconds,
+        seconds=span.seconds,
         latency_p50=stats.percentile(tally.latencies, 0.50),
         latency_p99=stats.percentile(tally.latencies, 0.99),
         first_text_p50=stats.percentile(tally.first_texts, 0.50),
         first_text_p99=stats.percentile(tally.first_texts, 0.99),
         first_error=tally.first_error,
-        load_cpu=cpu / seconds if seconds > 0 else 0.0,
+        load_cpu=span.load_cpu / span.seconds if span.seconds > 0 else 0.0,
+        server_cpu=span.server_cpu,
     )
 
 
 def serve_runs(pipe: Pipe, cpus: tuple[int, ...]) -> None:
-    """The load generator process: answer each ``Run`` from ``pipe`` until it sends None."""
+    """The load generator process: answer each ``Run`` from ``pipe`` until it sends None or is
+    gone. Ctrl-C is the parent's to handle (it stops this process)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     layout.pin(cpus)
-    while (run := pipe.recv()) is not None:
+    while True:
         try:
-            result = asyncio.run(measure(run))
+            run = pipe.recv()
+        except EOFError:  # the parent has exited
+            return
+        if run is None:
+            return
+        try:
+            answer: tuple[str, object] = ("ok", asyncio.run(measure(run)))
         except Exception as problem:  # reported to the parent, which decides
-            pipe.send(("error", f"{type(problem).__name__}: {problem}"))
-        else:
-            pipe.send(("ok", result))
+            answer = ("error", f"{type(problem).__name__}: {problem}")
+        try:
+            pipe.send(answer)
+        except OSError:  # the parent has exited
+            return

@@ -19,6 +19,7 @@ import json
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
+from http.client import HTTPException
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -26,7 +27,7 @@ from mocks.control import MockControl
 
 from .. import kong_config
 from ..hostings import HOSTINGS, Hosting
-from ..http import Response, request
+from ..http import request
 from ..seed import SEED_CHAT
 from .frames import FirstTextScanner
 from .http1 import Target
@@ -72,97 +73,117 @@ def _quiet(_line: str) -> None:
     pass
 
 
+@dataclass(frozen=True)
+class _Hosted:
+    """A hosting with its mock and its proxy running."""
+
+    hosting: Hosting
+    mock: ServerProcess
+    proxy: ServerProcess
+
+
 class _Bench:
     def __init__(self, settings: BenchSettings, load: LoadGenerator, progress: Progress) -> None:
         self.settings, self.load, self.progress = settings, load, progress
 
     # --- runs ---------------------------------------------------------------------------------
 
-    def throughput(self, target: Target) -> RunResult:
+    def throughput(self, target: Target, servers: tuple[int, ...]) -> RunResult:
         s = self.settings
-        return self.load.measure(
-            Run("throughput", target, s.requests, s.duration, s.concurrency, s.warmup))
+        return self.load.measure(Run("throughput", target, s.requests, s.duration,
+                                     s.concurrency, s.warmup, servers))
 
-    def sequential(self, kind: RunKind, target: Target) -> RunResult:
+    def sequential(self, kind: RunKind, target: Target, servers: tuple[int, ...]) -> RunResult:
         """One request at a time: half the time limit (there are more of these runs), and only a
         short warm-up (one connection to open)."""
         s = self.settings
         return self.load.measure(
-            Run(kind, target, s.samples, s.duration / 2, 1, min(s.warmup, 0.1)))
+            Run(kind, target, s.samples, s.duration / 2, 1, min(s.warmup, 0.1), servers))
 
     # --- the three sections -------------------------------------------------------------------
 
-    def mock_throughput(self, mock_urls: dict[str, str]) -> list[MockThroughput]:
+    def mock_throughput(self, mocks: dict[str, ServerProcess]) -> list[MockThroughput]:
         rows = []
-        for mock, path, body, note in MOCK_REQUESTS:
-            self.progress(f"mock throughput: {mock} POST {path}")
-            result = self.throughput(Target(mock_urls[mock] + path, _json(body)))
-            rows.append(MockThroughput(mock, f"POST {path}{note}", Side.of(result)))
+        for name, path, body, note in MOCK_REQUESTS:
+            self.progress(f"mock throughput: {name} POST {path}")
+            mock = mocks[name]
+            result = self.throughput(Target(mock.url + path, _json(body)), (mock.pid,))
+            rows.append(MockThroughput(name, f"POST {path}{note}", Side.of(result)))
         return rows
 
-    def overhead(self, hosting: Hosting, mock_url: str, proxy_url: str) -> Comparison:
-        self.progress(f"proxy overhead: {hosting.name}")
-        proxied = Target(proxy_url + CHAT_ROUTE, _json(SEED_CHAT))
-        reply, direct = _capture(proxied, mock_url)
-        if reply.status != 200 or direct is None:
-            return Comparison(hosting.name, "", unavailable=_why(reply, direct))
-        sides = {}
-        for name, target in (("direct", direct), ("proxied", proxied)):
-            loaded = self.throughput(target)
-            sides[name] = Side.of(loaded).with_latency(self.sequential("latency", target))
-        return Comparison(hosting.name, _describe(direct), sides["direct"], sides["proxied"])
-
-    def streaming(self, hosting: Hosting, mock_url: str, proxy_url: str) -> Comparison:
-        self.progress(f"streaming: {hosting.name}")
-        proxied = Target(proxy_url + CHAT_ROUTE, _json({**SEED_CHAT, "stream": True}))
+    def overhead(self, hosted: _Hosted) -> Comparison:
+        name = hosted.hosting.name
+        self.progress(f"proxy overhead: {name}")
+        proxied = Target(hosted.proxy.url + CHAT_ROUTE, _json(SEED_CHAT))
         try:
-            reply, direct = _capture(proxied, mock_url)
-        except OSError as problem:  # e.g. the proxy hung up mid-stream
-            return Comparison(hosting.name, "", unavailable=f"the proxy's stream failed: {problem}")
-        scanner = FirstTextScanner(reply.headers.get("Content-Type", ""))
-        if reply.status != 200 or direct is None:
-            return Comparison(hosting.name, "", unavailable=_why(reply, direct))
-        if not scanner.feed(reply.body + b"\n\n"):
-            return Comparison(hosting.name, _describe(direct),
-                              unavailable="the proxy's streamed reply carried no text")
-        results = {name: self.sequential("stream", target)
-                   for name, target in (("direct", direct), ("proxied", proxied))}
+            direct = capture_direct_call(proxied, hosted.mock.url)
+        except Unavailable as problem:
+            return Comparison(name, "", unavailable=str(problem))
+        sides = {}
+        for side, target, servers in _sides(hosted, direct, proxied):
+            loaded = self.throughput(target, servers)
+            sides[side] = Side.of(loaded).with_latency(self.sequential("latency", target, servers))
+        return Comparison(name, _describe(direct), sides["direct"], sides["proxied"])
+
+    def streaming(self, hosted: _Hosted) -> Comparison:
+        name = hosted.hosting.name
+        self.progress(f"streaming: {name}")
+        proxied = Target(hosted.proxy.url + CHAT_ROUTE, _json({**SEED_CHAT, "stream": True}))
+        try:
+            direct = capture_direct_call(proxied, hosted.mock.url, stream=True)
+        except Unavailable as problem:
+            return Comparison(name, "", unavailable=str(problem))
+        results = {side: self.sequential("stream", target, servers)
+                   for side, target, servers in _sides(hosted, direct, proxied)}
         if results["proxied"].requests == 0:
-            return Comparison(hosting.name, _describe(direct),
-                              unavailable=f"streams through the proxy failed: "
-                                          f"{results['proxied'].first_error}")
-        return Comparison(hosting.name, _describe(direct),
+            return Comparison(name, _describe(direct), unavailable="streams through the proxy "
+                              f"failed: {results['proxied'].first_error}")
+        return Comparison(name, _describe(direct),
                           Side.of(results["direct"]), Side.of(results["proxied"]))
+
+
+def _sides(hosted: _Hosted, direct: Target, proxied: Target
+           ) -> tuple[tuple[str, Target, tuple[int, ...]], ...]:
+    """Each side of a comparison: its name, its request and the servers doing the work."""
+    return (("direct", direct, (hosted.mock.pid,)),
+            ("proxied", proxied, (hosted.mock.pid, hosted.proxy.pid)))
 
 
 def _json(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
-def _capture(proxied: Target, mock_url: str) -> tuple[Response, Target | None]:
+class Unavailable(Exception):
+    """Why a row has no figures (the proxy cannot do this call yet, or the mock misbehaved)."""
+
+
+def capture_direct_call(proxied: Target, mock_url: str, stream: bool = False) -> Target:
     """One call through the proxy, and what the mock received for it, as a direct ``Target``."""
     control = MockControl(mock_url)
-    control.clear_journal()
-    reply = request("POST", proxied.url, proxied.body, dict(proxied.headers),
-                    timeout=REQUEST_TIMEOUT)
-    received = control.journal()
-    control.clear_journal()
+    try:
+        control.clear_journal()
+        reply = request("POST", proxied.url, proxied.body, dict(proxied.headers),
+                        timeout=REQUEST_TIMEOUT)
+        received = control.journal()
+        control.clear_journal()
+    except (OSError, HTTPException, RuntimeError, ValueError, LookupError) as problem:
+        raise Unavailable(f"the capture call failed: {type(problem).__name__}: {problem}"
+                           ) from None
+    if reply.status != 200:
+        text = " ".join(reply.body[:200].decode("utf-8", "replace").split())
+        raise Unavailable(f"the proxy answered {reply.status}: {text}")
+    scanner = FirstTextScanner(reply.headers.get("Content-Type", ""))
+    if stream and not scanner.feed(reply.body + b"\n\n"):  # a blank line ends the last event
+        raise Unavailable("the proxy's streamed reply carried no text")
     if len(received) != 1:
-        return reply, None
+        raise Unavailable(f"the proxied call reached the mock {len(received)} times, not once")
     entry = received[0]
     query = f"?{urlencode(entry['query'], doseq=True)}" if entry["query"] else ""
     headers = tuple((name, value) for name, value in entry["headers"].items()
                     if name.lower() not in _HOP_HEADERS)
     body = entry["body"]
     raw = body.encode() if isinstance(body, str) else _json(body)
-    return reply, Target(mock_url + entry["path"] + query, raw, headers)
-
-
-def _why(reply: Response, direct: Target | None) -> str:
-    if reply.status != 200:
-        text = " ".join(reply.body[:200].decode("utf-8", "replace").split())
-        return f"the proxy answered {reply.status}: {text}"
-    return "the proxied call did not reach the mock exactly once"
+    return Target(mock_url + entry["path"] + query, raw, headers)
 
 
 def _describe(target: Target) -> str:
@@ -179,23 +200,18 @@ def run_bench(settings: BenchSettings = BenchSettings(), progress: Progress = _q
         load = stack.enter_context(LoadGenerator(layout.load))
         mocks = {hosting.mock: stack.enter_context(
             ServerProcess("mock", hosting.mock, layout.mocks)) for hosting in HOSTINGS}
-        proxies = {
-            hosting.name: stack.enter_context(ServerProcess(
+        hosted = [
+            _Hosted(hosting, mocks[hosting.mock], stack.enter_context(ServerProcess(
                 "proxy", hosting.name, layout.proxies,
                 kong_config.point_at(kong_config.load(hosting.example), mocks[hosting.mock].url),
-            ))
+            )))
             for hosting in HOSTINGS
-        }
-        for proxy in proxies.values():
-            proxy.wait()  # measure only once no server is still starting up on a shared core
+        ]
+        for each in hosted:
+            each.proxy.wait()  # measure only once no server is still starting up on a shared core
         bench = _Bench(settings, load, progress)
-        report.mock_throughput = bench.mock_throughput(
-            {name: mock.url for name, mock in mocks.items()})
-        for hosting in HOSTINGS:
-            report.overhead.append(
-                bench.overhead(hosting, mocks[hosting.mock].url, proxies[hosting.name].url))
-        for hosting in HOSTINGS:
-            if hosting.mock in STREAMING_MOCKS:
-                report.streaming.append(
-                    bench.streaming(hosting, mocks[hosting.mock].url, proxies[hosting.name].url))
+        report.mock_throughput = bench.mock_throughput(mocks)
+        report.overhead = [bench.overhead(each) for each in hosted]
+        report.streaming = [bench.streaming(each) for each in hosted
+                            if each.hosting.mock in STREAMING_MOCKS]
     return report

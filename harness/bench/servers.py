@@ -1,18 +1,26 @@
 """The benchmark's processes: one per server (a mock or a proxy) and one load generator.
 
 Processes are started with ``spawn``: a clean interpreter, never a ``fork`` of a parent that may
-run threads (pytest, a ThreadedServer). A server process pins itself, serves its application on
-127.0.0.1 with an ephemeral port and sends the URL back over a pipe; SIGTERM stops it cleanly.
-Each class is a context manager that stops the process it started, and only that one.
+run threads (pytest, a ThreadedServer). Like any ``spawn`` user, a script that calls the
+benchmark must do so under ``if __name__ == "__main__":``.
+
+A server process pins itself, serves its application on 127.0.0.1 with an ephemeral port and
+sends the URL back over a pipe. It stops on SIGTERM and when its parent is gone (however the
+parent died: no orphaned servers); Ctrl-C is for the parent, which stops its children. Each
+class is a context manager that stops the process it started, and only that one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import multiprocessing
+import signal
 from multiprocessing.connection import Connection as Pipe
 from multiprocessing.process import BaseProcess
 from typing import Any
+
+from proxyproof.serving import AppFactory, start_app
 
 from . import layout
 from .load import REQUEST_TIMEOUT, Run, RunResult, serve_runs
@@ -22,30 +30,42 @@ STOP_TIMEOUT = 5.0
 _CONTEXT = multiprocessing.get_context("spawn")
 
 
+def _factory(role: str, name: str, config: dict[str, Any] | None) -> AppFactory:
+    if role == "mock":
+        from mocks.app import make_settings, mock_app
+
+        settings = make_settings()
+        return lambda: mock_app(name, settings)
+    from proxy_impl import proxy_app  # public entry
+
+    return lambda: proxy_app(config)
+
+
+async def _serve_until_stopped(factory: AppFactory, pipe: Pipe) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    parent = multiprocessing.parent_process()
+    if parent is not None:  # its sentinel becomes readable when the parent exits
+        loop.add_reader(parent.sentinel, stop.set)
+    running = await start_app(factory, "127.0.0.1", 0)
+    pipe.send(("ok", running.url))
+    try:
+        await stop.wait()
+    finally:
+        await running.stop()
+
+
 def _serve(role: str, name: str, config: dict[str, Any] | None, cpus: tuple[int, ...],
            pipe: Pipe) -> None:
     """A server process: ``role`` "mock" (``name`` is its kind) or "proxy" (``config``)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     layout.pin(cpus)
     try:
-        from proxyproof.serving import serve_forever
-
-        if role == "mock":
-            from mocks.app import make_settings, mock_app
-
-            settings = make_settings()
-
-            def factory() -> Any:
-                return mock_app(name, settings)
-        else:
-            from proxy_impl import proxy_app  # public entry
-
-            def factory() -> Any:
-                return proxy_app(config)
-
-        serve_forever([(name, factory, "127.0.0.1", 0)],
-                      announce=lambda _name, url: pipe.send(("ok", url)))
+        asyncio.run(_serve_until_stopped(_factory(role, name, config), pipe))
     except Exception as problem:  # the parent is waiting for a URL: tell it why there is none
-        pipe.send(("error", f"{type(problem).__name__}: {problem}"))
+        with contextlib.suppress(OSError):
+            pipe.send(("error", f"{type(problem).__name__}: {problem}"))
 
 
 def _stop(process: BaseProcess) -> None:
@@ -80,6 +100,11 @@ class ServerProcess:
     @property
     def url(self) -> str:
         return self.wait()
+
+    @property
+    def pid(self) -> int:
+        assert self._process.pid is not None, "not started"
+        return self._process.pid
 
     def wait(self) -> str:
         """The server's URL, once it listens (at most ``START_TIMEOUT``)."""
@@ -127,13 +152,17 @@ class LoadGenerator:
         limit = 2 * (run.warmup + run.duration + REQUEST_TIMEOUT) + START_TIMEOUT
         if not self._pipe.poll(limit):
             raise RuntimeError(f"the load generator gave no result within {limit:.0f}s")
-        status, value = self._pipe.recv()
+        try:
+            status, value = self._pipe.recv()
+        except EOFError:
+            raise RuntimeError("the load generator exited in the middle of a run") from None
         if status != "ok":
             raise RuntimeError(f"the load generator failed: {value}")
         return value
 
-    def stop(self) -> None:
-        if self._process.is_alive():
+    def stop(self, graceful: bool = True) -> None:
+        """Ask it to finish (``graceful``: after the run in progress), else terminate it."""
+        if graceful and self._process.is_alive():
             with contextlib.suppress(OSError):  # already gone: nothing to tell it
                 self._pipe.send(None)
             self._process.join(STOP_TIMEOUT)
@@ -143,5 +172,5 @@ class LoadGenerator:
     def __enter__(self) -> LoadGenerator:
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.stop(graceful=exc_type is None)

@@ -1,0 +1,288 @@
+"""``proxyproof bench``: a quick run is well formed, and its parts do what they say.
+
+Speed is never asserted here (the project rule): only that the figures exist, are positive and
+that every ratio is computed from them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from harness import kong_config
+from harness.bench import BenchSettings, cputime, report
+from harness.bench.frames import FirstTextScanner, carries_text
+from harness.bench.http1 import Connection, Target
+from harness.bench.layout import plan_layout
+from harness.bench.load import Run, measure
+from harness.bench.results import BenchReport, Comparison, MockThroughput, Side
+from harness.bench.scenario import Unavailable, capture_direct_call
+from harness.bench.stats import percentile, ratio
+from harness.gateway import BundledGateway
+from harness.hostings import HOSTINGS
+from harness.seed import SEED_CHAT
+from mocks.app import run_mock
+from proxyproof.cli import main
+from proxyproof.serving import ThreadedServer
+
+ROOT = Path(__file__).resolve().parents[2]
+STREAMING = {"Ollama", "self-hosted GGUF"}
+
+
+# --- the command, end to end ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def quick_report() -> dict:
+    run = subprocess.run([sys.executable, "-m", "proxyproof", "bench", "--quick", "--json"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=50)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return json.loads(run.stdout)
+
+
+def _assert_side(side: dict, stream: bool = False) -> None:
+    assert side["requests"] > 0 and side["errors"] == 0, side
+    assert side["per_second"] > 0
+    assert 0 < side["p50_ms"] <= side["p99_ms"]
+    if stream:
+        assert 0 < side["first_token_p50_ms"] <= side["p50_ms"]
+
+
+def _assert_ratios(row: dict, names: tuple[str, ...]) -> None:
+    figures = {"throughput": "per_second", "p50": "p50_ms", "p99": "p99_ms",
+               "first_token_p50": "first_token_p50_ms", "per_cpu_second": "per_cpu_second"}
+    for name in names:
+        proxied, direct = row["proxied"][figures[name]], row["direct"][figures[name]]
+        if name == "per_cpu_second" and not (proxied and direct):
+            continue  # too short a run for the clock ticks of /proc (quick mode): no ratio
+        assert row["ratios"][name] == pytest.approx(proxied / direct, rel=1e-2), name
+
+
+def test_quick_run_measures_mock_throughput(quick_report):
+    section = quick_report["mock_throughput"]
+    assert [run["mock"] for run in section["runs"]] == ["openai", "ollama"]
+    for run in section["runs"]:
+        _assert_side(run["result"])
+        assert run["result"]["load_cpu"] > 0
+        assert run["per_core"] > 0
+    assert section["target_per_second"] == 3000
+    assert isinstance(section["met"], bool)
+
+
+def test_quick_run_compares_every_hosting_with_a_direct_call(quick_report):
+    rows = quick_report["proxy_overhead"]
+    assert [row["hosting"] for row in rows] == [hosting.name for hosting in HOSTINGS]
+    for row in rows:
+        assert "unavailable" not in row, row
+        assert row["upstream"].startswith("POST /")
+        _assert_side(row["direct"])
+        _assert_side(row["proxied"])
+        _assert_ratios(row, ("throughput", "per_cpu_second", "p50", "p99"))
+
+
+def test_quick_run_times_streams_or_says_why_not(quick_report):
+    rows = quick_report["streaming"]
+    assert {row["hosting"] for row in rows} == STREAMING
+    for row in rows:
+        if "unavailable" in row:  # streaming through the proxy may not work yet: "n/a" + reason
+            assert row["unavailable"] and row["ratios"] == {}
+            continue
+        _assert_side(row["direct"], stream=True)
+        _assert_side(row["proxied"], stream=True)
+        _assert_ratios(row, ("first_token_p50", "p50"))
+    assert quick_report["errors"] == 0
+    assert quick_report["layout"] and quick_report["settings"]["concurrency"] > 0
+
+
+def test_bad_settings_are_refused_before_anything_starts(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--quick", "--concurrency", "0"])
+    assert exit_info.value.code == 2
+    assert "concurrency" in capsys.readouterr().err
+
+
+def test_help_states_the_real_defaults(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    defaults = BenchSettings()
+    for figure in (f"{defaults.duration:g}", defaults.requests, defaults.concurrency,
+                   defaults.samples):
+        assert f"(default {figure})" in text
+
+
+# --- the table ----------------------------------------------------------------------------------
+
+
+def _side(per_second: float, p50: float, first: float | None = None) -> Side:
+    return Side(per_second, 100, 0, p50, p50 * 2, first, first)
+
+
+def test_table_shows_figures_ratios_and_unavailable_rows():
+    bench = BenchReport("layout here", {"concurrency": 48})
+    bench.mock_throughput = [MockThroughput("openai", "POST /v1/chat/completions",
+                                            _side(4000, 1.0))]
+    bench.overhead = [
+        Comparison("Ollama", "POST /api/chat", _side(4000, 0.2), _side(1000, 0.8)),
+        Comparison("HuggingFace", "", unavailable="the proxy answered 500: boom"),
+    ]
+    bench.streaming = [Comparison("Ollama", "POST /api/chat", _side(10, 0.4, 0.1),
+                                  _side(5, 1.2, 0.5))]
+    text = report.table(bench)
+    assert "target: >= 3,000 req/s per core for each mock: met" in text
+    throughput, latency, stream = (line.split()[1:] for line in text.splitlines()
+                                   if line.strip().startswith("Ollama"))
+    assert throughput == ["4,000", "1,000", "0.25x", "n/a", "n/a", "n/a"]  # no CPU figures
+    assert latency == ["0.20", "0.80", "4.00x", "0.40", "1.60", "4.00x"]
+    assert stream[2:5] == ["0.10", "0.50", "5.00x"]  # first token
+    assert "HuggingFace: n/a (the proxy answered 500: boom)" in text
+    assert bench.errors == 1  # the unavailable overhead row
+    assert json.loads(report.as_json(bench))["streaming"][0]["ratios"]["first_token_p50"] == 5.0
+
+
+# --- the parts ----------------------------------------------------------------------------------
+
+
+def test_percentile_and_ratio():
+    assert percentile([], 0.5) is None
+    assert percentile([3.0, 1.0, 2.0], 0.5) == 2.0
+    assert percentile(list(map(float, range(1, 101))), 0.99) == 99.0
+    assert ratio(3.0, 2.0) == 1.5
+    assert ratio(3.0, 0.0) is None and ratio(None, 2.0) is None
+
+
+def test_cpu_time_is_read_from_proc_stat():
+    ticks = cputime.TICKS
+    line = f"42 (odd) name) S 1 42 42 0 -1 4194560 9 0 0 0 {3 * ticks} {ticks} 0 0 20 0 1 0"
+    assert cputime.parse_stat(line) == 4.0
+    assert cputime.cpu_seconds([]) == 0.0
+    assert cputime.cpu_seconds([2**22 + 7]) is None  # no such process
+
+
+def test_layout_keeps_the_load_generator_on_a_cpu_of_its_own():
+    assert plan_layout([0]).load == ()
+    two = plan_layout({1, 0})
+    assert (two.load, two.mocks, two.proxies) == ((0,), (1,), (1,))
+    four = plan_layout(range(4))
+    assert (four.load, four.mocks, four.proxies) == ((0,), (1,), (2, 3))
+    assert "not pinned" in plan_layout([0, 1], can_pin=False).describe()
+
+
+def test_first_token_is_the_first_frame_with_text():
+    sse = FirstTextScanner("text/event-stream")
+    role_only = b'data: {"choices":[{"delta":{"role":"assistant","content":""}}]}\r\n\r\n'
+    assert not sse.feed(role_only)
+    assert not sse.feed(b'data: {"choices":[{"delta":{"content":"Hi"}}]}\r')  # incomplete
+    assert sse.feed(b"\n\r\n")
+    ndjson = FirstTextScanner("application/x-ndjson")
+    assert not ndjson.feed(b'{"message":{"role":"assistant","content":"Hel')
+    assert ndjson.feed(b'lo"},"done":false}\n')
+    assert carries_text({"token": {"text": " x"}}) and carries_text({"content": "x"})
+    assert not carries_text({"done": True, "response": ""}) and not carries_text("[DONE]")
+
+
+def test_targets_are_loopback_only():
+    with pytest.raises(ValueError, match="127.0.0.1"):
+        Target("http://example.com:80/v1", b"{}")
+    with pytest.raises(ValueError):
+        Target("http://localhost:8080/v1", b"{}")
+    wire = Target("http://127.0.0.1:9/x?a=1", b"{}", (("Host", "evil"), ("X-A", "b")))
+    assert wire.request_bytes() == (b"POST /x?a=1 HTTP/1.1\r\nHost: 127.0.0.1:9\r\nX-A: b\r\n"
+                                    b"Content-Length: 2\r\n\r\n{}")
+
+
+async def _echo(request: web.Request) -> web.StreamResponse:
+    body = await request.read()
+    if request.path == "/chunked":
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        for piece in (b'{"response":"a"}\n', b'{"response":"b"}\n'):
+            await response.write(piece)
+        await response.write_eof()
+        return response
+    status = 200 if request.path == "/ok" else 503
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+def _echo_app() -> web.Application:
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", _echo)
+    return app
+
+
+def test_client_reads_sized_and_chunked_replies_on_one_connection():
+    with ThreadedServer(_echo_app) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+
+        async def exchange() -> list:
+            connection = Connection(port)
+            seen: list[tuple[str, bytes]] = []
+            sized = await connection.send(Target(f"{server.url}/ok", b'{"a":1}').request_bytes())
+            chunked = await connection.send(
+                Target(f"{server.url}/chunked", b"{}").request_bytes(),
+                lambda content_type, data: seen.append((content_type, data)))
+            connection.close()
+            return [sized, chunked, seen]
+
+        sized, chunked, seen = asyncio.run(exchange())
+    assert (sized.status, sized.body) == (200, b'{"a":1}')
+    assert chunked.body == b'{"response":"a"}\n{"response":"b"}\n'
+    assert b"".join(data for _, data in seen) == chunked.body
+    assert {content_type for content_type, _ in seen} == {"application/x-ndjson"}
+
+
+def test_runs_count_answers_and_failures_separately():
+    with ThreadedServer(_echo_app) as server:
+        ok = asyncio.run(measure(Run("throughput", Target(f"{server.url}/ok", b"{}"),
+                                     max_requests=40, duration=5.0, concurrency=4)))
+        failing = asyncio.run(measure(Run("latency", Target(f"{server.url}/down", b"{}"),
+                                          max_requests=5, duration=5.0)))
+        stream = asyncio.run(measure(Run("stream", Target(f"{server.url}/chunked", b"{}"),
+                                         max_requests=3, duration=5.0)))
+    assert (ok.requests, ok.errors) == (40, 0) and ok.per_second > 0
+    assert (failing.requests, failing.errors) == (0, 5)
+    assert failing.first_error.startswith("status 503")
+    assert stream.requests == 3 and stream.first_text_p50 is not None
+
+
+# --- the direct call: what the proxy sent upstream, replayed -------------------------------------
+
+
+def _failing_proxy() -> web.Application:
+    async def fail(request: web.Request) -> web.Response:
+        return web.json_response({"message": "An unexpected error occurred"}, status=500)
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", fail)
+    return app
+
+
+def test_the_direct_call_replays_what_the_mock_received():
+    hosting = next(h for h in HOSTINGS if h.mock == "ollama")
+    with run_mock(hosting.mock) as mock:
+        config = kong_config.point_at(kong_config.load(hosting.example), mock.url)
+        with BundledGateway(config) as gateway:
+            proxied = Target(gateway.url + "/llama2-chat", json.dumps(SEED_CHAT).encode())
+            direct = capture_direct_call(proxied, mock.url)
+            streaming = Target(proxied.url, json.dumps({**SEED_CHAT, "stream": True}).encode())
+            streamed = capture_direct_call(streaming, mock.url, stream=True)
+    assert direct.url == mock.url + "/api/chat"
+    sent = json.loads(direct.body)
+    assert sent["messages"] == SEED_CHAT["messages"] and sent["stream"] is False
+    assert json.loads(streamed.body)["stream"] is True
+    assert not {name.lower() for name, _ in direct.headers} & {"host", "content-length"}
+
+
+def test_a_failing_proxy_gives_a_reason_instead_of_figures():
+    with run_mock("ollama") as mock, ThreadedServer(_failing_proxy) as proxy:
+        with pytest.raises(Unavailable, match="the proxy answered 500: .*unexpected error"):
+            capture_direct_call(Target(proxy.url + "/llama2-chat", b"{}"), mock.url)
+        with pytest.raises(Unavailable, match="capture call failed"):
+            capture_direct_call(Target(proxy.url + "/llama2-chat", b"{}"), mock.url + "/nowhere")
