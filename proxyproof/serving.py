@@ -8,14 +8,31 @@ that builds a ``web.Application`` and hands back the URL it listens on.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from aiohttp import web
+from aiohttp import http_exceptions, web
 
 AppFactory = Callable[[], web.Application | Awaitable[web.Application]]
+
+
+class _NoRequestEcho(logging.Filter):
+    """aiohttp logs a malformed request with the offending header line quoted word for word,
+    credentials included; keep the record but drop the quote."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, http_exceptions.HttpProcessingError):
+            record.msg = f"{record.getMessage()}: {type(error).__name__} (request not logged)"
+            record.args, record.exc_info, record.exc_text = (), None, None
+        return True
+
+
+server_log = logging.getLogger("proxyproof.http")
+server_log.addFilter(_NoRequestEcho())
 
 
 async def _build(factory: AppFactory) -> web.Application:
@@ -40,7 +57,9 @@ class RunningApp:
 async def start_app(factory: AppFactory, host: str = "127.0.0.1", port: int = 0) -> RunningApp:
     """Start ``factory()``'s application in the running loop; ``port=0`` picks a free port."""
     app = await _build(factory)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=1.0, logger=server_log
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
