@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .plugin_config import Target
+from .plugin_config import PROVIDER, Target
 from .streaming import StreamOutcome
+from .streaming.events import as_count
 
 
 @dataclass(frozen=True)
@@ -53,52 +54,56 @@ def _ai_proxy(outcome: Outcome) -> dict[str, Any]:
     if target is None or outcome.llm_latency_ms is None:
         return {}
     section: dict[str, Any] = {}
-    reply = _json(outcome.reply)
-    stream = outcome.stream
     if target.log_statistics:
-        latency = outcome.llm_latency_ms
-        if stream is not None:
-            prompt, completion, total = _stream_usage(stream, target, outcome.kong_compat)
-            response_model = stream.model
-        else:
-            prompt, completion, total = _reply_usage(reply, outcome.kong_compat)
-            response_model = reply.get("model") if isinstance(reply.get("model"), str) else None
-        options = target.options
-        cost = 0.0
-        if options.input_cost and options.output_cost:
-            cost = (prompt * options.input_cost + completion * options.output_cost) / 1e6
-        request_model = outcome.request_model or "UNSPECIFIED"
-        section["meta"] = {
-            "provider_name": target.provider,
-            "request_model": request_model,
-            "response_model": response_model or request_model,
-            "llm_latency": latency,
-        }
-        section["usage"] = {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": total,
-            "time_per_token": latency / completion if completion else 0,
-            "cost": cost,
-        }
-    payloads = target.log_payloads and (target.log_statistics or not outcome.kong_compat)
-    if payloads:
+        section.update(_statistics(outcome, target, outcome.llm_latency_ms))
+    # Kong logs payloads only beside statistics; the fixed proxy on log_payloads alone (§10.18).
+    if target.log_payloads and (target.log_statistics or not outcome.kong_compat):
+        request = outcome.client_body
         section["payload"] = {
-            "request": json.dumps(outcome.client_body, ensure_ascii=False)
-            if outcome.client_body is not None
-            else None,
+            "request": json.dumps(request, ensure_ascii=False) if request is not None else None,
             "response": _response_payload(outcome),
         }
     return section
 
 
+def _statistics(outcome: Outcome, target: Target, latency: int) -> dict[str, Any]:
+    """Kong's ``meta`` and ``usage`` sections."""
+    if outcome.stream is not None:
+        prompt, completion, total = _stream_usage(outcome.stream, target, outcome.kong_compat)
+        response_model = outcome.stream.model
+    else:
+        reply = _json(outcome.reply)
+        prompt, completion, total = _reply_usage(reply, outcome.kong_compat)
+        response_model = reply.get("model") if isinstance(reply.get("model"), str) else None
+    options = target.options
+    cost = 0.0
+    if options.input_cost and options.output_cost:
+        cost = (prompt * options.input_cost + completion * options.output_cost) / 1e6
+    request_model = outcome.request_model or "UNSPECIFIED"
+    return {
+        "meta": {
+            "provider_name": PROVIDER,
+            "request_model": request_model,
+            "response_model": response_model or request_model,
+            "llm_latency": latency,
+        },
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": total,
+            "time_per_token": latency / completion if completion else 0,
+            "cost": cost,
+        },
+    }
+
+
 def _reply_usage(reply: Mapping[str, Any], kong_compat: bool) -> tuple[int, int, int]:
     usage = reply.get("usage") if isinstance(reply.get("usage"), Mapping) else {}
-    prompt = _count(usage.get("prompt_tokens"))
-    completion = _count(usage.get("completion_tokens"))
+    prompt = as_count(usage.get("prompt_tokens"))
+    completion = as_count(usage.get("completion_tokens"))
     total = prompt + completion
-    if not kong_compat and _count(usage.get("total_tokens")) > total:
-        total = _count(usage.get("total_tokens"))  # reasoning tokens count too (Kong #14816)
+    if not kong_compat:
+        total = max(total, as_count(usage.get("total_tokens")))  # reasoning tokens (Kong #14816)
     return prompt, completion, total
 
 
@@ -126,7 +131,3 @@ def _json(body: bytes | None) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0

@@ -19,20 +19,19 @@ def apply_header(auth: Auth, client_headers: Mapping[str, str], upstream: CIMult
     if auth.header is None:
         return
     name, value = auth.header
-    if name in client_headers and auth.allow_override:
-        return  # the client's header was forwarded as it came
-    upstream.popall(name, None)
-    upstream[name] = value
+    if not _client_overrides(auth, name, client_headers):  # else it was forwarded as it came
+        upstream.popall(name, None)
+        upstream[name] = value
 
 
 def apply_query(auth: Auth, client_query: Mapping[str, str], query: MultiDict[str]) -> None:
-    if auth.param is None or auth.param[2] != "query":
+    param = _param_in(auth, "query")
+    if param is None:
         return
-    name, value, _ = auth.param
-    if name in client_query and auth.allow_override:
-        return
-    query.popall(name, None)
-    query[name] = value
+    name, value = param
+    if not _client_overrides(auth, name, client_query):  # else it was forwarded as it came
+        query.popall(name, None)
+        query[name] = value
 
 
 def apply_body(
@@ -44,20 +43,30 @@ def apply_body(
 ) -> None:
     """Kong writes the field into the client table after translating it, so only the openai
     format (which forwards that table) carries it; the fixed proxy writes the upstream body."""
-    if auth.param is None or auth.param[2] != "body":
+    param = _param_in(auth, "body")
+    if param is None or (behaviour.body_auth_only_for_openai_format and llama2_format != "openai"):
         return
-    if behaviour.body_auth_only_for_openai_format and llama2_format != "openai":
-        return
-    name, value, _ = auth.param
-    if name in client_body and auth.allow_override:  # a JSON null counts as sent, as in Kong
-        upstream_body[name] = client_body[name]
-    else:
-        upstream_body[name] = value
+    name, value = param
+    # The codec may have dropped the client's field, so an override is written back too.
+    upstream_body[name] = client_body[name] if _client_overrides(auth, name, client_body) else value
 
 
 def redact(body: Mapping[str, Any], auth: Auth) -> dict[str, Any]:
     """A copy of a client body safe to log: a body credential field is masked."""
     copy = dict(body)
-    if auth.param is not None and auth.param[2] == "body" and auth.param[0] in copy:
-        copy[auth.param[0]] = "[redacted]"
+    param = _param_in(auth, "body")
+    if param is not None and param[0] in copy:
+        copy[param[0]] = "[redacted]"
     return copy
+
+
+def _param_in(auth: Auth, location: str) -> tuple[str, str] | None:
+    """The credential's parameter name and value when it goes in ``location``."""
+    if auth.param is None or auth.param[2] != location:
+        return None
+    return auth.param[0], auth.param[1]
+
+
+def _client_overrides(auth: Auth, name: str, client: Mapping[str, Any]) -> bool:
+    """The client sent the credential itself (a JSON null counts, as in Kong) and may."""
+    return auth.allow_override and name in client

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,19 +22,19 @@ from typing import Any
 import yaml
 from yarl import URL
 
+from .config_fields import Problems, Record, join
 from .plugin_config import (
     AI_PROXY,
     AI_PROXY_ADVANCED,
+    DEFAULT_TIMEOUT_MS,
     MAX_TIMEOUT,
+    PROVIDER,
     WRITE_TIMEOUT_NOTE,
     AiPlugin,
-    describe_plugin,
     read_plugin,
 )
-from .validation import Problems, Record, join
 
 AI_PLUGINS = (AI_PROXY, AI_PROXY_ADVANCED)
-DEFAULT_TIMEOUT_MS = 60000
 DEFAULT_RETRIES = 5
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
 
@@ -143,42 +144,52 @@ def describe(config: Config) -> list[str]:
         if route.hosts:
             extras.append("hosts " + ",".join(route.hosts))
         scope = f" ({'; '.join(extras)})" if extras else ""
-        served = describe_plugin(route.plugin) if route.plugin else "no AI plugin: answers 501"
-        if route.plugin:
-            served = _mask_url(served, route.plugin.target.options.upstream_url)
+        served = _describe_plugin(route.plugin) if route.plugin else "no AI plugin: answers 501"
         lines.append(f"{paths}{scope} → {served}")
     return lines
 
 
-def _mask_url(line: str, url: str) -> str:
+def _describe_plugin(plugin: AiPlugin) -> str:
+    target = plugin.target
+    model = target.model_name or "(client's model)"
+    return (
+        f"{plugin.kind} {target.route_type} {PROVIDER}/{model} "
+        f"[{target.options.llama2_format}] → {_masked(target.options.upstream_url)}"
+    )
+
+
+def _masked(url: str) -> str:
     """Keep credentials someone put in an upstream_url out of banners and logs."""
     try:
         parsed = URL(url)
     except ValueError:
-        return line
+        return url
     if parsed.user or parsed.password or parsed.query_string:
-        safe = str(parsed.with_user(None).with_query(None)) + ("?…" if parsed.query_string else "")
-        return line.replace(url, safe)
-    return line
+        return str(parsed.with_user(None).with_query(None)) + ("?…" if parsed.query_string else "")
+    return url
 
 
 # --- the document ---------------------------------------------------------------------------
+
+_AiPlugins = list[tuple[str, Record]]  # (plugin name, its entity), in file order
 
 
 @dataclass
 class _PendingRoute:
     record: Record
-    service: Record | None
     service_key: int | None  # index of the service, to find service-level plugins
+    policy: UpstreamPolicy  # the service's timeouts and retries
 
 
 @dataclass
 class _Scopes:
     """Where each AI plugin applies: by route index, by service index, or everywhere."""
 
-    by_route: dict[int, list[tuple[str, Record]]] = field(default_factory=dict)
-    by_service: dict[int, list[tuple[str, Record]]] = field(default_factory=dict)
-    everywhere: list[tuple[str, Record]] = field(default_factory=list)
+    by_route: defaultdict[int, _AiPlugins] = field(default_factory=lambda: defaultdict(list))
+    by_service: defaultdict[int | None, _AiPlugins] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    everywhere: _AiPlugins = field(default_factory=list)
 
 
 def _read_document(document: Any, problems: Problems) -> list[Route]:
@@ -197,53 +208,53 @@ def _read_document(document: Any, problems: Problems) -> list[Route]:
         else:
             problems.error(str(key), "unknown field")
 
-    services = top.records("services")
     routes: list[_PendingRoute] = []
     scopes = _Scopes()
     service_names: dict[str, int] = {}
-    for index, service in enumerate(services):
+    policies: list[UpstreamPolicy] = []
+    for index, service in enumerate(top.records("services")):
         service.only(_SERVICE_FIELDS | _METADATA)
-        for key in ("name", "id"):
-            if isinstance(service.raw(key), str):
-                service_names[service.data[key]] = index
-        _check_service(service)
+        _name(service, index, service_names)
+        policies.append(_service_policy(service))
         enabled = service.boolean("enabled", True)
         for plugin in service.records("plugins"):
-            _collect_plugin(plugin, scopes.by_service.setdefault(index, []))
+            _collect_plugin(plugin, scopes.by_service[index])
         for route in service.records("routes"):
             if enabled:
-                routes.append(_PendingRoute(route, service, index))
+                routes.append(_PendingRoute(route, index, policies[index]))
             else:
                 problems.warn(route.path, "belongs to a disabled service: not served")
 
-    route_names: dict[str, int] = {}
     for route in top.records("routes"):
-        service_index = _reference(route, "service", service_names)
-        service = services[service_index] if service_index is not None else None
-        routes.append(_PendingRoute(route, service, service_index))
+        index = _reference(route, "service", service_names)
+        policy = policies[index] if index is not None else UpstreamPolicy()
+        routes.append(_PendingRoute(route, index, policy))
+    route_names: dict[str, int] = {}
     for index, pending in enumerate(routes):
-        for key in ("name", "id"):
-            if isinstance(pending.record.raw(key), str):
-                route_names[pending.record.data[key]] = index
+        _name(pending.record, index, route_names)
         for plugin in pending.record.records("plugins"):
-            _collect_plugin(plugin, scopes.by_route.setdefault(index, []))
+            _collect_plugin(plugin, scopes.by_route[index])
 
     for plugin in top.records("plugins"):
         route_index = _reference(plugin, "route", route_names)
         service_index = _reference(plugin, "service", service_names)
         if route_index is not None:
-            _collect_plugin(plugin, scopes.by_route.setdefault(route_index, []))
+            _collect_plugin(plugin, scopes.by_route[route_index])
         elif service_index is not None:
-            _collect_plugin(plugin, scopes.by_service.setdefault(service_index, []))
+            _collect_plugin(plugin, scopes.by_service[service_index])
         elif plugin.raw("route") is None and plugin.raw("service") is None:
             _collect_plugin(plugin, scopes.everywhere)
 
-    served = []
-    for index, pending in enumerate(routes):
-        route = _read_route(pending, index, scopes, problems)
-        if route is not None:
-            served.append(route)
-    return served
+    read = (_read_route(pending, index, scopes, problems) for index, pending in enumerate(routes))
+    return [route for route in read if route is not None]
+
+
+def _name(entity: Record, index: int, names: dict[str, int]) -> None:
+    """Make the entity findable by its name and its id, as references may use either."""
+    for key in ("name", "id"):
+        value = entity.raw(key)
+        if isinstance(value, str):
+            names[value] = index
 
 
 def _reference(record: Record, key: str, names: Mapping[str, int]) -> int | None:
@@ -261,7 +272,7 @@ def _reference(record: Record, key: str, names: Mapping[str, int]) -> int | None
     return names[wanted]
 
 
-def _collect_plugin(plugin: Record, into: list[tuple[str, Record]]) -> None:
+def _collect_plugin(plugin: Record, into: _AiPlugins) -> None:
     plugin.only(_PLUGIN_FIELDS | _METADATA)
     name = plugin.string("name", required=True)
     if name is None or not plugin.boolean("enabled", True):
@@ -279,28 +290,34 @@ def _collect_plugin(plugin: Record, into: list[tuple[str, Record]]) -> None:
                 "(proxyproof has no consumers): ignored",
             )
             return
-    protocols = plugin.strings("protocols")
-    if protocols is not None and not {"http", "https"} & set(protocols):
+    if not _speaks_http(plugin):
         plugin.problems.warn(plugin.at("protocols"), "no http/https protocol: plugin ignored")
         return
     into.append((name, plugin))
 
 
-def _check_service(service: Record) -> None:
+def _speaks_http(entity: Record) -> bool:
+    protocols = entity.strings("protocols")
+    return protocols is None or bool({"http", "https"} & set(protocols))
+
+
+def _service_policy(service: Record) -> UpstreamPolicy:
+    """The service's fields checked, and its timeouts and retries, which its routes use."""
     service.string("url")
     service.string("host")
     service.string("path")
     service.string("protocol")
     service.integer("port", between=(0, 65535))
-    service.integer("retries", between=(0, 32767))
+    given = {"retries": service.integer("retries", between=(0, 32767))}
     for key in ("connect_timeout", "read_timeout", "write_timeout"):
-        service.integer(key, between=(1, MAX_TIMEOUT))
+        given[key] = service.integer(key, between=(1, MAX_TIMEOUT))
     service.warn_if_set({"write_timeout": DEFAULT_TIMEOUT_MS}, WRITE_TIMEOUT_NOTE)
     service.warn_if_set(
         {"client_certificate": None, "tls_verify": None, "tls_verify_depth": None,
          "ca_certificates": None, "tls_sans": None},
         "TLS settings are not implemented by proxyproof",
     )  # fmt: skip
+    return UpstreamPolicy(**{key: value for key, value in given.items() if value is not None})
 
 
 def _read_route(
@@ -321,8 +338,7 @@ def _read_route(
         problems.error(
             record.at("expression"), "expressions-router routes are not supported by proxyproof"
         )
-    protocols = record.strings("protocols")
-    if protocols is not None and not {"http", "https"} & set(protocols):
+    if not _speaks_http(record):
         problems.warn(record.path, "no http/https protocol: not served")
         return None
     if not paths and not methods and not hosts:
@@ -339,7 +355,7 @@ def _read_route(
 
     chosen = _choose_plugin(
         scopes.by_route.get(index, []),
-        scopes.by_service.get(pending.service_key, []) if pending.service_key is not None else [],
+        scopes.by_service.get(pending.service_key, []),
         scopes.everywhere,
         record.path,
         problems,
@@ -363,7 +379,7 @@ def _read_route(
         hosts=hosts,
         regex_priority=regex_priority,
         plugin=plugin,
-        upstream=_upstream_policy(pending.service, plugin),
+        upstream=_with_balancer(pending.policy, plugin),
     )
 
 
@@ -391,9 +407,9 @@ def _python_regex(pcre: str) -> str:
 
 
 def _choose_plugin(
-    on_route: list[tuple[str, Record]],
-    on_service: list[tuple[str, Record]],
-    everywhere: list[tuple[str, Record]],
+    on_route: _AiPlugins,
+    on_service: _AiPlugins,
+    everywhere: _AiPlugins,
     where: str,
     problems: Problems,
 ) -> tuple[str, Record] | None:
@@ -411,20 +427,9 @@ def _choose_plugin(
     return next(iter(chosen.values()), None)
 
 
-def _upstream_policy(service: Record | None, plugin: AiPlugin | None) -> UpstreamPolicy:
+def _with_balancer(policy: UpstreamPolicy, plugin: AiPlugin | None) -> UpstreamPolicy:
     """Kong takes timeouts and retries from the route's service; AI Proxy Advanced's balancer
     settings, when given, take their place."""
-
-    def from_service(key: str, default: int) -> int:
-        value = service.data.get(key) if service is not None else None
-        return value if isinstance(value, int) and not isinstance(value, bool) else default
-
-    policy = UpstreamPolicy(
-        connect_timeout=from_service("connect_timeout", DEFAULT_TIMEOUT_MS),
-        read_timeout=from_service("read_timeout", DEFAULT_TIMEOUT_MS),
-        write_timeout=from_service("write_timeout", DEFAULT_TIMEOUT_MS),
-        retries=from_service("retries", DEFAULT_RETRIES),
-    )
     if plugin is None:
         return policy
     balancer = plugin.balancer

@@ -8,13 +8,16 @@ llama2 and route types other than chat/completions are errors.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from yarl import URL
 
-from .validation import Problems, Record, is_unset
+from .config_fields import Problems, Record, is_unset
+from .templates import TEMPLATE, template_problems
+from .tuning import TUNING_FIELDS
 
+PROVIDER = "llama2"  # the only provider this proxy serves
 AI_PROXY = "ai-proxy"
 AI_PROXY_ADVANCED = "ai-proxy-advanced"
 CHAT = "llm/v1/chat"
@@ -46,6 +49,7 @@ FAILOVER_CRITERIA = (
     "error", "timeout", "invalid_header", "http_403", "http_404", "http_429", "http_500",
     "http_502", "http_503", "http_504", "non_idempotent",
 )  # fmt: skip
+DEFAULT_TIMEOUT_MS = 60000  # Kong's connect, read and write timeouts
 MAX_TIMEOUT = 2**31 - 2
 
 # Kong's defaults for max_request_body_size: ai-proxy keeps 8 KiB (§10.1), Advanced 1 MiB (§1.1).
@@ -57,8 +61,6 @@ WRITE_TIMEOUT_NOTE = (
 )
 MUST_SET_FORMAT = "must set 'model.options.llama2_format' for llama2 provider"
 MUST_SET_URL = "must set 'model.options.upstream_url' for self-hosted providers/models"
-
-TEMPLATE = re.compile(r"\$\((.*?)\)")
 
 _NOT_FOR_LLAMA2 = "only applies to other providers; the llama2 provider ignores it"
 # Known Kong option fields that do nothing for llama2, with Kong's defaults.
@@ -120,14 +122,10 @@ class ModelOptions:
     input_cost: float | None = None
     output_cost: float | None = None
 
+    @cached_property
     def tuning(self) -> dict[str, float | int]:
-        """The configured sampling options, which override the client's (§2)."""
-        values = {
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "top_k": self.top_k,
-        }
+        """The configured sampling options, which override the client's (§2); computed once."""
+        values = {name: getattr(self, name) for name in TUNING_FIELDS}
         return {name: value for name, value in values.items() if value is not None}
 
 
@@ -139,7 +137,6 @@ class Target:
     auth: Auth = Auth()
     log_statistics: bool = False
     log_payloads: bool = False
-    provider: str = "llama2"
 
 
 @dataclass(frozen=True)
@@ -182,7 +179,7 @@ def read_plugin(kind: str, value: object, path: str, problems: Problems) -> AiPl
             {"targets", "balancer", "embeddings", "vectordb", "response_streaming",
              "model_name_header", "max_request_body_size", "llm_format", "genai_category"}
         )  # fmt: skip
-        target = _read_only_target(config, problems)
+        target = _read_single_target(config, problems)
         balancer = _read_balancer(config.record("balancer"))
         config.warn_if_set(
             {"embeddings": None, "vectordb": None},
@@ -216,7 +213,7 @@ def _only_supported(
         )
 
 
-def _read_only_target(config: Record, problems: Problems) -> Target | None:
+def _read_single_target(config: Record, problems: Problems) -> Target | None:
     if config.raw("targets") is None or config.raw("targets") == []:
         problems.error(config.at("targets"), "required field missing (at least one target)")
         return None
@@ -264,10 +261,10 @@ def _read_target(record: Record, problems: Problems) -> Target | None:
         _check_templates(model, "name", name)
     if provider is None:
         return None
-    if provider != "llama2":
+    if provider != PROVIDER:
         problems.error(
             model.at("provider"),
-            f"provider '{provider}' is not supported by proxyproof (only 'llama2')",
+            f"provider '{provider}' is not supported by proxyproof (only '{PROVIDER}')",
         )
         return None
     options = _read_options(model)
@@ -377,7 +374,7 @@ def _read_balancer(balancer: Record | None) -> Balancer:
             balancer.at("max_fails"),
             "is set but the circuit breaker is not implemented by proxyproof (single target)",
         )
-    balancer.warn_if_set({"write_timeout": 60000}, WRITE_TIMEOUT_NOTE)
+    balancer.warn_if_set({"write_timeout": DEFAULT_TIMEOUT_MS}, WRITE_TIMEOUT_NOTE)
     criteria = balancer.strings("failover_criteria", one_of=FAILOVER_CRITERIA)
     return Balancer(
         retries=balancer.integer("retries", between=(0, 32767)),
@@ -390,12 +387,8 @@ def _read_balancer(balancer: Record | None) -> Balancer:
 
 def _check_templates(record: Record, key: str, value: str) -> None:
     """Templates are resolved per request; only their shape can be checked now."""
-    for expression in TEMPLATE.findall(value):
-        source, dot, name = expression.partition(".")
-        if not dot or not name or "." in name:
-            record.problems.error(record.at(key), f"cannot parse expression for field '{value}'")
-        elif source not in ("headers", "uri_captures", "query_params"):
-            record.problems.error(record.at(key), f"source '{source}' is not supported")
+    for problem in template_problems(value):
+        record.problems.error(record.at(key), problem)
 
 
 def _check_url(options: Record, url: str) -> None:
@@ -415,12 +408,3 @@ def _check_url(options: Record, url: str) -> None:
         )
     elif not parsed.host:
         options.problems.error(options.at("upstream_url"), "missing host in url")
-
-
-def describe_plugin(plugin: AiPlugin) -> str:
-    target = plugin.target
-    model = target.model_name or "(client's model)"
-    return (
-        f"{plugin.kind} {target.route_type} llama2/{model} "
-        f"[{target.options.llama2_format}] → {target.options.upstream_url}"
-    )

@@ -1,4 +1,5 @@
-"""Writing a buffered answer to the client: latency and id headers, gzip when accepted."""
+"""Writing a buffered answer to the client (gzip when accepted), and the request's clock behind
+Kong's latency headers."""
 
 from __future__ import annotations
 
@@ -37,7 +38,10 @@ class Timing:
 
     def local_headers(self) -> dict[str, str]:
         """Kong's header for a response the proxy generated itself."""
-        return {"X-Kong-Response-Latency": str(_ms(time.monotonic() - self.started))}
+        return {"X-Kong-Response-Latency": str(self.elapsed_ms())}
+
+    def elapsed_ms(self) -> int:
+        return _ms(time.monotonic() - self.started)
 
 
 def _ms(seconds: float) -> int:

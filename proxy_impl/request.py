@@ -98,7 +98,9 @@ def plan_request(
     behaviour: Behaviour,
 ) -> Plan | Rejection:
     """Kong's checks 2-7 of §1.2, in order (templates, check 1, are rendered by the caller)."""
-    if body is None or not (has_chat(body) or has_completion(body)):
+    chat = body is not None and has_chat(body)
+    completion = body is not None and has_completion(body)
+    if body is None or not (chat or completion):
         return Rejection(NO_PROMPTS)
 
     model = tuning.resolve_model_name(configured_model, body, behaviour)
@@ -107,9 +109,9 @@ def plan_request(
     if model is None:
         return Rejection("model parameter not found in request, nor in gateway configuration")
 
-    if has_chat(body) and has_completion(body):
+    if chat and completion:
         return Rejection("request matches multiple LLM request formats")
-    request_format = CHAT if has_chat(body) else COMPLETIONS
+    request_format = CHAT if chat else COMPLETIONS
     if request_format != route_type:
         return Rejection(
             f"[{request_format}] message format is not compatible with [{route_type}] route type"

@@ -73,11 +73,11 @@ def _rank(route: Route, rule: PathRule | None, order: int) -> tuple[int, ...]:
 def _host_matches(hosts: Sequence[str], host: str | None) -> bool:
     if not host:
         return False
-    name = host.lower()
+    full = name = host.lower()
     if not name.startswith("[") and name.count(":") == 1:
         name = name.rsplit(":", 1)[0]  # Kong matches hosts with or without the port
     for wanted in hosts:
-        if wanted == name or wanted == host.lower():
+        if wanted in (name, full):
             return True
         if wanted.startswith("*.") and name.endswith(wanted[1:]):
             return True

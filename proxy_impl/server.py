@@ -18,16 +18,16 @@ from typing import Any
 
 import aiohttp
 from aiohttp import abc, web
-from multidict import CIMultiDict, MultiDict
+from multidict import CIMultiDict
 
 from . import auth, errors, upstream
 from .analytics import Outcome, log_line
 from .behaviour import Behaviour, behaviour_for
-from .codecs import EncodeError, Exchange, TransformError, codec_for, compact_json
+from .codecs import Codec, EncodeError, Exchange, TransformError, codec_for, compact_json
 from .config import Config, Route, load_config
-from .plugin_config import AiPlugin
+from .plugin_config import PROVIDER, AiPlugin
 from .reply import Timing, accepts_gzip, send
-from .request import Plan, Rejection, parse_body, plan_request
+from .request import NGINX_BODY_BUFFER, Plan, Rejection, parse_body, plan_request
 from .routing import Router
 from .streaming import StreamOutcome, StreamPlan, relay_stream
 from .templates import RequestValues, TemplateError, render
@@ -59,10 +59,12 @@ def proxy_app(
     """The reference proxy for ``config`` (a ``Config``, a path, YAML text or a mapping)."""
     if not isinstance(config, Config):
         config = load_config(config)
+    # Read what the most generous route accepts, and at least nginx's buffer (Kong-compat mode
+    # takes any body that fits in it); parse_body applies each route's own limit.
     limits = [
         route.plugin.max_request_body_size for route in config.routes if route.plugin is not None
     ]
-    cap = UNLIMITED_BODY_CAP if 0 in limits else max([8192, *limits]) + 1
+    cap = UNLIMITED_BODY_CAP if 0 in limits else max([NGINX_BODY_BUFFER, *limits]) + 1
     app = web.Application(client_max_size=cap)
     app[STATE] = ProxyState(Router(config.routes), behaviour_for(kong_compat), resolver, log)
     app.cleanup_ctx.append(_client_session)
@@ -82,8 +84,7 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _handle(request: web.Request) -> web.StreamResponse:
-    state = request.app[STATE]
-    call = _Call(request, state, uuid.uuid4().hex, Timing())
+    call = _Call(request, request.app[STATE])
     try:
         response = await call.run()
     except ConnectionError:  # the client went away: nobody to answer
@@ -92,7 +93,6 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         raise
     except Exception:  # a bug must not reach the client as a traceback
         logger.exception("unexpected error handling %s %s", request.method, request.path)
-        call.status = 500
         response = await call.local(500, errors.core_error(errors.UNEXPECTED, call.request_id))
     call.write_log()
     return response
@@ -101,14 +101,12 @@ async def _handle(request: web.Request) -> web.StreamResponse:
 class _Call:
     """One request going through the pipeline."""
 
-    def __init__(
-        self, request: web.Request, state: ProxyState, request_id: str, timing: Timing
-    ) -> None:
+    def __init__(self, request: web.Request, state: ProxyState) -> None:
         self.request = request
         self.state = state
         self.behaviour = state.behaviour
-        self.request_id = request_id
-        self.timing = timing
+        self.request_id = uuid.uuid4().hex
+        self.timing = Timing()
         self.route: Route | None = None
         self.status = 0
         self.plan: Plan | None = None
@@ -143,12 +141,12 @@ class _Call:
             raw_body, request.headers.get("Content-Type"), plugin.max_request_body_size,
             self.behaviour,
         )  # fmt: skip
-        self.client_body = auth.redact(body, target.auth) if body is not None else None
+        self.client_body = body
         planned = plan_request(
             body,
             route_type=target.route_type,
             configured_model=model_name,
-            configured_tuning=target.options.tuning(),
+            configured_tuning=target.options.tuning,
             llama2_format=target.options.llama2_format,
             response_streaming=plugin.response_streaming,
             behaviour=self.behaviour,
@@ -180,7 +178,7 @@ class _Call:
         auth.apply_body(target.auth, body, upstream_json, codec.name, behaviour)
 
         try:
-            url, query = upstream.target_url(upstream_url, MultiDict(request.query), behaviour)
+            url, query = upstream.target_url(upstream_url, request.query, behaviour)
         except ValueError:
             return await self.plugin_error(400, "upstream_url is not a valid URL")
         auth.apply_query(target.auth, request.query, query)
@@ -206,33 +204,30 @@ class _Call:
             )
         except upstream.UpstreamFailure as failure:
             logger.info("upstream %s failed: %s", url.with_user(None), failure)
-            message = errors.CORE_MESSAGES[failure.status]
-            return await self.local(failure.status, errors.core_error(message, self.request_id))
+            return await self._upstream_failed(failure)
         self.llm_latency_ms = attempts.upstream_ms
         async with response:
             if plan.stream and response.status == 200:
-                return await self._stream(plugin, exchange, response)
+                return await self._stream(plugin, codec, exchange, response)
             try:
                 upstream_body = await upstream.read_body(response)
             except upstream.UpstreamFailure as failure:
-                message = errors.CORE_MESSAGES[failure.status]
-                return await self.local(failure.status, errors.core_error(message, self.request_id))
+                return await self._upstream_failed(failure)
             self.timing.mark_answered()
-            if response.status != 200:
-                return await self._pass_through(response, upstream_body)
-            return await self._translate(plugin, exchange, response, upstream_body)
+            if response.status != 200:  # passed on as it came: status, body, type
+                headers = upstream.response_headers(response.headers, keep_set_cookie=True)
+                return await self.proxied(response.status, upstream_body, headers)
+            return await self._translate(plugin, codec, exchange, response, upstream_body)
 
     async def _translate(
         self,
         plugin: AiPlugin,
+        codec: Codec,
         exchange: Exchange,
         response: aiohttp.ClientResponse,
         upstream_body: bytes,
     ) -> web.StreamResponse:
-        codec = codec_for(plugin.target.options.llama2_format)
-        headers = upstream.response_headers(
-            response.headers, clear_set_cookie=self.behaviour.clear_set_cookie_on_success
-        )
+        headers = self._success_headers(plugin, exchange, response)
         status = 200
         try:
             body = codec.decode(upstream_body, exchange)
@@ -241,26 +236,18 @@ class _Call:
             message = errors.transformation_failed(exchange.route_type, str(error))
             body = errors.plugin_error(message)
             headers["Content-Type"] = errors.JSON
-        if "Content-Type" not in headers:
-            headers["Content-Type"] = "application/json"
-        if plugin.model_name_header or "Kong-Debug" in self.request.headers:
-            headers["X-Kong-LLM-Model"] = f"llama2/{exchange.model}"
+        headers.setdefault("Content-Type", "application/json")
         self.reply_body = body
         return await self.proxied(status, body, headers)
 
-    async def _pass_through(
-        self, response: aiohttp.ClientResponse, upstream_body: bytes
-    ) -> web.StreamResponse:
-        """A non-200 upstream answer goes to the client as it came: status, body, type."""
-        headers = upstream.response_headers(response.headers, clear_set_cookie=False)
-        return await self.proxied(response.status, upstream_body, headers)
-
     async def _stream(
-        self, plugin: AiPlugin, exchange: Exchange, response: aiohttp.ClientResponse
+        self,
+        plugin: AiPlugin,
+        codec: Codec,
+        exchange: Exchange,
+        response: aiohttp.ClientResponse,
     ) -> web.StreamResponse:
         """The client asked to stream and the upstream said 200: the relay takes it from here."""
-        target = plugin.target
-        codec = codec_for(target.options.llama2_format)
 
         def decode_json(body: bytes) -> dict[str, Any]:
             try:
@@ -269,21 +256,21 @@ class _Call:
                 message = errors.transformation_failed(exchange.route_type, str(error))
                 raise ValueError(message) from None
 
-        headers = dict(self.timing.proxied_headers())
-        headers["X-Kong-Request-Id"] = self.request_id
-        if plugin.model_name_header or "Kong-Debug" in self.request.headers:
-            headers["X-Kong-LLM-Model"] = f"llama2/{exchange.model}"
-        options = self.plan.body.get("stream_options") if self.plan else None
+        headers = self._success_headers(plugin, exchange, response)
+        headers.popall("Content-Type", None)  # the relay writes its own
+        self._add_proxied_headers(headers)
+        assert self.plan is not None
+        options = self.plan.body.get("stream_options")
         plan = StreamPlan(
-            llama2_format=target.options.llama2_format,  # type: ignore[arg-type]
-            route_type=target.route_type,  # type: ignore[arg-type]
+            llama2_format=plugin.target.options.llama2_format,
+            route_type=exchange.route_type,
             model=exchange.model,
             kong_compat=self.behaviour.kong_compat,
             include_usage=isinstance(options, dict) and options.get("include_usage") is True,
             max_tokens=exchange.effective_max_tokens,
             headers_to_add=headers,
             decode_json=decode_json,
-            keep_text=target.log_payloads,
+            keep_text=plugin.target.log_payloads,
             on_done=self._stream_done,
         )
         streamed = await relay_stream(self.request, response, plan)
@@ -302,6 +289,16 @@ class _Call:
         except web.HTTPRequestEntityTooLarge:
             return None
 
+    def _success_headers(
+        self, plugin: AiPlugin, exchange: Exchange, response: aiohttp.ClientResponse
+    ) -> CIMultiDict[str]:
+        """The upstream's headers for a 200 the proxy translates or streams, and the model's."""
+        keep_set_cookie = self.behaviour.keep_upstream_set_cookie
+        headers = upstream.response_headers(response.headers, keep_set_cookie=keep_set_cookie)
+        if plugin.model_name_header or "Kong-Debug" in self.request.headers:
+            headers["X-Kong-LLM-Model"] = f"{PROVIDER}/{exchange.model}"
+        return headers
+
     async def reject(self, rejection: Rejection) -> web.StreamResponse:
         if rejection.plain_text:
             return await self.local(rejection.status, rejection.message.encode(), errors.TEXT)
@@ -309,6 +306,10 @@ class _Call:
 
     async def plugin_error(self, status: int, message: str) -> web.StreamResponse:
         return await self.local(status, errors.plugin_error(message))
+
+    async def _upstream_failed(self, failure: upstream.UpstreamFailure) -> web.StreamResponse:
+        message = errors.CORE_MESSAGES[failure.status]
+        return await self.local(failure.status, errors.core_error(message, self.request_id))
 
     async def local(
         self, status: int, body: bytes, content_type: str = errors.JSON
@@ -325,26 +326,33 @@ class _Call:
     ) -> web.StreamResponse:
         """An answer that came through the upstream (translated or passed through)."""
         self.status = status
-        headers.update(self.timing.proxied_headers())
-        headers["X-Kong-Request-Id"] = self.request_id
+        self._add_proxied_headers(headers)
         compress = accepts_gzip(self.request.headers.get("Accept-Encoding"))
         return await send(self.request, status, body, headers, compress=compress)
+
+    def _add_proxied_headers(self, headers: CIMultiDict[str]) -> None:
+        """Kong's latency and request-id headers on an answer that came through the upstream."""
+        headers.update(self.timing.proxied_headers())
+        headers["X-Kong-Request-Id"] = self.request_id
 
     def write_log(self) -> None:
         if self.state.log is None:
             return
-        plugin = self.route.plugin if self.route is not None else None
+        target = self.route.plugin.target if self.route and self.route.plugin else None
+        client_body = self.client_body
+        if target is not None and client_body is not None:
+            client_body = auth.redact(client_body, target.auth)
         outcome = Outcome(
             request_id=self.request_id,
             route=self.route.name if self.route is not None else "",
             method=self.request.method,
             path=self.request.path,
             status=self.status,
-            latency_ms=int(self.timing.local_headers()["X-Kong-Response-Latency"]),
-            target=plugin.target if plugin is not None else None,
+            latency_ms=self.timing.elapsed_ms(),
+            target=target,
             request_model=self.plan.model if self.plan is not None else None,
             llm_latency_ms=self.llm_latency_ms,
-            client_body=self.client_body,
+            client_body=client_body,
             reply=self.reply_body,
             stream=self.stream_outcome,
             kong_compat=self.behaviour.kong_compat,

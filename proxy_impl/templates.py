@@ -2,15 +2,18 @@
 ``model.options.upstream_url``, resolved per request (kong_semantics §1.2 check 1).
 
 Each template is replaced by the request value it names; a missing value or a malformed
-template is the client's 400, with Kong's messages.
+template is the client's 400, with Kong's messages. The config loader checks the templates'
+shape with the same rules, so only a missing value is left for request time.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .plugin_config import TEMPLATE
+TEMPLATE = re.compile(r"\$\((.*?)\)")
+SOURCES = ("headers", "uri_captures", "query_params")
 
 
 class TemplateError(ValueError):
@@ -24,22 +27,21 @@ class RequestValues:
     captures: Mapping[str, str]
 
     def lookup(self, source: str, key: str) -> str | None:
-        if source == "headers":
-            return self.headers.get(key)
-        if source == "query_params":
-            return self.query.get(key)
-        if source == "uri_captures":
-            return self.captures.get(key)
-        raise TemplateError(f"source '{source}' is not supported")
+        by_source = {
+            "headers": self.headers,
+            "query_params": self.query,
+            "uri_captures": self.captures,
+        }
+        return by_source[source].get(key)
 
 
 def render(value: str, values: RequestValues) -> str:
     """``value`` with every template replaced; raises ``TemplateError`` with Kong's message."""
+    if "$(" not in value:  # the common case: nothing to render
+        return value
 
-    def substitute(found) -> str:  # noqa: ANN001 - a re.Match
-        source, dot, key = found.group(1).partition(".")
-        if not dot or not key or "." in key:
-            raise TemplateError(f"cannot parse expression for field '{value}'")
+    def substitute(found: re.Match[str]) -> str:
+        source, key = _parse(found.group(1), value)
         resolved = values.lookup(source, key)
         if resolved is None:
             raise TemplateError(f"{source} key {key} was not provided")
@@ -48,5 +50,22 @@ def render(value: str, values: RequestValues) -> str:
     return TEMPLATE.sub(substitute, value)
 
 
-def has_templates(value: str | None) -> bool:
-    return value is not None and TEMPLATE.search(value) is not None
+def template_problems(value: str) -> list[str]:
+    """What is wrong with the templates in ``value`` (checked once, when the config loads)."""
+    problems = []
+    for expression in TEMPLATE.findall(value):
+        try:
+            _parse(expression, value)
+        except TemplateError as error:
+            problems.append(str(error))
+    return problems
+
+
+def _parse(expression: str, value: str) -> tuple[str, str]:
+    """``source.key`` of one template in ``value``."""
+    source, dot, key = expression.partition(".")
+    if not dot or not key or "." in key:
+        raise TemplateError(f"cannot parse expression for field '{value}'")
+    if source not in SOURCES:
+        raise TemplateError(f"source '{source}' is not supported")
+    return source, key

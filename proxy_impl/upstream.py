@@ -12,10 +12,11 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import aiohttp
-from multidict import CIMultiDict, CIMultiDictProxy, MultiDict
+from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 from yarl import URL
 
 from .behaviour import Behaviour
@@ -26,11 +27,8 @@ FAILURE_STATUS: dict[FailureKind, int] = {"refused": 502, "broken": 502, "timeou
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 HOP_BY_HOP = frozenset(
-    h.lower()
-    for h in (
-        "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding",
-        "Upgrade",
-    )
+    {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
+     "upgrade"}
 )  # fmt: skip
 # Client headers the proxy replaces rather than forwards.
 _NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "content-type", "expect"}
@@ -58,22 +56,29 @@ class UpstreamRequest:
 
 
 def target_url(
-    upstream_url: str, client_query: MultiDict[str], behaviour: Behaviour
+    upstream_url: str, client_query: Mapping[str, str], behaviour: Behaviour
 ) -> tuple[URL, MultiDict[str]]:
     """The upstream URL without its query, and the query to send with it.
 
     The upstream_url's path is used as is (``/`` when it has none); the client's query string is
-    forwarded after the upstream_url's own (which Kong drops). Without an explicit port, Kong
-    connects to 443 even for ``http://``; the fixed proxy uses the scheme's port.
+    forwarded after the upstream_url's own (which Kong drops).
     """
-    url = URL(upstream_url)
+    base, own_query = _split_url(upstream_url, behaviour.http_default_port_443)
     query: MultiDict[str] = MultiDict()
     if not behaviour.drop_upstream_url_query:
-        query.extend(url.query)
+        query.extend(own_query)
     query.extend(client_query)
+    return base, query
+
+
+@lru_cache(maxsize=1024)  # an upstream_url without templates is the same on every request
+def _split_url(upstream_url: str, http_default_port_443: bool) -> tuple[URL, MultiDictProxy[str]]:
+    """Without an explicit port, Kong connects to 443 even for ``http://``; the fixed proxy uses
+    the scheme's port."""
+    url = URL(upstream_url)
     port = url.explicit_port
     if port is None:
-        port = 443 if behaviour.http_default_port_443 or url.scheme == "https" else 80
+        port = 443 if http_default_port_443 or url.scheme == "https" else 80
     base = URL.build(
         scheme=url.scheme,
         user=url.raw_user,
@@ -83,7 +88,7 @@ def target_url(
         path=url.raw_path or "/",
         encoded=True,
     )
-    return base, query
+    return base, url.query
 
 
 def request_headers(
@@ -124,14 +129,12 @@ def request_headers(
     return headers
 
 
-def response_headers(
-    upstream: CIMultiDictProxy[str], *, clear_set_cookie: bool
-) -> CIMultiDict[str]:
+def response_headers(upstream: CIMultiDictProxy[str], *, keep_set_cookie: bool) -> CIMultiDict[str]:
     """Upstream response headers to hand to the client (Content-Type included)."""
     headers: CIMultiDict[str] = CIMultiDict()
     for name, value in upstream.items():
         lowered = name.lower()
-        if lowered in _NOT_RETURNED or (clear_set_cookie and lowered == "set-cookie"):
+        if lowered in _NOT_RETURNED or (lowered == "set-cookie" and not keep_set_cookie):
             continue
         headers.add(name, value)
     return headers
@@ -158,9 +161,8 @@ async def open_response(
         sock_connect=policy.connect_timeout / 1000,
         sock_read=policy.read_timeout / 1000,
     )
-    idempotent = request.method.upper() in IDEMPOTENT
-    criteria = set(policy.failover_criteria)
-    after_sending_ok = idempotent or "non_idempotent" in criteria
+    criteria = policy.failover_criteria
+    after_sending_ok = request.method.upper() in IDEMPOTENT or "non_idempotent" in criteria
     while True:
         attempts.count += 1
         last_try = attempts.count > policy.retries
@@ -175,8 +177,6 @@ async def open_response(
                 timeout=timeout,
                 allow_redirects=False,
             )
-        except UpstreamFailure:
-            raise
         except Exception as error:  # every client error is classified, none escapes raw
             failure = classify(error)
             attempts.upstream_ms = _ms_since(started)
@@ -202,16 +202,15 @@ async def read_body(response: aiohttp.ClientResponse) -> bytes:
         raise classify(error, sent=True) from None
 
 
-def classify(error: BaseException, *, sent: bool | None = None) -> UpstreamFailure:
-    """What a client-side exception means, in Kong's terms."""
-    if isinstance(error, UpstreamFailure):
-        return error
+def classify(error: BaseException, *, sent: bool = False) -> UpstreamFailure:
+    """What a client-side exception means, in Kong's terms; ``sent``: the request had gone out
+    (a connection error is then no proof the upstream never saw it)."""
     if isinstance(error, aiohttp.ClientConnectorDNSError):
         return UpstreamFailure("dns", str(error), sent=False)
     if isinstance(error, aiohttp.ConnectionTimeoutError):
-        return UpstreamFailure("timeout", "timed out connecting", sent=bool(sent))
+        return UpstreamFailure("timeout", "timed out connecting", sent=sent)
     if isinstance(error, aiohttp.ClientConnectorError):
-        return UpstreamFailure("refused", str(error), sent=bool(sent))
+        return UpstreamFailure("refused", str(error), sent=sent)
     if isinstance(error, TimeoutError | aiohttp.ServerTimeoutError):
         return UpstreamFailure("timeout", "timed out reading the response", sent=True)
     return UpstreamFailure("broken", f"{type(error).__name__}: {error}", sent=True)

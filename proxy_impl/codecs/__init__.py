@@ -7,51 +7,14 @@ raises ``TransformError`` with Kong's reason). No I/O, no clock beyond ``created
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from . import ollama, openai, raw
+from .exchange import Codec, EncodeError, Exchange, TransformError, compact_json
 
-from ..behaviour import Behaviour
-
-
-class EncodeError(ValueError):
-    """The request cannot be expressed in the upstream format (a 400 for the client)."""
-
-
-class TransformError(ValueError):
-    """An upstream 200 whose body cannot be translated; ``str(error)`` is Kong's reason."""
-
-
-@dataclass(frozen=True)
-class Exchange:
-    """What the codecs need to know about one request."""
-
-    route_type: str  # llm/v1/chat | llm/v1/completions
-    model: str  # the resolved model name
-    stream: bool  # the client gets a stream
-    configured_max_tokens: int | None  # config.model.options.max_tokens (Kong's finish rule)
-    effective_max_tokens: int | None  # after config/client precedence
-    behaviour: Behaviour
-
-    @property
-    def chat(self) -> bool:
-        return self.route_type == "llm/v1/chat"
-
-
-@dataclass(frozen=True)
-class Codec:
-    name: str
-    encode: Callable[[Mapping[str, Any], Exchange], dict[str, Any]]
-    decode: Callable[[bytes, Exchange], bytes]
-
-
-def compact_json(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+CODECS = {codec.name: codec for codec in (raw.CODEC, ollama.CODEC, openai.CODEC)}
 
 
 def codec_for(llama2_format: str) -> Codec:
-    from . import ollama, openai, raw
+    return CODECS[llama2_format]
 
-    codecs = {"raw": raw.CODEC, "ollama": ollama.CODEC, "openai": openai.CODEC}
-    return codecs[llama2_format]
+
+__all__ = ["Codec", "EncodeError", "Exchange", "TransformError", "codec_for", "compact_json"]

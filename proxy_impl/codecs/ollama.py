@@ -8,7 +8,6 @@ Ollama's own ``done_reason``.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
@@ -16,7 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from . import Codec, Exchange, TransformError, compact_json
+from .exchange import Codec, Exchange, TransformError, compact_json, parse_upstream, sampling
 
 NOT_JSON = "failed to decode ollama response"
 _RFC3339 = re.compile(
@@ -34,27 +33,19 @@ def encode(body: Mapping[str, Any], exchange: Exchange) -> dict[str, Any]:
         if name in body:
             request[name] = body[name]
     request["stream"] = exchange.stream
-    options = {
-        "num_predict": body.get("max_tokens"),
-        "temperature": body.get("temperature"),
-        "top_p": body.get("top_p"),
-        "top_k": body.get("top_k"),
-    }
-    if exchange.behaviour.ollama_sampling_extensions:
+    options = sampling(body, max_tokens_as="num_predict")
+    if not exchange.behaviour.ollama_drops_stop_and_seed:
         stop = body.get("stop")
-        options["stop"] = [stop] if isinstance(stop, str) else stop
-        options["seed"] = body.get("seed")
-    request["options"] = {name: value for name, value in options.items() if value is not None}
+        extensions = {"stop": [stop] if isinstance(stop, str) else stop, "seed": body.get("seed")}
+        options.update((name, value) for name, value in extensions.items() if value is not None)
+    request["options"] = options
     return request
 
 
 def decode(upstream_body: bytes, exchange: Exchange) -> bytes:
-    try:
-        value = json.loads(upstream_body)
-    except ValueError:
-        raise TransformError(NOT_JSON) from None
-    behaviour = exchange.behaviour
-    if isinstance(value, list) and behaviour.ollama_kong_reply:
+    value = parse_upstream(upstream_body, NOT_JSON)
+    kong_reply = exchange.behaviour.ollama_kong_reply
+    if isinstance(value, list) and kong_reply:
         value = {}  # Kong reads an array as a table without any of the fields
     if not isinstance(value, Mapping):
         raise TransformError(NOT_JSON)
@@ -62,32 +53,27 @@ def decode(upstream_body: bytes, exchange: Exchange) -> bytes:
     prompt_tokens = _count(value.get("prompt_eval_count"))
     completion_tokens = _count(value.get("eval_count"))
     finish_reason = _finish_reason(value, completion_tokens, exchange)
+    choice: dict[str, Any]
     if exchange.chat:
-        choice: dict[str, Any] = {"finish_reason": finish_reason, "index": 0}
+        choice = {"finish_reason": finish_reason, "index": 0}
         if "message" in value:
             choice["message"] = value["message"]
-        choices = [choice]
     else:
         choice = {"index": 0, "text": value.get("response")}
-        if behaviour.openai_style_response_extras:
+        if not kong_reply:
             choice["finish_reason"] = finish_reason
-        choices = [choice]
 
     reply: dict[str, Any] = {}
-    if behaviour.openai_style_response_extras:
-        prefix = "chatcmpl" if exchange.chat else "cmpl"
-        reply["id"] = f"{prefix}-{uuid.uuid4().hex}"
+    if not kong_reply:
+        reply["id"] = f"{'chatcmpl' if exchange.chat else 'cmpl'}-{uuid.uuid4().hex}"
     reply["object"] = "chat.completion" if exchange.chat else "text_completion"
-    if behaviour.ollama_kong_reply:
-        if "created_at" in value:
-            reply["created"] = value["created_at"]
-    else:
+    if not kong_reply:
         reply["created"] = _epoch_seconds(value.get("created_at"))
-    if "model" in value:
-        reply["model"] = value["model"]
-    elif not behaviour.ollama_kong_reply:
-        reply["model"] = exchange.model
-    reply["choices"] = choices
+    elif "created_at" in value:
+        reply["created"] = value["created_at"]
+    if "model" in value or not kong_reply:
+        reply["model"] = value.get("model", exchange.model)
+    reply["choices"] = [choice]
     reply["usage"] = {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,

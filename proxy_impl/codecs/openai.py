@@ -8,11 +8,10 @@ byte for byte.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
-from . import Codec, Exchange, TransformError
+from .exchange import Codec, Exchange, TransformError, parse_upstream
 
 
 def encode(body: Mapping[str, Any], exchange: Exchange) -> dict[str, Any]:
@@ -23,10 +22,7 @@ def encode(body: Mapping[str, Any], exchange: Exchange) -> dict[str, Any]:
 
 
 def decode(upstream_body: bytes, exchange: Exchange) -> bytes:
-    try:
-        value = json.loads(upstream_body)
-    except ValueError:
-        raise TransformError(f"failed to decode {exchange.route_type} response") from None
+    value = parse_upstream(upstream_body, f"failed to decode {exchange.route_type} response")
     if not isinstance(value, Mapping) or value.get("choices") is None:
         raise TransformError(f"'choices' not in {exchange.route_type} response")
     return upstream_body

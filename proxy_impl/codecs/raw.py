@@ -10,12 +10,19 @@ the HF Inference API's ``[{"generated_text"}]``, TGI's ``{"generated_text"}`` an
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..behaviour import Behaviour
-from . import Codec, EncodeError, Exchange, TransformError, compact_json
+from .exchange import (
+    Codec,
+    EncodeError,
+    Exchange,
+    TransformError,
+    compact_json,
+    parse_upstream,
+    sampling,
+)
 
 COMPLETION_SYSTEM = "You are a helpful assistant."
 LUA_SPACE = " \t\n\v\f\r"  # what Lua's %s trims
@@ -24,10 +31,7 @@ UNPARSEABLE = "cannot parse response from llama2 endpoint"
 EMPTY = "response data is empty from llama2 endpoint"
 NO_REPLY = "response did not contain a system reply"
 LUA_INDEX_ERROR = "attempt to index a nil value"
-
-
-class _LuaError(Exception):
-    """Where Kong's Lua would raise instead of returning a reason (compat only)."""
+_ABSENT = object()  # a key Lua would find nil, as opposed to a JSON null (a truthy userdata)
 
 
 # --- request ----------------------------------------------------------------------------------
@@ -97,9 +101,7 @@ def _chat_prompt(messages: Sequence[Any]) -> str:
 
 def _lua_text(message: Any, key: str) -> str:
     """What Lua's ``%s`` prints for ``message[key]`` (Kong formats whatever it finds)."""
-    if not isinstance(message, Mapping):
-        return "nil"
-    if key not in message:
+    if not isinstance(message, Mapping) or key not in message:
         return "nil"
     value = message[key]
     if isinstance(value, str):
@@ -119,13 +121,7 @@ def encode(body: Mapping[str, Any], exchange: Exchange) -> dict[str, Any]:
         inputs = chat_prompt(body["messages"], behaviour)
     else:
         inputs = completion_prompt(body["prompt"], behaviour)
-    parameters = {
-        "max_new_tokens": body.get("max_tokens"),
-        "temperature": body.get("temperature"),
-        "top_p": body.get("top_p"),
-        "top_k": body.get("top_k"),
-    }
-    parameters = {name: value for name, value in parameters.items() if value is not None}
+    parameters = sampling(body, max_tokens_as="max_new_tokens")
     parameters["stream"] = exchange.stream
     request: dict[str, Any] = {"inputs": inputs, "parameters": parameters}
     if exchange.stream and not behaviour.raw_stream_flag_only_in_parameters:
@@ -137,24 +133,16 @@ def encode(body: Mapping[str, Any], exchange: Exchange) -> dict[str, Any]:
 
 
 def decode(upstream_body: bytes, exchange: Exchange) -> bytes:
-    try:
-        value = json.loads(upstream_body)
-    except ValueError:
-        raise TransformError(NOT_JSON) from None
-    try:
-        if exchange.behaviour.raw_reads_only_kong_shape:
-            text = _kong_generated_text(value)
-        else:
-            text = _generated_text(value)
-    except _LuaError as error:
-        raise TransformError(str(error)) from None
+    value = parse_upstream(upstream_body, NOT_JSON)
+    if exchange.behaviour.raw_reads_only_kong_shape:
+        text = _kong_generated_text(value)
+    else:
+        text = _generated_text(value)
     content = _after_last_inst(text)
+    reply: dict[str, Any]
     if exchange.chat:
-        choice: dict[str, Any] = {
-            "index": 0,
-            "message": {"role": "assistant", "content": content},
-        }
-        reply: dict[str, Any] = {"choices": [choice], "object": "chat.completion"}
+        choice = {"index": 0, "message": {"role": "assistant", "content": content}}
+        reply = {"choices": [choice], "object": "chat.completion"}
     else:
         reply = {"choices": [{"index": 0, "text": content}], "object": "text_completion"}
     usage = _usage(value, exchange.behaviour)
@@ -203,32 +191,30 @@ def _text_of(item: Any) -> str:
 
 def _kong_generated_text(value: Any) -> str:
     """Kong's ``from_raw``: ``data`` with at most one element holding ``generated_text``, and
-    Lua's idea of indexing whatever else arrives (a JSON null is a truthy userdata in Kong)."""
+    Lua's idea of indexing whatever else arrives (a JSON null is a truthy userdata in Kong).
+    Where Kong's Lua raises, its error text is the reason."""
     data = value.get("data", _ABSENT) if isinstance(value, Mapping) else _ABSENT
     if not isinstance(value, Mapping | str | list):
-        raise _LuaError(LUA_INDEX_ERROR)  # indexing null, a number or a boolean
+        raise TransformError(LUA_INDEX_ERROR)  # indexing null, a number or a boolean
     if data is _ABSENT or data is False:
         raise TransformError(UNPARSEABLE)
     if not isinstance(data, Mapping | str | list):
-        raise _LuaError("attempt to get length of a non-table value")
+        raise TransformError("attempt to get length of a non-table value")
     if isinstance(data, str | list) and len(data) > 1:
         raise TransformError(UNPARSEABLE)
     if not isinstance(data, list) or not data:
-        raise _LuaError(LUA_INDEX_ERROR)  # data[1] is nil
+        raise TransformError(LUA_INDEX_ERROR)  # data[1] is nil
     first = data[0]
     if isinstance(first, str | list):
         raise TransformError(EMPTY)  # indexing a string or an array by name gives nil
     if not isinstance(first, Mapping):
-        raise _LuaError(LUA_INDEX_ERROR)
+        raise TransformError(LUA_INDEX_ERROR)
     text = first.get("generated_text", _ABSENT)
     if text is _ABSENT or text is False:
         raise TransformError(EMPTY)
     if not isinstance(text, str):
-        raise _LuaError("bad argument #1 to 'split' (string expected)")
+        raise TransformError("bad argument #1 to 'split' (string expected)")
     return text
-
-
-_ABSENT = object()
 
 
 def _usage(value: Any, behaviour: Behaviour) -> Any:

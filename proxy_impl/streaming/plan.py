@@ -21,13 +21,15 @@ _NATIVE: dict[str, Framing] = {"ollama": "ndjson", "raw": "sse", "openai": "sse"
 
 @dataclass(frozen=True)
 class StreamPlan:
-    llama2_format: Literal["raw", "ollama", "openai"]
-    route_type: Literal["llm/v1/chat", "llm/v1/completions"]
+    llama2_format: str  # raw | ollama | openai
+    route_type: str  # llm/v1/chat | llm/v1/completions
     model: str  # the resolved model name: the chunks' "model" unless the upstream names one
     kong_compat: bool = False
     include_usage: bool = False  # the client sent stream_options.include_usage: true
     max_tokens: int | None = None  # effective token limit (Ollama's finish-reason inference)
-    headers_to_add: Mapping[str, str] = field(default_factory=dict)  # X-Kong-LLM-Model, ...
+    # The upstream's own headers (minus those the relay sets or recomputes) and the proxy's
+    # (X-Kong-LLM-Model, latency headers): on the 200 stream, or on the 500 of a failed decode.
+    headers_to_add: Mapping[str, str] = field(default_factory=dict)
     # The non-streaming decoder of this format and route: upstream JSON body -> client reply.
     # Used when the upstream answers a streaming request with one JSON document. It raises
     # ValueError with the client-facing message when the body cannot be transformed.

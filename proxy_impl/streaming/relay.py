@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 from .client import KONG_UNSUPPORTED, ClientStream
 from .events import Event, Failure, Finish, events_from_completion
@@ -104,7 +105,7 @@ class _Relay:
                 self.response = web.json_response(
                     {"error": {"message": str(error)}},
                     status=500,
-                    headers=dict(self.plan.headers_to_add),
+                    headers=CIMultiDict(self.plan.headers_to_add),
                 )
                 return
             events = events_from_completion(reply, self.plan.route_type)
@@ -137,9 +138,9 @@ class _Relay:
         return await _next_read(self.upstream.content, self.request)
 
     async def _open(self) -> None:
-        response = web.StreamResponse(status=200, headers=dict(self.plan.headers_to_add))
+        response = web.StreamResponse(status=200, headers=CIMultiDict(self.plan.headers_to_add))
         response.content_type = "text/event-stream"
-        response.headers["Cache-Control"] = "no-cache"
+        response.headers.setdefault("Cache-Control", "no-cache")
         response.enable_chunked_encoding()
         self.response = response
         await response.prepare(self.request)

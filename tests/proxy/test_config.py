@@ -230,6 +230,16 @@ def test_service_timeouts_are_the_ai_proxy_upstream_policy():
     assert route.upstream.retries == 0
 
 
+def test_a_whole_float_service_timeout_is_used_not_dropped():
+    """YAML's ``250.0`` passes the integer check, so it must not fall back to the default."""
+    config = declarative(
+        {"/chat": ai_proxy(CHAT, "raw", "http://nowhere")},
+        service={"read_timeout": 250.0, "retries": 1.0},
+    )
+    route = load_config(config).routes[0]
+    assert (route.upstream.read_timeout, route.upstream.retries) == (250, 1)
+
+
 # --- warnings: loaded, never silently ignored ---------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from aiohttp import web
 from proxy_support import (
     CHAT,
     COMPLETIONS,
@@ -22,6 +23,7 @@ from proxy_support import (
 )
 
 from mocks.app import RunningMock, run_mock
+from proxyproof.serving import ThreadedServer
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +72,53 @@ def test_headers_on_a_translated_200(ollama):
     request_id = response.headers["X-Kong-Request-Id"]
     assert re.fullmatch(r"[0-9a-f]{32}", request_id)
     assert only_request(ollama)["headers"]["X-Kong-Request-Id"] == request_id
+
+
+UPSTREAM_HEADERS = {"X-Upstream-Trace": "t1", "Cache-Control": "no-store", "Set-Cookie": "s=1"}
+
+
+def gzipped_ollama_with_headers() -> web.Application:
+    """An Ollama stand-in that sends its own headers, gzipped, streamed or not."""
+    done = {"model": "llama2", "done": True, "done_reason": "stop", "eval_count": 1}
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        streamed = (await request.json())["stream"]
+        lines = [{"model": "llama2", "message": {"role": "assistant", "content": "2"}}, done]
+        content_type = "application/x-ndjson" if streamed else "application/json"
+        response = web.StreamResponse(headers={**UPSTREAM_HEADERS, "Content-Type": content_type})
+        response.enable_compression(web.ContentCoding.gzip)
+        await response.prepare(request)
+        for line in lines if streamed else [{**lines[0], **done}]:
+            await response.write(json.dumps(line).encode() + b"\n")
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/api/chat", chat)
+    return app
+
+
+@pytest.mark.parametrize("kong_compat", [False, True], ids=["fixed", "kong"])
+def test_streamed_and_plain_200s_forward_the_same_upstream_headers(kong_compat):
+    with ThreadedServer(gzipped_ollama_with_headers) as upstream:
+        config = declarative({"/chat": ai_proxy(CHAT, "ollama", upstream.url + "/api/chat")})
+        with running_proxy(config, kong_compat=kong_compat) as proxy:
+            plain = post(proxy.url + "/chat", SEED_CHAT)
+            streamed = post(proxy.url + "/chat", {**SEED_CHAT, "stream": True})
+    assert (plain.status_code, streamed.status_code) == (200, 200)
+    assert plain.headers["Content-Type"].startswith("application/json")
+    assert streamed.headers["Content-Type"].startswith("text/event-stream")
+    assert int(plain.headers["Content-Length"]) == len(plain.content)
+    assert "Content-Length" not in streamed.headers
+    for response in (plain, streamed):
+        assert response.headers["X-Upstream-Trace"] == "t1"
+        assert response.headers["Cache-Control"] == "no-store"
+        assert ("Set-Cookie" in response.headers) is kong_compat  # fixed drops it on a 200
+        assert "Content-Encoding" not in response.headers  # inflated, so not gzip any more
+        assert response.headers["X-Kong-LLM-Model"] == "llama2/llama2"
+        assert response.headers["X-Kong-Upstream-Latency"].isdigit()
+    assert json.loads(plain.content)["choices"][0]["message"]["content"] == "2"
+    assert b"data: [DONE]" in streamed.content
 
 
 def test_model_name_header_can_be_turned_off_but_kong_debug_asks_for_it(ollama):

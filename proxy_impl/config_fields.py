@@ -1,14 +1,14 @@
-"""Typed reads from a decoded YAML/JSON document, with Kong's schema messages and field paths.
+"""Typed field reads from a decoded YAML/JSON config, with Kong's schema messages and field paths.
 
 Every problem names the field it is about (``services[0].routes[1].plugins[0].config.auth``), so
 a user can find it in a long file. Reads never raise: a bad value records an error and reads as
-``None``, so one pass reports every problem at once.
+``None`` (or the default), so one pass reports every problem at once.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,37 +65,21 @@ class Record:
                 self.problems.error(self.at(str(key)), "unknown field")
 
     def record(self, key: str, *, required: bool = False) -> Record | None:
-        value = self.raw(key)
-        if is_unset(value):
-            if required:
-                self.problems.error(self.at(key), "required field missing")
-            return None
-        return Record.read(value, self.at(key), self.problems)
+        value = self._present(key, required)
+        return None if value is None else Record.read(value, self.at(key), self.problems)
 
     def string(
         self, key: str, *, required: bool = False, one_of: Collection[str] | None = None
     ) -> str | None:
-        value = self.raw(key)
-        if is_unset(value):
-            if required:
-                self.problems.error(self.at(key), "required field missing")
-            return None
-        if not isinstance(value, str):
-            self.problems.error(self.at(key), "expected a string")
-            return None
-        if one_of is not None and value not in one_of:
+        value = self._typed(key, "a string", required)
+        if value is not None and one_of is not None and value not in one_of:
             self.problems.error(self.at(key), f"expected one of: {', '.join(one_of)}")
             return None
         return value
 
     def boolean(self, key: str, default: bool) -> bool:
-        value = self.raw(key)
-        if is_unset(value):
-            return default
-        if not isinstance(value, bool):
-            self.problems.error(self.at(key), "expected a boolean")
-            return default
-        return value
+        value = self._typed(key, "a boolean")
+        return default if value is None else value
 
     def integer(
         self,
@@ -105,20 +89,10 @@ class Record:
         between: tuple[int, int] | None = None,
         at_least: int | None = None,
     ) -> int | None:
-        value = self.raw(key)
-        if is_unset(value):
+        value = self._typed(key, "an integer")
+        if value is None or not self._in_range(key, value, between=between, at_least=at_least):
             return default
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.problems.error(self.at(key), "expected an integer")
-            return default
-        if isinstance(value, float):
-            if not math.isfinite(value) or value != math.floor(value):
-                self.problems.error(self.at(key), "expected an integer")
-                return default
-            value = int(value)
-        if not self._in_range(key, value, between, at_least, None):
-            return default
-        return value
+        return int(value)
 
     def number(
         self,
@@ -127,58 +101,70 @@ class Record:
         between: tuple[float, float] | None = None,
         greater_than: float | None = None,
     ) -> float | int | None:
-        value = self.raw(key)
-        if is_unset(value):
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.problems.error(self.at(key), "expected a number")
-            return None
-        if not math.isfinite(value):
-            self.problems.error(self.at(key), "expected a number")
-            return None
-        if not self._in_range(key, value, between, None, greater_than):
+        value = self._typed(key, "a number")
+        if value is None or not self._in_range(
+            key, value, between=between, greater_than=greater_than
+        ):
             return None
         return value
 
     def strings(self, key: str, *, one_of: Collection[str] | None = None) -> list[str] | None:
-        value = self.raw(key)
-        if is_unset(value):
+        items = self._typed(key, "an array")
+        if items is None:
             return None
-        if not isinstance(value, list):
-            self.problems.error(self.at(key), "expected an array")
-            return None
-        items = []
-        for index, item in enumerate(value):
+        found = []
+        for index, item in enumerate(items):
             where = join(self.at(key), index)
             if not isinstance(item, str):
                 self.problems.error(where, "expected a string")
             elif one_of is not None and item not in one_of:
                 self.problems.error(where, f"expected one of: {', '.join(one_of)}")
             else:
-                items.append(item)
-        return items
+                found.append(item)
+        return found
 
     def records(self, key: str) -> list[Record]:
+        items = self._typed(key, "an array")
+        read = (
+            Record.read(item, join(self.at(key), index), self.problems)
+            for index, item in enumerate(items or ())
+        )
+        return [record for record in read if record is not None]
+
+    def warn_if_set(self, fields: Mapping[str, Any], why: str) -> None:
+        """Warn about known Kong fields this proxy does not act on, when they carry a value.
+
+        ``fields`` maps each name to Kong's default: a field left at its default changes nothing,
+        so it stays quiet (a ``deck dump`` export lists every field).
+        """
+        for name, default in fields.items():
+            value = self.raw(name)
+            if is_unset(value) or _is_default(value, default):
+                continue
+            self.problems.warn(self.at(name), f"is set but {why}")
+
+    def _present(self, key: str, required: bool) -> Any:
         value = self.raw(key)
-        if is_unset(value):
-            return []
-        if not isinstance(value, list):
-            self.problems.error(self.at(key), "expected an array")
-            return []
-        found = []
-        for index, item in enumerate(value):
-            record = Record.read(item, join(self.at(key), index), self.problems)
-            if record is not None:
-                found.append(record)
-        return found
+        if is_unset(value) and required:
+            self.problems.error(self.at(key), "required field missing")
+        return value
+
+    def _typed(self, key: str, expected: str, required: bool = False) -> Any:
+        """The value when it is set and is ``expected``; None (reported) otherwise."""
+        value = self._present(key, required)
+        if value is None or _ACCEPTS[expected](value):
+            return value
+        self.problems.error(self.at(key), f"expected {expected}")
+        return None
 
     def _in_range(
         self,
         key: str,
         value: float,
-        between: tuple[float, float] | None,
-        at_least: float | None,
-        greater_than: float | None,
+        *,
+        between: tuple[float, float] | None = None,
+        at_least: float | None = None,
+        greater_than: float | None = None,
     ) -> bool:
         if between is not None and not between[0] <= value <= between[1]:
             low, high = (_show(bound) for bound in between)
@@ -192,17 +178,26 @@ class Record:
             return False
         return True
 
-    def warn_if_set(self, fields: Mapping[str, Any], why: str) -> None:
-        """Warn about known Kong fields this proxy does not act on, when they carry a value.
 
-        ``fields`` maps each name to Kong's default: a field left at its default changes nothing,
-        so it stays quiet (a ``deck dump`` export lists every field).
-        """
-        for name, default in fields.items():
-            value = self.raw(name)
-            if is_unset(value) or _is_default(value, default):
-                continue
-            self.problems.warn(self.at(name), f"is set but {why}")
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):  # a bool is an int to Python, not to Kong
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+
+
+def _is_integral(value: Any) -> bool:
+    """An integer, or a float with nothing after the point (YAML's ``1000.0``)."""
+    return _is_number(value) and (isinstance(value, int) or value.is_integer())
+
+
+# What each expected kind of value accepts, by the words Kong's messages use for it.
+_ACCEPTS: dict[str, Callable[[Any], bool]] = {
+    "a string": lambda value: isinstance(value, str),
+    "a boolean": lambda value: isinstance(value, bool),
+    "an array": lambda value: isinstance(value, list),
+    "a number": _is_number,
+    "an integer": _is_integral,
+}
 
 
 def _is_default(value: Any, default: Any) -> bool:

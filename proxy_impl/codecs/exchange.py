@@ -1,0 +1,64 @@
+"""What every codec is given and gives back, and the small pieces all three share."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..behaviour import Behaviour
+from ..plugin_config import CHAT
+from ..tuning import TUNING_FIELDS
+
+
+class EncodeError(ValueError):
+    """The request cannot be expressed in the upstream format (a 400 for the client)."""
+
+
+class TransformError(ValueError):
+    """An upstream 200 whose body cannot be translated; ``str(error)`` is Kong's reason."""
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """What the codecs need to know about one request."""
+
+    route_type: str  # llm/v1/chat | llm/v1/completions
+    model: str  # the resolved model name
+    stream: bool  # the client gets a stream
+    configured_max_tokens: int | None  # config.model.options.max_tokens (Kong's finish rule)
+    effective_max_tokens: int | None  # after config/client precedence
+    behaviour: Behaviour
+
+    @property
+    def chat(self) -> bool:
+        return self.route_type == CHAT
+
+
+@dataclass(frozen=True)
+class Codec:
+    name: str
+    encode: Callable[[Mapping[str, Any], Exchange], dict[str, Any]]
+    decode: Callable[[bytes, Exchange], bytes]
+
+
+def compact_json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def parse_upstream(upstream_body: bytes, reason: str) -> Any:
+    """The upstream's JSON; ``reason`` is Kong's words for a body that is not JSON."""
+    try:
+        return json.loads(upstream_body)
+    except ValueError:
+        raise TransformError(reason) from None
+
+
+def sampling(body: Mapping[str, Any], *, max_tokens_as: str) -> dict[str, Any]:
+    """The client's sampling options that are set (not null), ``max_tokens`` under the name the
+    upstream gives it."""
+    renamed = {"max_tokens": max_tokens_as}
+    return {
+        renamed.get(name, name): body[name] for name in TUNING_FIELDS if body.get(name) is not None
+    }
