@@ -2,17 +2,21 @@
 
 Every request to a mock goes through one pipeline, in this order:
 
-1. journal the request (``/__mock__/`` control requests excepted);
+1. parse the body as strict JSON (``strict_json``) and journal the request (``/__mock__/``
+   control requests excepted);
 2. control-API scripts: the first matching script wins (``response`` answers at once; ``reply``
    replaces the generated text; a ``fault`` replaces the reply or alters it on the way out);
 3. the API-key check when ``settings.api_key`` is set (``Authorization: Bearer <key>``, and
-   ``X-Api-Key`` on llama.cpp); routes marked ``public`` skip it; a bad key gets
-   ``KIND.unauthorized(call)``;
+   ``X-Api-Key`` where ``KIND.x_api_key``, as on llama.cpp); routes marked ``public`` skip it; a
+   bad key gets ``KIND.unauthorized(call)``;
 4. the route handler (an unknown path gets ``KIND.not_found(call)``, a known path with the wrong
    method a 405 from ``KIND.error``; a handler that raises gets ``KIND.error(500, ...)``, never
    aiohttp's HTML page); ``GET`` routes also answer ``HEAD``;
 5. ``settings.latency`` when the handler generated text (``call.generate``), then the reply is
    written by ``faults.transmit``.
+
+The route is looked up before the scripts run, so every reply, a fault's included, sees the
+``call.match_info`` of its path (the HF Inference API's loading reply names the requested model).
 
 A handler may carry a ``stream_error`` attribute (``Callable[[str], bytes]``): the mid-stream
 error frame of its own protocol, used by the ``stream_error`` fault instead of
@@ -25,22 +29,21 @@ running loop), ``run_mock`` (a background thread, for synchronous code and pytes
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import logging
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from proxyproof.serving import AsyncServer, ThreadedServer, serve_forever
 
-from . import KIND_NAMES, control, faults, kind
+from . import KIND_NAMES, control, faults, kind, strict_json
 from .base import (
-    NOT_JSON,
     BytesReply,
     Call,
     JsonReply,
@@ -59,6 +62,8 @@ DEFAULT_SETTINGS = MockSettings()
 _REPLY_TYPES = (JsonReply, BytesReply, StreamReply)
 _PLACEHOLDER = re.compile(r"\{(\w+)(?::((?:[^{}]|\{[^{}]*\})+))?\}")
 
+Log = Callable[[str], None]
+
 
 # --- routing --------------------------------------------------------------------------------
 
@@ -68,15 +73,11 @@ class RouteTable:
 
     def __init__(self, routes: tuple[Route, ...]) -> None:
         self._static: dict[str, dict[str, Route]] = {}
-        self._dynamic: list[tuple[re.Pattern[str], dict[str, Route]]] = []
         patterns: dict[str, dict[str, Route]] = {}
         for route in routes:
-            if "{" in route.path:
-                patterns.setdefault(route.path, {})[route.method] = route
-            else:
-                self._static.setdefault(route.path, {})[route.method] = route
-        for path, methods in patterns.items():
-            self._dynamic.append((_compile(path), methods))
+            table = patterns if "{" in route.path else self._static
+            table.setdefault(route.path, {})[route.method] = route
+        self._dynamic = [(_compile(path), methods) for path, methods in patterns.items()]
 
     def resolve(self, path: str) -> tuple[dict[str, Route], dict[str, str]] | None:
         methods = self._static.get(path)
@@ -103,86 +104,54 @@ def _compile(path: str) -> re.Pattern[str]:
 # --- the pipeline ---------------------------------------------------------------------------
 
 
-@dataclass
-class _TrackedCall(Call):
-    """A ``Call`` that notes whether the handler generated text (latency applies only then)."""
-
-    generated: bool = False
-
-    def generate(self, *args: Any, **kwargs: Any) -> Any:
-        self.generated = True
-        return super().generate(*args, **kwargs)
-
-
-def _parse_json(body: bytes) -> Any:
-    if not body:
-        return NOT_JSON
-    try:
-        return json.loads(body)
-    except ValueError:  # includes UnicodeDecodeError
-        return NOT_JSON
-
-
 class _Pipeline:
     def __init__(
-        self, mock: MockKind, settings: MockSettings, state: MockState,
-        log: Callable[[str], None] | None,
+        self, mock: MockKind, settings: MockSettings, state: MockState, log: Log | None
     ) -> None:
         self.kind, self.settings, self.state, self.log = mock, settings, state, log
         self.table = RouteTable(mock.routes)
         self.key = settings.api_key.encode() if settings.api_key is not None else None
-        self.x_api_key = mock.name == "llamacpp"  # llama.cpp also reads X-Api-Key
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            body = b""
-            too_large = True
+            body, too_large = b"", True
         else:
             too_large = False
-        parsed = _parse_json(body)
-        journal = self.state.journal
-        entry = journal.record(
-            request.method, request.path, request.query, request.headers, body, parsed
+        call = Call(
+            request.method, request.path, {}, request.query, request.headers, body,
+            self.settings, strict_json.parse_body(body),
         )
+        entry = self.state.journal.record(call)
         try:
             if too_large:
                 reply = self.kind.error(413, f"request body larger than {MAX_BODY} bytes")
                 return await self._transmit(request, reply, None, entry, self.kind.stream_error)
-            return await self._respond(request, entry, body, parsed)
+            return await self._respond(request, call, entry)
         finally:
-            journal.finish(entry)
+            self.state.journal.finish(entry)
             if self.log is not None:
                 self.log(_log_line(self.kind.name, entry, started))
 
     async def _respond(
-        self, request: web.Request, entry: control.JournalEntry, body: bytes, parsed: Any
+        self, request: web.Request, call: Call, entry: control.JournalEntry
     ) -> web.StreamResponse:
-        call = _TrackedCall(
-            request.method, request.path, {}, request.query, request.headers, body,
-            self.settings, parsed,
-        )
+        found = self.table.resolve(call.path)
+        if found is not None:
+            call.match_info = found[1]
         stream_error = self.kind.stream_error
-        fault = None
-        script = (
-            self.state.scripts.match(request.method, request.path, request.headers, body)
-            if self.state.scripts
-            else None
-        )
-        if script is not None:
-            if script.response is not None:
-                return await self._transmit(request, script.response, None, entry, stream_error)
-            if script.reply is not None:
-                call.scripted_reply = script.reply
-            else:
-                fault = script.fault
-                assert fault is not None
-                if fault.kind in faults.REPLACING:
-                    reply = faults.fault_reply(fault, self.kind)
-                    return await self._transmit(request, reply, fault, entry, stream_error)
-        reply, route = self._dispatch(call)
+        script = self.state.scripts.match(call) if self.state.scripts else None
+        if script is not None and script.response is not None:
+            return await self._transmit(request, script.response, None, entry, stream_error)
+        if script is not None and script.reply is not None:
+            call.scripted_reply = script.reply
+        fault = script.fault if script is not None else None
+        if fault is not None and fault.kind in faults.REPLACING:
+            reply = faults.fault_reply(fault, self.kind, call)
+            return await self._transmit(request, reply, fault, entry, stream_error)
+        reply, route = self._dispatch(call, None if found is None else found[0])
         breaks_stream = fault is not None and fault.kind == "stream_error"
         if breaks_stream and not isinstance(reply, StreamReply):
             reply = self.kind.error(500, fault.message)  # no stream to break: a plain error
@@ -207,25 +176,20 @@ class _Pipeline:
             error = self._internal_error(problem)
             return await faults.transmit(request, error, None, entry, stream_error)
 
-    def _dispatch(self, call: Call) -> tuple[Reply, Route | None]:
-        found = self.table.resolve(call.path)
-        if found is None:
+    def _dispatch(
+        self, call: Call, methods: dict[str, Route] | None
+    ) -> tuple[Reply, Route | None]:
+        if methods is None:
             return self._run(self.kind.not_found, call), None
-        methods, match_info = found
         route = methods.get(call.method)
         if route is None and call.method == "HEAD":
             route = methods.get("GET")
         if route is None:
-            allowed = sorted({*methods, *(("HEAD",) if "GET" in methods else ())})
-            reply = self._run(
-                lambda c: self.kind.error(
-                    405, f"Method {c.method} is not allowed on {c.path}; use {', '.join(allowed)}"
-                ),
-                call,
-            )
-            reply.headers["Allow"] = ", ".join(allowed)
+            allowed = ", ".join(sorted({*methods, *(("HEAD",) if "GET" in methods else ())}))
+            message = f"Method {call.method} is not allowed on {call.path}; use {allowed}"
+            reply = self._run(lambda c: self.kind.error(405, message), call)
+            reply.headers["Allow"] = allowed
             return reply, None
-        call.match_info = match_info
         if self.key is not None and not route.public and not self._authorized(call.headers):
             return self._run(self.kind.unauthorized, call), route
         return self._run(route.handler, call), route
@@ -235,7 +199,7 @@ class _Pipeline:
         scheme, _, value = headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), self.key):
             return True
-        presented = headers.get("X-Api-Key") if self.x_api_key else None
+        presented = headers.get("X-Api-Key") if self.kind.x_api_key else None
         return presented is not None and hmac.compare_digest(presented.encode(), self.key)
 
     def _run(self, handler: Callable[[Call], Reply], call: Call) -> Reply:
@@ -268,33 +232,16 @@ def _log_line(name: str, entry: control.JournalEntry, started: float) -> str:
 
 
 async def _control_handler(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    body = await request.read()
-    payload = _parse_json(body)
-    if body.strip() and payload is NOT_JSON:
-        status, result = 400, {"error": "the control API takes a JSON body"}
-    else:
-        try:
-            entry_id = control.wait_request(request.path, request.method)
-        except control.ControlError as problem:
-            status, result = problem.status, {"error": problem.message}
-        else:
-            if entry_id is not None:
-                status, result = await control.handle_wait(state, entry_id, request.query)
-            else:
-                status, result = control.handle(
-                    state, request.method, request.path, request.query, payload
-                )
+    status, result = await control.respond(
+        request.app[STATE], request.method, request.path, request.query, await request.read()
+    )
     return web.Response(
         body=json.dumps(result).encode(), status=status, content_type="application/json"
     )
 
 
 def mock_app(
-    name: str,
-    settings: MockSettings = DEFAULT_SETTINGS,
-    *,
-    log: Callable[[str], None] | None = None,
+    name: str, settings: MockSettings = DEFAULT_SETTINGS, *, log: Log | None = None
 ) -> web.Application:
     """The aiohttp application of mock ``name``; ``log`` receives one line per request."""
     mock = kind(name)
@@ -320,7 +267,7 @@ def make_settings(
 ) -> MockSettings:
     """``MockSettings`` from friendly arguments (a single model name, a list, None = default)."""
     if models is None:
-        models = MockSettings().models
+        models = DEFAULT_SETTINGS.models
     elif isinstance(models, str):
         models = (models,)
     if latency < 0:
@@ -328,26 +275,36 @@ def make_settings(
     return MockSettings(api_key=api_key, models=tuple(models), latency=float(latency))
 
 
-class MockServer:
+class _Mock:
+    """What both ways of running mock ``name`` share. Options: ``host`` ("127.0.0.1"), ``port``
+    (0: ephemeral), ``log`` (one line per request) and the settings ``api_key``, ``models`` (a
+    name or a sequence) and ``latency`` (seconds)."""
+
+    def __init__(
+        self,
+        name: str,
+        server: type[AsyncServer] | type[ThreadedServer],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        log: Log | None = None,
+        **settings: Any,
+    ) -> None:
+        self.name = name
+        self.kind = kind(name)
+        self.settings = make_settings(**settings)
+        self._server = server(functools.partial(mock_app, name, self.settings, log=log), host, port)
+
+
+class MockServer(_Mock):
     """A mock in the running event loop: ``async with MockServer("ollama") as m: m.url``.
 
     ``m.control`` works in-process (no HTTP: a blocking HTTP call would stall this very loop);
     use ``await m.wait(entry_id)`` to wait for a request to end.
     """
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        log: Callable[[str], None] | None = None,
-        **settings: Any,
-    ) -> None:
-        self.name = name
-        self.kind = kind(name)
-        self.settings = make_settings(**settings)
-        self._server = AsyncServer(lambda: mock_app(name, self.settings, log=log), host, port)
+    def __init__(self, name: str, **options: Any) -> None:
+        super().__init__(name, AsyncServer, **options)
         self.control: MockControl | None = None
 
     @property
@@ -373,22 +330,13 @@ class MockServer:
         await self._server.__aexit__(*exc)
 
 
-class RunningMock:
-    """A mock served from a background thread; a context manager that stops it on exit."""
+class RunningMock(_Mock):
+    """A mock served from a background thread, started at once; a context manager that stops it
+    on exit: ``with run_mock("openai", api_key="k") as mock: mock.url, mock.control.journal()``.
+    """
 
-    def __init__(
-        self,
-        name: str,
-        settings: MockSettings,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        log: Callable[[str], None] | None = None,
-    ) -> None:
-        self.name = name
-        self.kind = kind(name)
-        self.settings = settings
-        self._server = ThreadedServer(lambda: mock_app(name, settings, log=log), host, port)
+    def __init__(self, name: str, **options: Any) -> None:
+        super().__init__(name, ThreadedServer, **options)
         self._server.start()
         self.url = self._server.url
         self.control = MockControl(self.url)
@@ -406,20 +354,7 @@ class RunningMock:
         return f"<RunningMock {self.name} at {self.url}>"
 
 
-def run_mock(
-    name: str,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    log: Callable[[str], None] | None = None,
-    **settings: Any,
-) -> RunningMock:
-    """Start mock ``name`` on a background thread (``port=0``: ephemeral) and return it.
-
-    ``with run_mock("openai", api_key="k") as mock: mock.url, mock.control.journal()``.
-    Settings: ``api_key``, ``models`` (a name or a sequence), ``latency`` (seconds).
-    """
-    return RunningMock(name, make_settings(**settings), host=host, port=port, log=log)
+run_mock = RunningMock  # the name reads well at call sites: ``with run_mock("ollama") as mock``
 
 
 def _print_line(line: str) -> None:
@@ -434,7 +369,7 @@ def serve_mocks(
     api_key: str | None = None,
     models: tuple[str, ...] | list[str] | str | None = None,
     latency: float = 0.0,
-    log: Callable[[str], None] | None = _print_line,
+    log: Log | None = _print_line,
     announce: Callable[[str, str], None] | None = None,
 ) -> None:
     """Serve mocks in the foreground until Ctrl-C (the ``proxyproof mock`` command).
@@ -443,14 +378,13 @@ def serve_mocks(
     given (``port=0``: ephemeral ports). ``"all"`` means every mock. Prints ``<name>: <url>``
     per mock and then one line per request.
     """
-    expanded: list[str] = []
-    for name in names:
-        for one in KIND_NAMES if name == "all" else (name,):
-            kind(one)  # fail early on an unknown name
-            if one not in expanded:
-                expanded.append(one)
+    expanded = list(dict.fromkeys(
+        one for name in names for one in (KIND_NAMES if name == "all" else (name,))
+    ))
     if not expanded:
         raise ValueError("name at least one mock (or 'all')")
+    for name in expanded:
+        kind(name)  # fail early on an unknown name
     settings = make_settings(api_key=api_key, models=models, latency=latency)
     apps = []
     for offset, name in enumerate(expanded):
@@ -460,14 +394,8 @@ def serve_mocks(
             listen = 0  # every mock on its own ephemeral port
         else:
             listen = port + offset
-        apps.append((name, _factory(name, settings, log), host, listen))
+        apps.append((name, functools.partial(mock_app, name, settings, log=log), host, listen))
     if announce is None:
-        serve_forever(apps)
+        serve_forever(apps)  # with its own "<name>: <url>" lines
     else:
         serve_forever(apps, announce)
-
-
-def _factory(
-    name: str, settings: MockSettings, log: Callable[[str], None] | None
-) -> Callable[[], web.Application]:
-    return lambda: mock_app(name, settings, log=log)

@@ -19,7 +19,7 @@ from typing import Any
 
 from .generation import Generation, generate
 
-NOT_JSON = object()  # Call.json when the body is empty or does not parse
+NOT_JSON = object()  # Call.json when the body is empty or not strict JSON (``strict_json``)
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class MockSettings:
     latency: float = 0.0  # seconds to wait before answering every generation request
 
 
-@dataclass
+@dataclass(slots=True)  # one per request, and the journal keeps the latest 10,000
 class Call:
     method: str
     path: str
@@ -40,6 +40,7 @@ class Call:
     settings: MockSettings
     json: Any = NOT_JSON
     scripted_reply: str | None = None  # text a control-API script put in place of the generation
+    generated: bool = False  # set by ``generate``: the I/O edge applies ``settings.latency`` then
 
     def generate(
         self,
@@ -50,16 +51,15 @@ class Call:
         seed: int | None = None,
         max_tokens: int | None = None,
         stop: Iterable[str] = (),
+        reply: str | None = None,
     ) -> Generation:
-        """``generation.generate`` with this call's scripted reply, if any."""
+        """``generation.generate``; a scripted reply wins over ``reply`` (a handler's own text)."""
+        self.generated = True
+        if self.scripted_reply is not None:
+            reply = self.scripted_reply
         return generate(
-            model,
-            prompt_key,
-            prompt_tokens=prompt_tokens,
-            seed=seed,
-            max_tokens=max_tokens,
-            stop=stop,
-            reply=self.scripted_reply,
+            model, prompt_key, prompt_tokens=prompt_tokens, seed=seed, max_tokens=max_tokens,
+            stop=stop, reply=reply,
         )
 
 
@@ -109,13 +109,17 @@ class MockKind:
     unauthorized: Handler  # the reply to a missing or wrong API key
     not_found: Handler  # the reply to an unknown path
     error: Callable[[int, str], Reply]  # any error (status, message) in this server's dialect
-    loading: Callable[[float], Reply]  # the server's "model is loading" reply (estimated seconds)
+    loading: Callable[[Call, float], Reply]  # the "model is loading" reply (estimated seconds)
     stream_error: Callable[[str], bytes]  # the frame a streaming route sends for a mid-stream error
     description: str = ""
+    x_api_key: bool = False  # the API key is also accepted in an X-Api-Key header (llama.cpp)
+
+
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once: hot path
 
 
 def compact_json(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    return _COMPACT.encode(value).encode()
 
 
 def sse_frame(value: Any) -> bytes:

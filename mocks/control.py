@@ -93,8 +93,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import faults
-from .base import NOT_JSON, MockKind, MockSettings, Reply
+from . import faults, strict_json
+from .base import NOT_JSON, Call, MockKind, MockSettings, Reply
 
 JOURNAL_LIMIT = 10_000
 MAX_WAIT = 300.0
@@ -121,52 +121,39 @@ class JournalEntry:
     """One received request and what became of it. Serialised lazily (cheap to record)."""
 
     __slots__ = (
-        "id",
-        "time",
-        "method",
-        "path",
-        "query",
-        "headers",
-        "raw_body",
-        "json_body",
-        "status",
-        "outcome",
-        "ended",
-        "frames_sent",
-        "frame_times",
+        "id", "time", "request", "status", "outcome", "ended", "frames_sent", "frame_times"
     )
 
-    def __init__(
-        self,
-        entry_id: int,
-        method: str,
-        path: str,
-        query: Mapping[str, str],
-        headers: Mapping[str, str],
-        raw_body: bytes,
-        json_body: Any,
-    ) -> None:
+    def __init__(self, entry_id: int, request: Call) -> None:
         self.id = entry_id
         self.time = time.time()
-        self.method, self.path, self.query, self.headers = method, path, query, headers
-        self.raw_body, self.json_body = raw_body, json_body
+        self.request = request
         self.status: int | None = None
         self.outcome = "pending"
         self.ended: float | None = None
         self.frames_sent = 0
         self.frame_times: list[float] = []
 
+    @property
+    def method(self) -> str:
+        return self.request.method
+
+    @property
+    def path(self) -> str:
+        return self.request.path
+
     def to_json(self) -> dict[str, Any]:
-        body = self.json_body
+        request = self.request
+        body = request.json
         if body is NOT_JSON:
-            body = self.raw_body.decode("utf-8", "replace")
+            body = request.body.decode("utf-8", "replace")
         return {
             "id": self.id,
             "time": self.time,
-            "method": self.method,
-            "path": self.path,
-            "query": _multi(self.query, join=False),
-            "headers": _multi(self.headers, join=True),
+            "method": request.method,
+            "path": request.path,
+            "query": _multi(request.query, join=False),
+            "headers": _multi(request.headers, join=True),
             "body": body,
             "status": self.status,
             "outcome": self.outcome,
@@ -198,16 +185,8 @@ class Journal:
         self._next_id = 1
         self._waiters: dict[int, list[asyncio.Future[JournalEntry]]] = {}
 
-    def record(
-        self,
-        method: str,
-        path: str,
-        query: Mapping[str, str],
-        headers: Mapping[str, str],
-        raw_body: bytes,
-        json_body: Any,
-    ) -> JournalEntry:
-        entry = JournalEntry(self._next_id, method, path, query, headers, raw_body, json_body)
+    def record(self, request: Call) -> JournalEntry:
+        entry = JournalEntry(self._next_id, request)
         self._next_id += 1
         self._entries.append(entry)
         return entry
@@ -260,6 +239,7 @@ _ACTIONS = ("response", "reply", "fault")
 
 
 def _glob(pattern: str) -> re.Pattern[str]:
+    """``*`` matches anything; a pattern without one matches exactly that path."""
     return re.compile(".*".join(map(re.escape, pattern.split("*"))) + r"\Z")
 
 
@@ -268,35 +248,29 @@ class Script:
     id: int
     spec: dict[str, Any]  # as posted, for listing
     method: str | None
-    path: str | None
-    path_glob: re.Pattern[str] | None
+    path: re.Pattern[str] | None
     body_contains: bytes | None
     headers: tuple[tuple[str, str], ...]
-    times: int | None
-    remaining: int | None
+    remaining: int | None  # None: always
     response: Reply | None = None
     reply: str | None = None
     fault: faults.Fault | None = None
     hits: int = 0
 
-    def matches(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> bool:
-        if self.remaining == 0:
-            return False
-        if self.method is not None and method != self.method:
-            return False
-        if self.path is not None and path != self.path:
-            return False
-        if self.path_glob is not None and not self.path_glob.match(path):
-            return False
-        if self.body_contains is not None and self.body_contains not in body:
-            return False
-        return all(headers.get(name) == value for name, value in self.headers)
+    def matches(self, call: Call) -> bool:
+        return (
+            self.remaining != 0
+            and (self.method is None or call.method == self.method)
+            and (self.path is None or self.path.match(call.path) is not None)
+            and (self.body_contains is None or self.body_contains in call.body)
+            and all(call.headers.get(name) == value for name, value in self.headers)
+        )
 
     def to_json(self) -> dict[str, Any]:
         listed = {
             "id": self.id,
             "match": self.spec.get("match", {}),
-            "times": self.times,
+            "times": self.spec.get("times"),
             "remaining": self.remaining,
             "hits": self.hits,
         }
@@ -328,7 +302,7 @@ def parse_script(script_id: int, spec: Any) -> Script:
     path = match.get("path")
     if path is not None and not path.startswith("/"):
         raise ValueError("match.path must start with '/'")
-    headers = faults._string_map("match.headers", match.get("headers", {}))
+    headers = faults.string_map("match.headers", match.get("headers", {}))
     times = spec.get("times")
     if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 1):
         raise ValueError("'times' must be a positive integer (omit it for always)")
@@ -339,11 +313,9 @@ def parse_script(script_id: int, spec: Any) -> Script:
         id=script_id,
         spec=spec,
         method=match["method"].upper() if "method" in match else None,
-        path=path if path is not None and "*" not in path else None,
-        path_glob=_glob(path) if path is not None and "*" in path else None,
+        path=None if path is None else _glob(path),
         body_contains=match["body_contains"].encode() if "body_contains" in match else None,
         headers=tuple(headers.items()),
-        times=times,
         remaining=times,
     )
     if actions[0] == "response":
@@ -373,11 +345,10 @@ class Scripts:
         self._scripts.append(script)
         return script
 
-    def match(
-        self, method: str, path: str, headers: Mapping[str, str], body: bytes
-    ) -> Script | None:
+    def match(self, call: Call) -> Script | None:
+        """The first script that matches ``call``, which uses up one of its ``times``."""
         for script in self._scripts:
-            if script.matches(method, path, headers, body):
+            if script.matches(call):
                 script.hits += 1
                 if script.remaining is not None:
                     script.remaining -= 1
@@ -447,8 +418,8 @@ def _allow(method: str, allowed: tuple[str, ...], path: str) -> None:
         raise ControlError(405, f"{path} allows {', '.join(allowed)}, not {method}")
 
 
-def wait_request(path: str, method: str) -> int | None:
-    """The entry id if this is the long-poll endpoint (handled asynchronously by the caller)."""
+def _long_poll_target(path: str, method: str) -> int | None:
+    """The entry id when ``path`` is the long-poll endpoint, which alone has to wait."""
     parts = path.strip("/").split("/")
     if len(parts) == 4 and parts[1] == "journal" and parts[3] == "wait":
         _allow(method, ("GET",), path)
@@ -456,7 +427,7 @@ def wait_request(path: str, method: str) -> int | None:
     return None
 
 
-def wait_timeout(query: Mapping[str, str]) -> float:
+def _wait_timeout(query: Mapping[str, str]) -> float:
     raw = query.get("timeout", "5")
     try:
         timeout = float(raw)
@@ -467,10 +438,26 @@ def wait_timeout(query: Mapping[str, str]) -> float:
     return timeout
 
 
+async def respond(
+    state: MockState, method: str, path: str, query: Mapping[str, str], body: bytes
+) -> tuple[int, Any]:
+    """Answer one control request that came over HTTP: ``(status, JSON body)``."""
+    payload = strict_json.parse_body(body)
+    if body.strip() and payload is NOT_JSON:
+        return 400, {"error": "the control API takes a JSON body"}
+    try:
+        entry_id = _long_poll_target(path, method)
+        if entry_id is None:
+            return _handle(state, method, path, query, payload)
+        return await _long_poll(state, entry_id, _wait_timeout(query))
+    except ControlError as problem:
+        return problem.status, {"error": problem.message}
+
+
 def handle(
     state: MockState, method: str, path: str, query: Mapping[str, str], payload: Any
 ) -> tuple[int, Any]:
-    """Answer one control request (all but the long poll): ``(status, JSON body)``."""
+    """Answer one control request in process (all but the long poll): ``(status, JSON body)``."""
     try:
         return _handle(state, method, path, query, payload)
     except ControlError as problem:
@@ -531,17 +518,13 @@ def _handle(
     raise ControlError(404, f"no control endpoint {method} {path}; see GET /__mock__/")
 
 
-async def handle_wait(state: MockState, entry_id: int, query: Mapping[str, str]) -> tuple[int, Any]:
-    try:
-        timeout = wait_timeout(query)
-    except ControlError as problem:
-        return problem.status, {"error": problem.message}
+async def _long_poll(state: MockState, entry_id: int, timeout: float) -> tuple[int, Any]:
     try:
         entry = await state.journal.wait(entry_id, timeout)
     except KeyError:
-        return 404, {"error": f"no journal entry {entry_id} (cleared or dropped)"}
+        raise ControlError(404, f"no journal entry {entry_id} (cleared or dropped)") from None
     if entry is None:
-        return 408, {"error": f"request {entry_id} has not ended within {timeout:g}s"}
+        raise ControlError(408, f"request {entry_id} has not ended within {timeout:g}s")
     return 200, entry.to_json()
 
 

@@ -42,7 +42,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from .base import BytesReply, JsonReply, MockKind, Reply, StreamReply, compact_json
+from .base import BytesReply, Call, JsonReply, MockKind, Reply, StreamReply, compact_json
 
 # Fault kinds that replace the reply; the others alter the normal reply on its way out.
 REPLACING = frozenset({"status", "rate_limit", "loading", "reset_before_headers", "empty_response"})
@@ -86,13 +86,13 @@ class Entry(Protocol):
 
 def _number(name: str, value: Any, *, integer: bool = False) -> float:
     valid = isinstance(value, int | float) and not isinstance(value, bool)
-    if not valid or (integer and not isinstance(value, int)) or value < 0 or math.isinf(value):
+    if not valid or (integer and not isinstance(value, int)) or not 0 <= value < math.inf:
         kind = "a non-negative integer" if integer else "a non-negative number"
         raise ValueError(f"{name!r} must be {kind}, got {json.dumps(value)}")
     return value
 
 
-def _string_map(name: str, value: Any) -> dict[str, str]:
+def string_map(name: str, value: Any) -> dict[str, str]:
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
@@ -112,7 +112,7 @@ def parse_response(spec: Any, where: str = "response") -> Reply:
         raise ValueError(f"{where}.status must be an HTTP status code (100-599)")
     if "json" in spec and "body" in spec:
         raise ValueError(f"{where!r} takes 'json' or 'body', not both")
-    headers = _string_map(f"{where}.headers", spec.get("headers", {}))
+    headers = string_map(f"{where}.headers", spec.get("headers", {}))
     content_type = spec.get("content_type")
     if content_type is not None and not isinstance(content_type, str):
         raise ValueError(f"{where}.content_type must be a string")
@@ -153,8 +153,8 @@ def parse_fault(spec: Any) -> Fault:
     return Fault(kind, **values)
 
 
-def fault_reply(fault: Fault, kind: MockKind) -> Reply | None:
-    """The reply a replacing fault answers with (None for resets and empty responses)."""
+def fault_reply(fault: Fault, kind: MockKind, call: Call) -> Reply | None:
+    """The reply a replacing fault answers ``call`` with (None for resets and empty responses)."""
     if fault.kind == "status":
         return fault.response
     if fault.kind == "rate_limit":
@@ -162,7 +162,7 @@ def fault_reply(fault: Fault, kind: MockKind) -> Reply | None:
         reply.headers["Retry-After"] = str(math.ceil(fault.retry_after))
         return reply
     if fault.kind == "loading":
-        return kind.loading(fault.estimated_time)
+        return kind.loading(call, fault.estimated_time)
     return None
 
 
@@ -253,18 +253,14 @@ async def transmit(
     try:
         if isinstance(reply, StreamReply):
             return await _send_stream(request, reply, fault, entry, stream_error)
-        return await _send_body(request, reply, fault, entry, stream_error)
+        return await _send_body(request, reply, fault, entry)
     except ConnectionError:
         entry.outcome = "client_disconnected"
         return _placeholder()
 
 
 async def _send_body(
-    request: web.BaseRequest,
-    reply: JsonReply | BytesReply,
-    fault: Fault | None,
-    entry: Entry,
-    stream_error: Callable[[str], bytes],
+    request: web.BaseRequest, reply: JsonReply | BytesReply, fault: Fault | None, entry: Entry
 ) -> web.StreamResponse:
     kind = fault.kind if fault else None
     payload = body_bytes(reply)
@@ -291,10 +287,14 @@ async def _send_body(
     return response
 
 
-def _stops_at(fault: Fault | None) -> int | None:
-    if fault and fault.kind in ("reset_mid_stream", "truncated_stream", "stream_error"):
-        return int(fault.after_frames)
-    return None
+# Fault kinds that end a stream after ``after_frames`` frames.
+_STOPPING = frozenset({"reset_mid_stream", "truncated_stream", "stream_error"})
+
+
+async def _write_frame(response: web.StreamResponse, entry: Entry, frame: bytes) -> None:
+    await response.write(frame)
+    entry.frames_sent += 1
+    entry.frame_times.append(time.time())
 
 
 async def _send_stream(
@@ -311,29 +311,23 @@ async def _send_stream(
     if request.method == "HEAD":
         await response.write_eof()
         return response
+    frames = reply.frames[: int(fault.after_frames)] if kind in _STOPPING else reply.frames
+    if kind == "malformed_json" and frames:
+        frames = [corrupt(frames[0]), *frames[1:]]
     delay = fault.seconds if kind == "chunk_delay" else 0.0
-    stop_at = _stops_at(fault)
-    for index, frame in enumerate(reply.frames):
-        if index == stop_at:
-            break
+    for index, frame in enumerate(frames):
         if delay and index and not await pause(request, delay):
             entry.outcome = "client_disconnected"
             return response
-        if kind == "malformed_json" and index == 0:
-            frame = corrupt(frame)
-        await response.write(frame)
-        entry.frames_sent += 1
-        entry.frame_times.append(time.time())
+        await _write_frame(response, entry, frame)
     if kind == "reset_mid_stream":
         reset(request)
         entry.outcome = "reset"
         return response
     if kind == "stream_error":
-        await response.write(stream_error(fault.message))
-        entry.frames_sent += 1
-        entry.frame_times.append(time.time())
+        await _write_frame(response, entry, stream_error(fault.message))
     await response.write_eof()
-    if kind == "truncated_stream" and stop_at is not None and stop_at < len(reply.frames):
+    if kind == "truncated_stream" and len(frames) < len(reply.frames):
         entry.outcome = "truncated"
     return response
 

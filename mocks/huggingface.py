@@ -16,16 +16,16 @@ texts of the non-special tokens concatenate to the reply.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from . import generation, openai_compat, tgi_request
 from .base import BytesReply, Call, JsonReply, MockKind, Reply, Route, StreamReply, sse_frame
-from .tgi_request import GenerateRequest
+from .tgi_request import GenerateRequest, error
 
 TGI_VERSION = "3.3.6"
 COMPUTE_TYPE = "gpu+optimized"
 EOS_TOKEN = (2, "</s>")
-LOADING_MODEL = "meta-llama/Llama-2-7b-chat-hf"  # MockKind.loading does not know the call
 
 # Deterministic stand-ins for TGI's timing headers (milliseconds).
 VALIDATION_MS = 1
@@ -43,18 +43,21 @@ def _logprob(token_id: int) -> float:
     return -round((token_id % 997 + 1) / 1000, 4)
 
 
+def _token(token_id: int, text: str, *, special: bool = False) -> dict[str, Any]:
+    return {"id": token_id, "text": text, "logprob": _logprob(token_id), "special": special}
+
+
 def _token_events(gen: generation.Generation) -> list[dict[str, Any]]:
     """Every token TGI reports for this generation, including the closing ``</s>``."""
-    tokens = [
-        {"id": generation.token_id(text), "text": text,
-         "logprob": _logprob(generation.token_id(text)), "special": False}
-        for text in gen.tokens
-    ]
+    tokens = [_token(generation.token_id(text), text) for text in gen.tokens]
     if gen.finish_reason != "length":
-        eos_id, eos_text = EOS_TOKEN
-        tokens.append({"id": eos_id, "text": eos_text, "logprob": _logprob(eos_id),
-                       "special": True})
+        tokens.append(_token(*EOS_TOKEN, special=True))
     return tokens
+
+
+def _generated_tokens(gen: generation.Generation) -> int:
+    """How many tokens TGI counts: the ``</s>`` of a reply that ended before the limit too."""
+    return gen.completion_tokens + (gen.finish_reason != "length")
 
 
 def _generate(call: Call, model: str, request: GenerateRequest) -> generation.Generation:
@@ -74,12 +77,13 @@ def _full_text(request: GenerateRequest, gen: generation.Generation, full_defaul
 
 
 def _prefill(request: GenerateRequest) -> list[dict[str, Any]]:
-    pieces = generation.tokenize(request.inputs)
-    return [
-        {"id": generation.token_id(piece), "text": piece,
-         "logprob": None if index == 0 else _logprob(generation.token_id(piece))}
-        for index, piece in enumerate(pieces)
-    ]
+    """The prompt's tokens; the first has no logprob (nothing came before it)."""
+    prefill = []
+    for index, piece in enumerate(generation.tokenize(request.inputs)):
+        token_id = generation.token_id(piece)
+        logprob = None if index == 0 else _logprob(token_id)
+        prefill.append({"id": token_id, "text": piece, "logprob": logprob})
+    return prefill
 
 
 def generate_response(
@@ -122,7 +126,7 @@ def stream_frames(
 
 
 def _timing_headers(request: GenerateRequest, gen: generation.Generation) -> dict[str, str]:
-    generated = len(_token_events(gen))
+    generated = _generated_tokens(gen)
     inference_ms = generated * MS_PER_TOKEN
     total_ms = VALIDATION_MS + QUEUE_MS + inference_ms
     return {
@@ -150,51 +154,30 @@ def validation_reply(message: str, *, streaming: bool) -> Reply:
     return JsonReply(422, body)
 
 
-def _answer(
-    call: Call, model: str, request: GenerateRequest, *, stream: bool, full_default: bool,
-    as_array: bool,
-) -> Reply:
+def _generate_route(call: Call, *, compat: bool, stream: bool = False) -> Reply:
+    """A generate route: ``/generate``, ``/generate_stream`` (``stream``), or with ``compat`` the
+    ``CompatGenerateRequest`` of ``POST /`` and of the Inference API's ``POST /models/{id}``.
+
+    A compat request streams when its body asks, answers an array, and echoes the prompt by
+    default (the served model's pipeline tag is text-generation). The Inference API generates
+    for the model its path names and, being HF's front rather than axum, does not insist on the
+    content type (its ``options`` and ``x-use-cache`` / ``x-wait-for-model`` headers change
+    nothing here).
+    """
+    path_model = call.match_info.get("model_id")
+    request = tgi_request.decode(call, compat=compat, require_content_type=path_model is None)
+    if isinstance(request, BytesReply):
+        return request
+    stream = stream or request.stream
     problem = tgi_request.validation_error(request, streaming=stream)
     if problem:
         return validation_reply(problem, streaming=stream)
-    gen = _generate(call, model, request)
+    gen = _generate(call, path_model or call.settings.models[0], request)
     if stream:
-        frames = stream_frames(request, gen, full_default=full_default)
+        frames = stream_frames(request, gen, full_default=compat)
         return StreamReply(frames, headers=dict(_STREAM_HEADERS))
-    body = generate_response(request, gen, full_default=full_default)
-    return JsonReply(200, [body] if as_array else body, headers=_timing_headers(request, gen))
-
-
-def _served_model(call: Call) -> str:
-    return call.settings.models[0]
-
-
-# --- TGI routes ----------------------------------------------------------------------------
-
-
-def _compat_generate(call: Call) -> Reply:
-    request = tgi_request.decode(call, "CompatGenerateRequest", compat=True)
-    if isinstance(request, BytesReply):
-        return request
-    # the served model's pipeline tag is text-generation, so the prompt is echoed by default
-    return _answer(call, _served_model(call), request, stream=request.stream,
-                   full_default=True, as_array=True)
-
-
-def _tgi_generate(call: Call) -> Reply:
-    request = tgi_request.decode(call)
-    if isinstance(request, BytesReply):
-        return request
-    return _answer(call, _served_model(call), request, stream=False, full_default=False,
-                   as_array=False)
-
-
-def _tgi_generate_stream(call: Call) -> Reply:
-    request = tgi_request.decode(call)
-    if isinstance(request, BytesReply):
-        return request
-    return _answer(call, _served_model(call), request, stream=True, full_default=False,
-                   as_array=False)
+    body = generate_response(request, gen, full_default=compat)
+    return JsonReply(200, [body] if compat else body, headers=_timing_headers(request, gen))
 
 
 def info_body(model_id: str) -> dict[str, Any]:
@@ -217,38 +200,14 @@ def info_body(model_id: str) -> dict[str, Any]:
 
 
 def _info(call: Call) -> Reply:
-    return JsonReply(200, info_body(_served_model(call)))
+    return JsonReply(200, info_body(call.settings.models[0]))
 
 
 def _health(call: Call) -> Reply:
     return BytesReply(200, b"")
 
 
-# --- Inference API -------------------------------------------------------------------------
-
-
-def _inference_api(call: Call) -> Reply:
-    """``POST /models/{id}``: TGI's compat behaviour behind HF's front (``options`` and the
-    ``x-use-cache`` / ``x-wait-for-model`` headers are accepted and have nothing to change)."""
-    request = tgi_request.decode(call, "CompatGenerateRequest", compat=True,
-                                 require_content_type=False)
-    if isinstance(request, BytesReply):
-        return request
-    return _answer(call, call.match_info["model_id"], request, stream=request.stream,
-                   full_default=True, as_array=True)
-
-
 # --- the kind ------------------------------------------------------------------------------
-
-_ERROR_TYPES = {422: "validation", 424: "generation", 429: "overloaded",
-                500: "incomplete_generation", 503: "unhealthy"}
-
-
-def error(status: int, message: str) -> Reply:
-    """An error in TGI's shape; ``error_type`` follows TGI's status mapping."""
-    fallback = "generation" if status >= 500 else "validation"
-    return JsonReply(status, {"error": message,
-                              "error_type": _ERROR_TYPES.get(status, fallback)})
 
 
 def unauthorized(call: Call) -> Reply:
@@ -262,8 +221,11 @@ def not_found(call: Call) -> Reply:
     return BytesReply(404, b"")  # axum's fallback: no body
 
 
-def loading(estimated_time: float) -> Reply:
-    return JsonReply(503, {"error": f"Model {LOADING_MODEL} is currently loading",
+def loading(call: Call, estimated_time: float) -> Reply:
+    """The Inference API's 503 while the model loads: the model its path names, else (TGI's
+    own routes) the model the server serves."""
+    model = call.match_info.get("model_id") or call.settings.models[0]
+    return JsonReply(503, {"error": f"Model {model} is currently loading",
                            "estimated_time": float(estimated_time)})
 
 
@@ -271,12 +233,16 @@ def stream_error(message: str) -> bytes:
     return sse_frame({"error": message, "error_type": "generation"})
 
 
+_compat_generate = functools.partial(_generate_route, compat=True)
+_generate_once = functools.partial(_generate_route, compat=False)
+_generate_stream = functools.partial(_generate_route, compat=False, stream=True)
+
 NATIVE_ROUTES: tuple[Route, ...] = (
-    Route("POST", "/models/{model_id:.+}", _inference_api),
+    Route("POST", "/models/{model_id:.+}", _compat_generate),
     Route("POST", "/", _compat_generate),
     Route("GET", "/", _health, public=True),
-    Route("POST", "/generate", _tgi_generate),
-    Route("POST", "/generate_stream", _tgi_generate_stream),
+    Route("POST", "/generate", _generate_once),
+    Route("POST", "/generate_stream", _generate_stream),
     Route("GET", "/info", _info, public=True),
     Route("GET", "/health", _health, public=True),
     Route("GET", "/ping", _health, public=True),

@@ -4,10 +4,9 @@
 Written from ``tools/server`` (``shared/reference/ollama_llamacpp.md`` §2): ``/completion`` and
 ``/completions`` take a prompt verbatim (string, token ids, mixed, or a list of prompts) and answer
 one object (an array for several prompts), or SSE with one event per token and a final
-``stop: true`` event — never ``[DONE]``. Request fields are read leniently, as ``json_value``
-does: a field of the wrong type falls back to its default. Errors are
-``{"error": {"code", "message", "type"}}``; a body that is not JSON is the real server's 500.
-Every response carries ``Server: llama.cpp``.
+``stop: true`` event — never ``[DONE]``. Request fields are read leniently and errors are
+``{"error": {"code", "message", "type"}}`` (``llamacpp_request``); a body that is not JSON is the
+real server's 500. Every response carries ``Server: llama.cpp``.
 
 **Why ``/raw`` exists.** Kong's docs say a llama.cpp upstream for ``llama2_format: raw`` "should
 be set to RAW mode", but stock llama.cpp has no such mode (§2.7): Kong sends HF-style
@@ -21,33 +20,19 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 from dataclasses import dataclass, replace
 from typing import Any
 
 from . import generation, openai_compat
-from .base import (
-    NOT_JSON,
-    Call,
-    Handler,
-    JsonReply,
-    MockKind,
-    Reply,
-    Route,
-    StreamReply,
-    sse_frame,
-)
+from . import llamacpp_request as fields
+from .base import NOT_JSON, Call, Handler, JsonReply, MockKind, Reply, Route, StreamReply, sse_frame
+from .llamacpp_request import JSON_UTF8, SERVER_HEADER, error, json_type, not_json
+from .openai_compat import llamacpp_timings
 
 BUILD_INFO = "b6000-0000000"
 CONTEXT_SIZE = 4096
 BOS_TOKEN = (1, "<s>")
 EOS_TOKEN = (2, "</s>")
-JSON_UTF8 = "application/json; charset=utf-8"
-SERVER_HEADER = {"Server": "llama.cpp"}
-
-# Deterministic stand-ins for the measured timings (floating milliseconds).
-PROMPT_MS_PER_TOKEN = 1.5
-PREDICTED_MS_PER_TOKEN = 12.5
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "seed": 4294967295,
@@ -105,17 +90,7 @@ LLAMA2_CHAT_TEMPLATE = (
 )
 
 
-# --- errors --------------------------------------------------------------------------------
-
-_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
-                403: "permission_error", 404: "not_found_error", 500: "server_error",
-                501: "not_supported_error", 503: "unavailable_error"}
-
-
-def error(status: int, message: str) -> Reply:
-    kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-    body = {"error": {"code": status, "message": message, "type": kind}}
-    return JsonReply(status, body, headers=dict(SERVER_HEADER), content_type=JSON_UTF8)
+# --- the kind's replies ------------------------------------------------------------------
 
 
 def unauthorized(call: Call) -> Reply:
@@ -126,88 +101,8 @@ def not_found(call: Call) -> Reply:
     return error(404, "File Not Found")
 
 
-def loading(estimated_time: float) -> Reply:
+def loading(call: Call, estimated_time: float) -> Reply:
     return error(503, "Loading model")
-
-
-def stream_error(message: str) -> bytes:
-    return sse_frame({"error": {"code": 500, "message": message, "type": "server_error"}})
-
-
-# --- lenient request reading (nlohmann::json + json_value) ---------------------------------
-
-_JSON_TYPE = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",
-              float: "number"}
-
-
-def _json_type(value: Any) -> str:
-    return _JSON_TYPE.get(type(value), "null")
-
-
-def _parse_error(body: bytes) -> str:
-    """nlohmann::json's parse error for a body that is not JSON."""
-    prefix = "[json.exception.parse_error.101] parse error at line"
-    text = body.decode("utf-8", "replace")
-    if not text.strip():
-        return (f"{prefix} 1, column 1: attempting to parse an empty input; check that your "
-                "input string or stream contains the expected characters")
-    try:
-        json.loads(text)
-    except json.JSONDecodeError as problem:
-        return (f"{prefix} {problem.lineno}, column {problem.colno}: syntax error while parsing "
-                "value - invalid literal")
-    return f"{prefix} 1, column 1: syntax error"
-
-
-@dataclass(frozen=True)
-class _Failure:
-    reply: Reply
-
-
-def _body(call: Call) -> Any:
-    """The parsed body, or a ``_Failure``: the real server's 500 for a body that is not JSON."""
-    if call.json is NOT_JSON:
-        return _Failure(error(500, _parse_error(call.body)))
-    return call.json
-
-
-def _finite(value: Any) -> bool:
-    """A JSON number (or boolean, which nlohmann converts); Python's parser also lets through
-    NaN and Infinity, which no C++ integer can hold."""
-    return isinstance(value, bool | int | float) and math.isfinite(value)
-
-
-def _int(data: dict, key: str, default: int | None) -> int | None:
-    """``json_value`` for an integer: numbers (and booleans) convert, anything else is ignored."""
-    value = data.get(key)
-    return int(value) if _finite(value) else default
-
-
-def _number(data: dict, key: str, default: Any) -> Any:
-    value = data.get(key)
-    if not _finite(value):
-        return default
-    return float(value) if isinstance(default, float) else int(value)
-
-
-def _flag(data: dict, key: str, default: bool = False) -> bool:
-    value = data.get(key)
-    return value if isinstance(value, bool) else default
-
-
-def _stop_words(data: dict) -> list[str]:
-    """``stop`` only counts as a JSON array; a bare string is silently ignored."""
-    stop = data.get("stop")
-    if not isinstance(stop, list):
-        return []
-    return [word for word in stop if isinstance(word, str) and word]
-
-
-def _n_predict(data: dict) -> int:
-    """``n_predict`` wins over ``max_completion_tokens``, which wins over ``max_tokens``."""
-    fallback = _int(data, "max_completion_tokens", _int(data, "max_tokens", None))
-    value = _int(data, "n_predict", fallback)
-    return -1 if value is None else value
 
 
 # --- prompts and tokens --------------------------------------------------------------------
@@ -219,9 +114,9 @@ class Prompt:
     tokens: int
     text: str  # what the response's ``prompt`` field shows
 
-
-def _detokenize_piece(token: int) -> str:
-    return _PIECES.get(token, "")
+    @classmethod
+    def of_text(cls, text: str) -> Prompt:
+        return cls(text, generation.count_tokens(text), f"{BOS_TOKEN[1]} {text}")
 
 
 def _vocabulary_pieces() -> dict[int, str]:
@@ -241,19 +136,23 @@ def _vocabulary_pieces() -> dict[int, str]:
 _PIECES = _vocabulary_pieces()
 
 
+def _piece(token: int) -> str:
+    return _PIECES.get(token, "")
+
+
 def _is_token(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _single_prompt(value: Any) -> Prompt | None:
     if isinstance(value, str):
-        return Prompt(value, generation.count_tokens(value), f"{BOS_TOKEN[1]} {value}")
+        return Prompt.of_text(value)
     if isinstance(value, list) and all(_is_token(v) or isinstance(v, str) for v in value):
         strings = [v for v in value if isinstance(v, str)]
         numbers = [v for v in value if _is_token(v)]
         if strings and not numbers:
             return None  # a list of strings is a list of prompts
-        text = "".join(v if isinstance(v, str) else _detokenize_piece(v) for v in value)
+        text = "".join(v if isinstance(v, str) else _piece(v) for v in value)
         count = len(numbers) + sum(generation.count_tokens(s) for s in strings)
         key = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         return Prompt(key, count, text)
@@ -297,33 +196,19 @@ class Completion:
         return "word" if self.gen.stopped_by else "eos"
 
 
-def _timings(prompt_n: int, predicted_n: int) -> dict[str, Any]:
-    return {
-        "cache_n": 0,
-        "prompt_n": prompt_n,
-        "prompt_ms": prompt_n * PROMPT_MS_PER_TOKEN,
-        "prompt_per_token_ms": PROMPT_MS_PER_TOKEN,
-        "prompt_per_second": 1000 / PROMPT_MS_PER_TOKEN,
-        "predicted_n": predicted_n,
-        "predicted_ms": predicted_n * PREDICTED_MS_PER_TOKEN,
-        "predicted_per_token_ms": PREDICTED_MS_PER_TOKEN,
-        "predicted_per_second": 1000 / PREDICTED_MS_PER_TOKEN,
-    }
-
-
 def generation_settings(data: dict, *, n_predict: int, stop: list[str], stream: bool,
                         seed: int | None) -> dict[str, Any]:
     settings = dict(DEFAULT_PARAMS)
     for key in _SAMPLING_OVERRIDES:
-        settings[key] = _number(data, key, settings[key])
+        settings[key] = fields.number(data, key, settings[key])
     settings.update(
         seed=DEFAULT_PARAMS["seed"] if seed is None else seed,
         stop=stop,
         max_tokens=n_predict,
         n_predict=n_predict,
         stream=stream,
-        ignore_eos=_flag(data, "ignore_eos"),
-        timings_per_token=_flag(data, "timings_per_token"),
+        ignore_eos=fields.flag(data, "ignore_eos"),
+        timings_per_token=fields.flag(data, "timings_per_token"),
     )
     return settings
 
@@ -332,11 +217,11 @@ def final_object(task: Completion, model: str, *, streamed: bool,
                  return_tokens: bool = False) -> dict[str, Any]:
     """The last result of a task: the whole reply (non-stream) or the closing stats (stream)."""
     gen = task.gen
-    ids = [generation.token_id(t) for t in gen.tokens]
+    with_tokens = return_tokens and not streamed
     return {
         "index": task.index,
         "content": "" if streamed else gen.text,
-        "tokens": ids if return_tokens and not streamed else [],
+        "tokens": [generation.token_id(t) for t in gen.tokens] if with_tokens else [],
         "id_slot": 0,
         "stop": True,
         "model": model,
@@ -349,7 +234,7 @@ def final_object(task: Completion, model: str, *, streamed: bool,
         "stop_type": task.stop_type,
         "stopping_word": gen.stopped_by,
         "tokens_cached": task.prompt.tokens + gen.completion_tokens,
-        "timings": _timings(task.prompt.tokens, gen.completion_tokens),
+        "timings": llamacpp_timings(task.prompt.tokens, gen.completion_tokens),
     }
 
 
@@ -371,64 +256,60 @@ def completion_frames(task: Completion, model: str) -> list[bytes]:
     return frames
 
 
-def _served_model(call: Call) -> str:
-    return call.settings.models[0]
-
-
 def _tasks(call: Call, data: dict, prompts: list[Prompt], *, n_predict: int, stream: bool,
            stop: list[str]) -> list[Completion]:
-    seed = _int(data, "seed", None)
+    seed = fields.integer(data, "seed", None)
     if seed is not None and seed in (-1, DEFAULT_PARAMS["seed"]):
         seed = None  # "random": the mock's reply is then the seedless one
     settings = generation_settings(data, n_predict=n_predict, stop=stop, stream=stream, seed=seed)
+    model = call.settings.models[0]
     return [
         Completion(
             index,
             prompt,
-            call.generate(_served_model(call), prompt.key, prompt_tokens=prompt.tokens,
-                          seed=seed, max_tokens=n_predict, stop=stop),
+            call.generate(model, prompt.key, prompt_tokens=prompt.tokens, seed=seed,
+                          max_tokens=n_predict, stop=stop),
             settings,
         )
         for index, prompt in enumerate(prompts)
     ]
 
 
-def _stream(tasks: list[Completion], model: str) -> Reply:
-    frames = [frame for task in tasks for frame in completion_frames(task, model)]
-    return StreamReply(frames, headers=dict(SERVER_HEADER))
+def _json(body: Any) -> Reply:
+    return JsonReply(200, body, content_type=JSON_UTF8)
 
 
 def _completion(call: Call) -> Reply:
-    data = _body(call)
-    if isinstance(data, _Failure):
-        return data.reply
+    if call.json is NOT_JSON:
+        return not_json(call.body)
+    data = call.json
     if not isinstance(data, dict):
         return error(400, f"[json.exception.type_error.304] cannot use at() with "
-                          f"{_json_type(data)}")
+                          f"{json_type(data)}")
     if "prompt" not in data:
         return error(400, "[json.exception.out_of_range.403] key 'prompt' not found")
     prompts = read_prompts(data["prompt"])
     if isinstance(prompts, str):
         return error(400, prompts)
-    stream = _flag(data, "stream")
-    tasks = _tasks(call, data, prompts, n_predict=_n_predict(data), stream=stream,
-                   stop=_stop_words(data))
-    model = _served_model(call)
+    stream = fields.flag(data, "stream")
+    tasks = _tasks(call, data, prompts, n_predict=fields.n_predict(data), stream=stream,
+                   stop=fields.stop_words(data))
+    model = call.settings.models[0]
     if stream:
-        return _stream(tasks, model)
-    results = [final_object(task, model, streamed=False,
-                            return_tokens=_flag(data, "return_tokens")) for task in tasks]
-    body = results[0] if len(results) == 1 else results
-    return JsonReply(200, body, headers=dict(SERVER_HEADER), content_type=JSON_UTF8)
+        return StreamReply([frame for task in tasks for frame in completion_frames(task, model)])
+    return_tokens = fields.flag(data, "return_tokens")
+    results = [final_object(task, model, streamed=False, return_tokens=return_tokens)
+               for task in tasks]
+    return _json(results[0] if len(results) == 1 else results)
 
 
 # --- Kong's raw format (an adapter in front of llama.cpp) ----------------------------------
 
 
 def _raw(call: Call) -> Reply:
-    data = _body(call)
-    if isinstance(data, _Failure):
-        return data.reply
+    if call.json is NOT_JSON:
+        return not_json(call.body)
+    data = call.json
     if not isinstance(data, dict) or "inputs" not in data:
         return error(400, '"inputs" must be provided')
     inputs = data["inputs"]
@@ -439,23 +320,17 @@ def _raw(call: Call) -> Reply:
         parameters = {}
     if not isinstance(parameters, dict):
         return error(400, '"parameters" must be an object')
-    max_new_tokens = _int(parameters, "max_new_tokens", None)
-    n_predict = -1 if max_new_tokens is None else max_new_tokens
-    stream = _flag(parameters, "stream") or _flag(data, "stream")
-    prompt = Prompt(inputs, generation.count_tokens(inputs), f"{BOS_TOKEN[1]} {inputs}")
-    tasks = _tasks(call, parameters, [prompt], n_predict=n_predict, stream=stream,
-                   stop=_stop_words(parameters))
+    max_new_tokens = fields.integer(parameters, "max_new_tokens", None)
+    stream = fields.flag(parameters, "stream") or fields.flag(data, "stream")
+    (task,) = _tasks(call, parameters, [Prompt.of_text(inputs)],
+                     n_predict=-1 if max_new_tokens is None else max_new_tokens, stream=stream,
+                     stop=fields.stop_words(parameters))
     if stream:
-        return _stream(tasks, _served_model(call))
-    body = {"data": [{"generated_text": inputs + tasks[0].gen.text}]}
-    return JsonReply(200, body, headers=dict(SERVER_HEADER), content_type=JSON_UTF8)
+        return StreamReply(completion_frames(task, call.settings.models[0]))
+    return _json({"data": [{"generated_text": inputs + task.gen.text}]})
 
 
 # --- utility endpoints ---------------------------------------------------------------------
-
-
-def _json(body: Any) -> Reply:
-    return JsonReply(200, body, headers=dict(SERVER_HEADER), content_type=JSON_UTF8)
 
 
 def _health(call: Call) -> Reply:
@@ -463,8 +338,7 @@ def _health(call: Call) -> Reply:
 
 
 def _props(call: Call) -> Reply:
-    model = _served_model(call)
-    params = dict(DEFAULT_PARAMS)
+    model = call.settings.models[0]
     return _json({
         "default_generation_settings": {
             "id": 0,
@@ -472,7 +346,7 @@ def _props(call: Call) -> Reply:
             "n_ctx": CONTEXT_SIZE,
             "speculative": False,
             "is_processing": False,
-            "params": params,
+            "params": dict(DEFAULT_PARAMS),
             "prompt": "",
             "next_token": {"has_next_token": True, "has_new_line": False, "n_remain": -1,
                            "n_decoded": 0, "stopping_word": ""},
@@ -496,39 +370,38 @@ def _props_update(call: Call) -> Reply:
 
 
 def _tokenize(call: Call) -> Reply:
-    data = _body(call)
-    if isinstance(data, _Failure):
-        return data.reply
+    if call.json is NOT_JSON:
+        return not_json(call.body)
+    data = call.json
     if not isinstance(data, dict) or "content" not in data:
         return _json({"tokens": []})
     content = data["content"]
     if not isinstance(content, str):
         return error(500, f"[json.exception.type_error.302] type must be string, but is "
-                          f"{_json_type(content)}")
+                          f"{json_type(content)}")
     pieces = generation.tokenize(content)
     ids = [generation.token_id(piece) for piece in pieces]
-    if _flag(data, "add_special"):
+    if fields.flag(data, "add_special"):
         pieces, ids = [BOS_TOKEN[1], *pieces], [BOS_TOKEN[0], *ids]
-    if _flag(data, "with_pieces"):
+    if fields.flag(data, "with_pieces"):
         return _json({"tokens": [{"id": i, "piece": p} for i, p in zip(ids, pieces, strict=True)]})
     return _json({"tokens": ids})
 
 
 def _detokenize(call: Call) -> Reply:
-    data = _body(call)
-    if isinstance(data, _Failure):
-        return data.reply
-    tokens = data.get("tokens") if isinstance(data, dict) else None
+    if call.json is NOT_JSON:
+        return not_json(call.body)
+    tokens = call.json.get("tokens") if isinstance(call.json, dict) else None
     if tokens is None:
         return _json({"content": ""})
     if not isinstance(tokens, list):
         return error(500, "[json.exception.type_error.302] type must be array, but is "
-                          f"{_json_type(tokens)}")
+                          f"{json_type(tokens)}")
     wrong = [t for t in tokens if not _is_token(t)]
     if wrong:
         return error(500, "[json.exception.type_error.302] type must be number, but is "
-                          f"{_json_type(wrong[0])}")
-    return _json({"content": "".join(_detokenize_piece(t) for t in tokens)})
+                          f"{json_type(wrong[0])}")
+    return _json({"content": "".join(_piece(t) for t in tokens)})
 
 
 # --- the kind ------------------------------------------------------------------------------
@@ -558,20 +431,19 @@ NATIVE_ROUTES: tuple[Route, ...] = (
     Route("POST", "/raw", _raw),
 )
 
-
-def _stamp_all(routes: tuple[Route, ...]) -> tuple[Route, ...]:
-    return tuple(replace(route, handler=_with_server_header(route.handler)) for route in routes)
-
-
 KIND = MockKind(
     name="llamacpp",
     default_port=8080,
-    routes=_stamp_all(NATIVE_ROUTES + openai_compat.routes(openai_compat.LLAMACPP)),
+    routes=tuple(
+        replace(route, handler=_with_server_header(route.handler))
+        for route in NATIVE_ROUTES + openai_compat.routes(openai_compat.LLAMACPP)
+    ),
     unauthorized=unauthorized,
     not_found=not_found,
     error=error,
     loading=loading,
-    stream_error=stream_error,
+    stream_error=openai_compat.LLAMACPP.stream_error,
     description="llama.cpp llama-server: /completion (SSE), /health, /props, /tokenize, "
     "/detokenize, /v1/*, and /raw (Kong's llama2_format=raw adapter)",
+    x_api_key=True,
 )

@@ -1,5 +1,6 @@
-"""How Ollama reads a request body: gin's ``ShouldBindJSON`` (Go's ``encoding/json``) and
-``api.Options.FromMap``, with the messages they produce (``server/routes.go``, ``api/types.go``).
+"""How Ollama reads a request: gin's ``ShouldBindJSON`` (Go's ``encoding/json``),
+``api.Options.FromMap`` and its model names, with the messages they produce (``server/routes.go``,
+``api/types.go``). Shared by the native ``/api/*`` routes and the ``/v1/*`` ones.
 
 ``decode`` returns the request object or the 400 reply the real server sends for a body that is
 missing, is not JSON, or has a field of the wrong JSON type.
@@ -11,9 +12,11 @@ import json
 import math
 from typing import Any
 
+from . import strict_json
 from .base import NOT_JSON, Call, JsonReply, Reply
 
 GIN_JSON = "application/json; charset=utf-8"  # gin's c.JSON content type
+EMBEDDING_SIZE = 4096  # Llama 2 7B's hidden size: the length of its embeddings
 
 
 def error(status: int, message: str) -> Reply:
@@ -53,15 +56,41 @@ EMBED_FIELDS = {"model": _STRING, "truncate": _BOOL, "dimensions": ((int,), "int
 EMBEDDINGS_FIELDS = {"model": _STRING, "prompt": _STRING, "options": _OBJECT}
 
 
-def _syntax_error(body: bytes) -> str:
-    """Go's encoding/json message for a body that is not JSON."""
+def tagged(name: str) -> str:
+    return name if ":" in name else f"{name}:latest"
+
+
+def resolve_model(settings_models: tuple[str, ...], requested: str) -> str | None:
+    """The configured model a request names: ``name`` and ``name:latest`` are one model, and
+    names are case-insensitive."""
+    wanted = tagged(requested).lower()
+    for model in settings_models:
+        if tagged(model).lower() == wanted:
+            return model
+    return None
+
+
+def embedding_size(dimensions: int) -> int:
+    """The length of the vectors for a request's ``dimensions``: a shorter length truncates them
+    (renormalised), anything else (0 when absent) gives the full ``EMBEDDING_SIZE``."""
+    return dimensions if 0 < dimensions < EMBEDDING_SIZE else EMBEDDING_SIZE
+
+
+def syntax_error(body: bytes) -> str:
+    """Go's encoding/json message for a body that is not JSON (``EOF`` when it is empty)."""
     text = body.decode("utf-8", "replace")
+    end = len(text.rstrip())
+    if not end:
+        return "EOF"
     try:
-        json.loads(text)
+        strict_json.loads(text)
     except json.JSONDecodeError as problem:
-        if problem.pos >= len(text.rstrip()):
+        position = problem.pos
+        if position >= end or (text[position] == "-" and position + 1 >= end):
             return "unexpected EOF"
-        return f"invalid character {text[problem.pos]!r} looking for beginning of value"
+        if text[position] == "-":  # a sign not followed by a digit (-Infinity included)
+            return f"invalid character {text[position + 1]!r} in numeric literal"
+        return f"invalid character {text[position]!r} looking for beginning of value"
     return "invalid request body"
 
 
@@ -90,7 +119,7 @@ def decode(call: Call, struct: str, fields: dict) -> dict | Reply:
     if not call.body.strip():
         return error(400, "missing request body")
     if call.json is NOT_JSON:
-        return error(400, _syntax_error(call.body))
+        return error(400, syntax_error(call.body))
     value = call.json
     if value is None:
         return {}

@@ -10,7 +10,7 @@ wrong key is shown masked (``sk-****ab``), never whole.
 from __future__ import annotations
 
 from . import openai_compat
-from .base import Call, MockKind, Reply, sse_frame
+from .base import Call, MockKind, Reply
 
 _NO_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization header "
@@ -39,7 +39,7 @@ def _presented_key(call: Call) -> str | None:
 def unauthorized(call: Call) -> Reply:
     key = _presented_key(call)
     if key is None:
-        return openai_compat.openai_error(401, _NO_KEY, code=None)
+        return openai_compat.openai_error(401, _NO_KEY)
     return openai_compat.openai_error(
         401,
         f"Incorrect API key provided: {masked_key(key)}. You can find your API key at "
@@ -52,11 +52,7 @@ def not_found(call: Call) -> Reply:
     return openai_compat.openai_error(404, f"Invalid URL ({call.method} {call.path})")
 
 
-def error(status: int, message: str) -> Reply:
-    return openai_compat.openai_error(status, message)
-
-
-def loading(estimated_time: float) -> Reply:
+def loading(call: Call, estimated_time: float) -> Reply:
     # api.openai.com has no loading state; an OpenAI-style GGUF server warming up answers 503.
     reply = openai_compat.openai_error(
         503,
@@ -67,21 +63,15 @@ def loading(estimated_time: float) -> Reply:
     return reply
 
 
-def stream_error(message: str) -> bytes:
-    return sse_frame(
-        {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
-    )
-
-
 KIND = MockKind(
     name="openai",
     default_port=8082,
     routes=openai_compat.routes(openai_compat.OPENAI),
     unauthorized=unauthorized,
     not_found=not_found,
-    error=error,
+    error=openai_compat.openai_error,
     loading=loading,
-    stream_error=stream_error,
+    stream_error=openai_compat.OPENAI.stream_error,
     description="OpenAI-style server: /v1/chat/completions, /v1/completions, /v1/models, "
     "/v1/embeddings",
 )

@@ -1,9 +1,9 @@
 """OpenAI-compatible routes (chat, legacy completions, models, embeddings) as pure handlers.
 
 One implementation serves four servers. A ``Dialect`` holds what differs between them, as data:
-the OpenAI API itself, Ollama's ``/v1/*`` (``openai/openai.go`` + its middleware), llama.cpp's
-OpenAI routes (``server-task.cpp``) and TGI's Messages API (``router/src/chat.rs``). See
-``shared/reference/hf_openai.md`` §2.6 and §4-§8 and ``ollama_llamacpp.md`` §1.10 and §2.4.
+the OpenAI API itself (the defaults), Ollama's ``/v1/*`` (``openai/openai.go`` + its middleware),
+llama.cpp's OpenAI routes (``server-task.cpp``) and TGI's Messages API (``router/src/chat.rs``).
+See ``shared/reference/hf_openai.md`` §2.6 and §4-§8 and ``ollama_llamacpp.md`` §1.10 and §2.4.
 
 Choices worth knowing:
 
@@ -17,7 +17,7 @@ Choices worth knowing:
 - One choice per request: ``n`` other than 1 (and several prompts) are rejected with a 400 where
   the real server would honour them, and silently ignored where the real server ignores ``n``.
 - Embeddings accept any model name: a vector is a function of the input text and the dimension
-  only (unit length; similar texts are not close).
+  only (unit length; similar texts are not close). Ollama's are those of its ``/api/embed``.
 
 Each handler carries a ``stream_error`` attribute: the dialect's mid-stream error frame, which the
 I/O edge prefers over ``MockKind.stream_error`` (Ollama's native routes speak NDJSON, its ``/v1``
@@ -27,25 +27,16 @@ routes SSE).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import struct
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from . import generation
-from .base import (
-    NOT_JSON,
-    BytesReply,
-    Call,
-    Handler,
-    JsonReply,
-    Reply,
-    Route,
-    StreamReply,
-    sse_frame,
-)
+from . import generation, llamacpp_request, ollama_request, tgi_request
+from .base import NOT_JSON, Call, Handler, JsonReply, Reply, Route, StreamReply, sse_frame
 
 EMBEDDING_DIMENSIONS = 384
 MODEL_CREATED = 1_700_000_000  # "created" of listed models: a fixed date, there is no model file
@@ -53,9 +44,11 @@ CREATED_SPAN = 31_536_000  # replies are "created" within a year after MODEL_CRE
 MAX_STOP_SEQUENCES = 4
 DONE_FRAME = sse_frame("[DONE]")
 _ALPHANUMERIC = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# The request digest's encoding: key order and spacing must not change a reply.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-# --- error bodies ---------------------------------------------------------------------------
+# --- the OpenAI API's own wording -----------------------------------------------------------
 
 
 def openai_error(
@@ -74,116 +67,14 @@ def openai_error(
     return JsonReply(status, body)
 
 
-def ollama_openai_error(
-    status: int, message: str, param: str | None = None, code: str | None = None
-) -> JsonReply:
-    """Ollama's ``openai.NewError``: the OpenAI shape, type by status, ``param``/``code`` null."""
-    kind = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
-    body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
-    return JsonReply(status, body)
-
-
-_LLAMACPP_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    501: "not_supported_error",
-    503: "unavailable_error",
-}
-
-
-def llamacpp_error(
-    status: int, message: str, param: str | None = None, code: str | None = None
-) -> JsonReply:
-    """llama.cpp's ``format_error_response``: ``{"error": {code, message, type}}``."""
-    kind = _LLAMACPP_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-    body = {"error": {"code": status, "message": message, "type": kind}}
-    return JsonReply(status, body, content_type="application/json; charset=utf-8")
-
-
-_TGI_TYPES = {422: "validation", 424: "generation", 429: "overloaded", 503: "unhealthy"}
-
-
-def tgi_error(
-    status: int, message: str, param: str | None = None, code: str | None = None
-) -> JsonReply:
-    """TGI's flat ``{"error": str, "error_type": str}``."""
-    kind = _TGI_TYPES.get(status, "incomplete_generation" if status >= 500 else "validation")
-    return JsonReply(status, {"error": message, "error_type": kind})
-
-
-def _tgi_body_rejection(status: int, message: str) -> Reply:
-    # axum's Json extractor answers in plain text before TGI's own code runs.
-    return BytesReply(status, message.encode(), content_type="text/plain; charset=utf-8")
-
-
-# --- dialects -------------------------------------------------------------------------------
-
-ErrorBuilder = Callable[[int, str, str | None, str | None], Reply]
-
-
-@dataclass(frozen=True, eq=False)
-class Dialect:
-    """Everything that differs between the OpenAI-compatible servers, as data."""
-
-    name: str
-    build_error: ErrorBuilder  # (status, message, param, code) -> the server's error reply
-    stream_error_body: Callable[[str], Any]  # message -> the JSON of a mid-stream error event
-    json_content_type: str
-    sse_content_type: str
-    system_fingerprint: str | None  # None: the key is absent
-    chat_id: Callable[[bytes], str]  # request digest -> completion id
-    completion_id: Callable[[bytes], str]
-    owned_by: str | None  # None: the model id itself (TGI)
-    serves_one_model: bool  # ignores the requested model; reports settings.models[0]
-    strict: bool  # OpenAI's own validation (roles, max_tokens >= 1, stream_options, n)
-    role_chunk_content: str | None | bool  # False: no separate role chunk; else its content
-    role_on_every_delta: bool
-    finish_delta: Mapping[str, Any]  # the delta of the chunk that carries finish_reason
-    finish_on_last_token: bool  # TGI: a "length" finish rides on the last token's chunk
-    chat_logprobs: bool  # choices carry "logprobs": null
-    completion_logprobs: bool
-    usage_null: str  # "never" | "requested" (with include_usage) | "always": "usage": null
-    message_extras: Mapping[str, Any]  # extra keys of a non-stream chat message
-    response_extras: Mapping[str, Any]  # extra top-level keys of a non-stream response
-    usage_details: bool  # OpenAI's prompt/completion token details
-    timings: bool  # llama.cpp's "timings" on the final chunk and the non-stream reply
-    completion_final_usage: bool  # llama.cpp: the final completions chunk always carries usage
-    completion_max_tokens_default: int | None  # OpenAI legacy completions: 16
-    max_tokens_fields: tuple[str, ...]  # request fields for the token limit, in precedence order
-    stop_sequence_finish: str  # finish_reason when a stop sequence ended the text
-    stop_must_be_list: bool  # TGI: a string "stop" is a deserialization error
-    models_public: bool  # /v1/models reachable without the API key
-    retrieve_model: bool  # GET /v1/models/{model}
-    embeddings: bool
-    missing_model: str
-    missing_messages: str
-    empty_messages: str
-    missing_prompt: str | None  # None: a missing prompt is an empty one
-    not_json: Callable[[bytes], Reply]
-    model_matcher: Callable[[tuple[str, ...], str], str | None]
-    model_not_found: Callable[[str], str]  # the 404 message
-    list_models: Callable[[Call], Any]
-    aliases: tuple[tuple[str, str], ...] = ()  # (v1 path, alias path) served by the same handler
-    reject_body: Callable[[int, str], Reply] | None = None  # None: self.error
-    body_status: int = 400  # status of a body the server cannot deserialise (TGI/axum: 422)
-    rejects_n: bool = False  # n != 1 is refused (where the real server would honour it)
-    prompt_string_only: bool = False  # Ollama: /v1/completions takes only a string prompt
-    shown_model: Callable[[str], str] = lambda name: name  # a model id as listed (Ollama tags)
-
-    def error(
-        self, status: int, message: str, *, param: str | None = None, code: str | None = None
-    ) -> Reply:
-        """An error in this server's dialect; fits ``MockKind.error``."""
-        return self.build_error(status, message, param, code)
-
-    def stream_error(self, message: str) -> bytes:
-        """The SSE event this server sends for an error after the stream started."""
-        return sse_frame(self.stream_error_body(message))
-
-    def rejected_body(self, status: int, message: str) -> Reply:
-        return (self.reject_body or self.error)(status, message)
+def _openai_not_json(body: bytes) -> Reply:
+    return openai_error(
+        400,
+        "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
+        "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was "
+        "sent was not valid JSON. If you have trouble figuring out how to fix this, please "
+        "contact us through our help center at help.openai.com.)",
+    )
 
 
 def _alphanumeric(digest: bytes, length: int) -> str:
@@ -199,27 +90,119 @@ def _exact_model(models: tuple[str, ...], requested: str) -> str | None:
     return requested if requested in models else None
 
 
-def _ollama_tagged(name: str) -> str:
-    return name if ":" in name else f"{name}:latest"
+# --- dialects -------------------------------------------------------------------------------
+
+ErrorBuilder = Callable[[int, str, str | None, str | None], Reply]
 
 
-def _ollama_model(models: tuple[str, ...], requested: str) -> str | None:
-    """Ollama's rule: ``name`` and ``name:latest`` are one model (names are case-insensitive)."""
-    wanted = _ollama_tagged(requested).lower()
-    return next((m for m in models if _ollama_tagged(m).lower() == wanted), None)
+@dataclass(frozen=True, eq=False)
+class Dialect:
+    """Everything that differs between the OpenAI-compatible servers, as data.
+
+    The defaults are the OpenAI API's; another server's dialect states only where it departs.
+    """
+
+    name: str
+    build_error: ErrorBuilder = openai_error  # (status, message, param, code) -> error reply
+    stream_error_body: Callable[[str], Any] | None = None  # None: the body of error(500, message)
+    json_content_type: str = "application/json"
+    sse_content_type: str = "text/event-stream; charset=utf-8"
+    system_fingerprint: str | None = "fp_6b68a8204b"  # None: the key is absent
+    chat_id: Callable[[bytes], str] = lambda digest: "chatcmpl-" + _alphanumeric(digest, 29)
+    completion_id: Callable[[bytes], str] = lambda digest: "cmpl-" + _alphanumeric(digest, 29)
+    owned_by: str | None = "system"  # None: the model id itself (TGI)
+    model_created: int = MODEL_CREATED  # "created" of a listed model
+    serves_one_model: bool = False  # ignores the requested model; reports settings.models[0]
+    strict: bool = True  # OpenAI's own validation (roles, max_tokens >= 1, stream_options, n)
+    role_chunk_content: str | None | bool = ""  # False: no separate role chunk; else its content
+    role_on_every_delta: bool = False
+    finish_delta: Mapping[str, Any] = field(default_factory=dict)  # delta of the finish chunk
+    finish_on_last_token: bool = False  # TGI: a "length" finish rides on the last token's chunk
+    chat_logprobs: bool = True  # choices carry "logprobs": null
+    completion_logprobs: bool = True
+    usage_null: str = "requested"  # "never" | "requested" (with include_usage) | "always"
+    message_extras: Mapping[str, Any] = field(
+        default_factory=lambda: {"refusal": None, "annotations": []}
+    )  # extra keys of a non-stream chat message
+    response_extras: Mapping[str, Any] = field(
+        default_factory=lambda: {"service_tier": "default"}
+    )  # extra top-level keys of a non-stream chat response
+    usage_details: bool = True  # OpenAI's prompt/completion token details
+    timings: bool = False  # llama.cpp's "timings" on the final chunk and the non-stream reply
+    completion_final_usage: bool = False  # llama.cpp: the final completions chunk carries usage
+    completion_max_tokens_default: int | None = 16  # OpenAI legacy completions
+    max_tokens_fields: tuple[str, ...] = ("max_completion_tokens", "max_tokens")  # precedence
+    stop_sequence_finish: str = "stop"  # finish_reason when a stop sequence ended the text
+    stop_must_be_list: bool = False  # TGI: a string "stop" is a deserialization error
+    models_public: bool = False  # /v1/models reachable without the API key
+    retrieve_model: bool = True  # GET /v1/models/{model}
+    embeddings: bool = True
+    embedding_dimensions: int = EMBEDDING_DIMENSIONS  # vector length without "dimensions"
+    # requested dimensions -> vector length, for a server that accepts any integer (Ollama);
+    # None: exactly as requested, which must be >= 1
+    fit_dimensions: Callable[[int], int] | None = None
+    missing_model: str = "you must provide a model parameter"
+    missing_messages: str = "'messages' is a required property"
+    empty_messages: str = (
+        "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an "
+        "empty array instead."
+    )
+    missing_prompt: str | None = "you must provide a 'prompt' parameter"  # None: prompt is ""
+    not_json: Callable[[bytes], Reply] = _openai_not_json
+    model_matcher: Callable[[tuple[str, ...], str], str | None] = _exact_model
+    model_not_found: Callable[[str], str] = (  # the 404 message
+        lambda m: f"The model `{m}` does not exist or you do not have access to it."
+    )
+    model_list: Callable[[Call], Any] | None = None  # None: model_entry of each served model
+    aliases: tuple[tuple[str, str], ...] = ()  # (v1 path, alias path) served by the same handler
+    reject_body: Callable[[int, str], Reply] | None = None  # None: self.error
+    body_status: int = 400  # status of a body the server cannot deserialise (TGI/axum: 422)
+    rejects_n: bool = True  # n != 1 is refused (where the real server would honour it)
+    prompt_string_only: bool = False  # Ollama: /v1/completions takes only a string prompt
+    shown_model: Callable[[str], str] = lambda name: name  # a model id as listed (Ollama tags)
+
+    def error(
+        self, status: int, message: str, *, param: str | None = None, code: str | None = None
+    ) -> Reply:
+        """An error in this server's dialect; fits ``MockKind.error``."""
+        return self.build_error(status, message, param, code)
+
+    def stream_error(self, message: str) -> bytes:
+        """The SSE event this server sends for an error after the stream started."""
+        if self.stream_error_body is not None:
+            return sse_frame(self.stream_error_body(message))
+        error = self.error(500, message)
+        assert isinstance(error, JsonReply)
+        return sse_frame(error.body)
+
+    def rejected_body(self, status: int, message: str) -> Reply:
+        return (self.reject_body or self.error)(status, message)
+
+    def model_entry(self, name: str) -> dict[str, Any]:
+        """A model as ``/v1/models`` lists it."""
+        return {
+            "id": self.shown_model(name),
+            "object": "model",
+            "created": self.model_created,
+            "owned_by": self.owned_by or name,
+        }
 
 
-def _model_entry(model_id: str, owned_by: str, created: int = MODEL_CREATED) -> dict[str, Any]:
-    return {"id": model_id, "object": "model", "created": created, "owned_by": owned_by}
+def ollama_openai_error(
+    status: int, message: str, param: str | None = None, code: str | None = None
+) -> JsonReply:
+    """Ollama's ``openai.NewError``: the OpenAI shape, type by status, ``param``/``code`` null."""
+    kind = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
+    body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
+    return JsonReply(status, body)
 
 
-def _openai_models(call: Call) -> Any:
-    return {"object": "list", "data": [_model_entry(m, "system") for m in call.settings.models]}
+def _ollama_not_json(body: bytes) -> Reply:
+    return ollama_openai_error(400, ollama_request.syntax_error(body))
 
 
-def _ollama_models(call: Call) -> Any:
-    data = [_model_entry(_ollama_tagged(m), "library") for m in call.settings.models]
-    return {"object": "list", "data": data}
+def _ollama_id(prefix: str) -> Callable[[bytes], str]:
+    return lambda digest: f"{prefix}{int.from_bytes(digest[:4], 'big') % 999}"
 
 
 def _llamacpp_models(call: Call) -> Any:
@@ -232,7 +215,7 @@ def _llamacpp_models(call: Call) -> Any:
         "n_params": 6_738_415_616,
         "size": 3_825_065_984,
     }
-    entry = {**_model_entry(model, "llamacpp"), "meta": meta}
+    entry = {**LLAMACPP.model_entry(model), "meta": meta}
     # The Ollama-style list llama.cpp adds for clients that probe /api/tags-like shapes.
     legacy = {
         "name": model,
@@ -257,150 +240,47 @@ def _llamacpp_models(call: Call) -> Any:
     return {"models": [legacy], "object": "list", "data": [entry]}
 
 
-def _tgi_models(call: Call) -> Any:
-    model = call.settings.models[0]
-    return {"object": "list", "data": [_model_entry(model, model, 0)]}
-
-
-def _openai_not_json(body: bytes) -> Reply:
-    return openai_error(
-        400,
-        "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
-        "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was "
-        "sent was not valid JSON. If you have trouble figuring out how to fix this, please "
-        "contact us through our help center at help.openai.com.)",
-    )
-
-
-def _ollama_not_json(body: bytes) -> Reply:
-    # Go's encoding/json messages, as gin's ShouldBindJSON reports them.
-    stripped = body.lstrip()
-    if not stripped:
-        return ollama_openai_error(400, "EOF")
-    first = stripped[:1].decode("latin-1")
-    if first in '{["-0123456789tfn':  # starts like JSON: most likely cut short
-        return ollama_openai_error(400, "unexpected EOF")
-    return ollama_openai_error(400, f"invalid character '{first}' looking for beginning of value")
-
-
-def _llamacpp_not_json(body: bytes) -> Reply:
-    # nlohmann::json throws; llama.cpp's exception wrapper turns it into a 500.
-    last = body.lstrip()[:1].decode("latin-1") or "<EOF>"
-    return llamacpp_error(
-        500,
-        "[json.exception.parse_error.101] parse error at line 1, column 1: syntax error while "
-        f"parsing value - invalid literal; last read: '{last}'",
-    )
-
-
-def _tgi_not_json(body: bytes) -> Reply:
-    detail = "EOF while parsing a value at line 1 column 0" if not body.strip() else (
-        "expected value at line 1 column 1"
-    )
-    return _tgi_body_rejection(400, f"Failed to parse the request body as JSON: {detail}")
-
-
-def _openai_stream_error(message: str) -> Any:
-    return {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
-
-
-OPENAI = Dialect(
-    name="openai",
-    build_error=openai_error,
-    stream_error_body=_openai_stream_error,
-    json_content_type="application/json",
-    sse_content_type="text/event-stream; charset=utf-8",
-    system_fingerprint="fp_6b68a8204b",
-    chat_id=lambda digest: "chatcmpl-" + _alphanumeric(digest, 29),
-    completion_id=lambda digest: "cmpl-" + _alphanumeric(digest, 29),
-    owned_by="system",
-    serves_one_model=False,
-    strict=True,
-    role_chunk_content="",
-    role_on_every_delta=False,
-    finish_delta={},
-    finish_on_last_token=False,
-    chat_logprobs=True,
-    completion_logprobs=True,
-    usage_null="requested",
-    message_extras={"refusal": None, "annotations": []},
-    response_extras={"service_tier": "default"},
-    usage_details=True,
-    timings=False,
-    completion_final_usage=False,
-    completion_max_tokens_default=16,
-    max_tokens_fields=("max_completion_tokens", "max_tokens"),
-    stop_sequence_finish="stop",
-    stop_must_be_list=False,
-    models_public=False,
-    retrieve_model=True,
-    embeddings=True,
-    missing_model="you must provide a model parameter",
-    missing_messages="'messages' is a required property",
-    empty_messages=(
-        "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an "
-        "empty array instead."
-    ),
-    missing_prompt="you must provide a 'prompt' parameter",
-    not_json=_openai_not_json,
-    model_matcher=_exact_model,
-    model_not_found=lambda m: f"The model `{m}` does not exist or you do not have access to it.",
-    list_models=_openai_models,
-    rejects_n=True,
-)
+OPENAI = Dialect(name="openai")
 
 OLLAMA = Dialect(
     name="ollama",
     build_error=ollama_openai_error,
-    stream_error_body=lambda message: {
-        "error": {"message": message, "type": "api_error", "param": None, "code": None}
-    },
-    json_content_type="application/json; charset=utf-8",
+    json_content_type=ollama_request.GIN_JSON,
     sse_content_type="text/event-stream",
     system_fingerprint="fp_ollama",
-    chat_id=lambda digest: f"chatcmpl-{int.from_bytes(digest[:4], 'big') % 999}",
-    completion_id=lambda digest: f"cmpl-{int.from_bytes(digest[:4], 'big') % 999}",
+    chat_id=_ollama_id("chatcmpl-"),
+    completion_id=_ollama_id("cmpl-"),
     owned_by="library",
-    serves_one_model=False,
     strict=False,
     role_chunk_content=False,
     role_on_every_delta=True,
     finish_delta={"role": "assistant", "content": ""},
-    finish_on_last_token=False,
     chat_logprobs=False,
     completion_logprobs=False,
     usage_null="never",
     message_extras={},
     response_extras={},
     usage_details=False,
-    timings=False,
-    completion_final_usage=False,
     completion_max_tokens_default=None,
     max_tokens_fields=("max_tokens",),
-    stop_sequence_finish="stop",
-    stop_must_be_list=False,
-    models_public=False,
-    retrieve_model=True,
-    embeddings=True,
+    embedding_dimensions=ollama_request.EMBEDDING_SIZE,
+    fit_dimensions=ollama_request.embedding_size,
     missing_model="model is required",
     missing_messages="[] is too short - 'messages'",
     empty_messages="[] is too short - 'messages'",
     missing_prompt=None,
     not_json=_ollama_not_json,
-    model_matcher=_ollama_model,
+    model_matcher=ollama_request.resolve_model,
     model_not_found=lambda m: f"model '{m}' not found",
-    list_models=_ollama_models,
+    rejects_n=False,
     prompt_string_only=True,
-    shown_model=_ollama_tagged,
+    shown_model=ollama_request.tagged,
 )
 
 LLAMACPP = Dialect(
     name="llamacpp",
-    build_error=llamacpp_error,
-    stream_error_body=lambda message: {
-        "error": {"code": 500, "message": message, "type": "server_error"}
-    },
-    json_content_type="application/json; charset=utf-8",
+    build_error=lambda status, message, param, code: llamacpp_request.error(status, message),
+    json_content_type=llamacpp_request.JSON_UTF8,
     sse_content_type="text/event-stream",
     system_fingerprint="b6100-3f4fc97f",
     chat_id=lambda digest: "chatcmpl-" + _alphanumeric(digest, 32),
@@ -409,11 +289,7 @@ LLAMACPP = Dialect(
     serves_one_model=True,
     strict=False,
     role_chunk_content=None,
-    role_on_every_delta=False,
-    finish_delta={},
-    finish_on_last_token=False,
     chat_logprobs=False,
-    completion_logprobs=True,
     usage_null="never",
     message_extras={},
     response_extras={},
@@ -422,55 +298,42 @@ LLAMACPP = Dialect(
     completion_final_usage=True,
     completion_max_tokens_default=None,
     max_tokens_fields=("n_predict", "max_completion_tokens", "max_tokens"),
-    stop_sequence_finish="stop",
-    stop_must_be_list=False,
     models_public=True,
     retrieve_model=False,
-    embeddings=True,
-    missing_model="",
     missing_messages="'messages' is required",
     empty_messages="'messages' is required",
     missing_prompt='"prompt" is required',
-    not_json=_llamacpp_not_json,
-    model_matcher=_exact_model,
-    model_not_found=lambda m: f"model '{m}' not found",
-    list_models=_llamacpp_models,
+    not_json=llamacpp_request.not_json,
+    model_list=_llamacpp_models,
     aliases=(("/v1/chat/completions", "/chat/completions"), ("/v1/models", "/models")),
-    rejects_n=True,
 )
 
 TGI = Dialect(
     name="tgi",
-    build_error=tgi_error,
+    build_error=lambda status, message, param, code: tgi_request.error(status, message),
     stream_error_body=lambda message: {"error": {"message": message, "http_status_code": 500}},
-    json_content_type="application/json",
     sse_content_type="text/event-stream",
     system_fingerprint="3.3.6-sha-9b2f6d7",
     chat_id=lambda digest: "",
     completion_id=lambda digest: "",
     owned_by=None,
+    model_created=0,
     serves_one_model=True,
     strict=False,
     role_chunk_content=False,
     role_on_every_delta=True,
     finish_delta={"role": "assistant", "content": ""},
     finish_on_last_token=True,
-    chat_logprobs=True,
-    completion_logprobs=True,
     usage_null="always",
     message_extras={},
     response_extras={},
     usage_details=False,
-    timings=False,
-    completion_final_usage=False,
     completion_max_tokens_default=None,
-    max_tokens_fields=("max_completion_tokens", "max_tokens"),
     stop_sequence_finish="stop_sequence",
     stop_must_be_list=True,
     models_public=True,
     retrieve_model=False,
     embeddings=False,
-    missing_model="",
     missing_messages=(
         "Failed to deserialize the JSON body into the target type: missing field `messages` "
         "at line 1 column 2"
@@ -480,15 +343,11 @@ TGI = Dialect(
         "Failed to deserialize the JSON body into the target type: missing field `prompt` "
         "at line 1 column 2"
     ),
-    not_json=_tgi_not_json,
-    model_matcher=_exact_model,
-    model_not_found=lambda m: f"model '{m}' not found",
-    list_models=_tgi_models,
-    reject_body=_tgi_body_rejection,
+    not_json=tgi_request.not_json,
+    reject_body=tgi_request.rejection,
     body_status=422,
+    rejects_n=False,
 )
-
-DIALECTS = {d.name: d for d in (OPENAI, OLLAMA, LLAMACPP, TGI)}
 
 
 # --- request parsing ------------------------------------------------------------------------
@@ -548,7 +407,7 @@ def _wrong_type(param: str, expected: str, value: Any) -> _Invalid:
     )
 
 
-def _request_object(dialect: Dialect, call: Call) -> dict[str, Any]:
+def _request_object(call: Call) -> dict[str, Any]:
     if call.json is NOT_JSON:
         raise _NotJson
     if not isinstance(call.json, dict):
@@ -735,12 +594,11 @@ class _Context:
     include_usage: bool
 
 
-def _context(dialect: Dialect, call: Call, model: str, include_usage: bool, chat: bool) -> _Context:
-    canonical = json.dumps(call.json, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    digest = hashlib.blake2b(canonical.encode(), digest_size=24).digest()
+def _context(dialect: Dialect, call: Call, options: _Options, *, chat: bool) -> _Context:
+    digest = hashlib.blake2b(_CANONICAL.encode(call.json).encode(), digest_size=24).digest()
     make_id = dialect.chat_id if chat else dialect.completion_id
     created = MODEL_CREATED + int.from_bytes(digest[-4:], "big") % CREATED_SPAN
-    return _Context(make_id(digest), created, model, include_usage)
+    return _Context(make_id(digest), created, options.model, options.include_usage)
 
 
 def _finish_reason(dialect: Dialect, gen: generation.Generation) -> str:
@@ -765,7 +623,8 @@ def _usage(dialect: Dialect, gen: generation.Generation) -> dict[str, Any]:
 
 
 def llamacpp_timings(prompt_tokens: int, predicted_tokens: int) -> dict[str, float]:
-    """Deterministic stand-ins for llama.cpp's measured ``timings`` (floating milliseconds)."""
+    """Deterministic stand-ins for llama.cpp's measured ``timings`` (floating milliseconds), for
+    its native routes and its OpenAI-compatible ones alike."""
     prompt_ms = 0.5 + 0.75 * prompt_tokens
     predicted_ms = 12.5 * predicted_tokens
     return {
@@ -793,34 +652,21 @@ def _envelope(dialect: Dialect, ctx: _Context, object_name: str) -> dict[str, An
     return envelope
 
 
-def _chat_body(dialect: Dialect, ctx: _Context, gen: generation.Generation) -> dict[str, Any]:
-    message = {"role": "assistant", "content": gen.text, **dialect.message_extras}
-    choice: dict[str, Any] = {"index": 0, "message": message}
-    if dialect.chat_logprobs:
+def _whole(
+    dialect: Dialect, ctx: _Context, gen: generation.Generation, object_name: str,
+    choice: dict[str, Any], *, logprobs: bool, extras: Mapping[str, Any],
+) -> JsonReply:
+    """A non-streamed reply with its one ``choice``."""
+    if logprobs:
         choice["logprobs"] = None
     choice["finish_reason"] = _finish_reason(dialect, gen)
-    body = _envelope(dialect, ctx, "chat.completion")
+    body = _envelope(dialect, ctx, object_name)
     body["choices"] = [choice]
     body["usage"] = _usage(dialect, gen)
-    body.update(dialect.response_extras)
+    body.update(extras)
     if dialect.timings:
         body["timings"] = llamacpp_timings(gen.prompt_tokens, gen.completion_tokens)
-    return body
-
-
-def _completion_body(
-    dialect: Dialect, ctx: _Context, gen: generation.Generation
-) -> dict[str, Any]:
-    choice: dict[str, Any] = {"text": gen.text, "index": 0}
-    if dialect.completion_logprobs:
-        choice["logprobs"] = None
-    choice["finish_reason"] = _finish_reason(dialect, gen)
-    body = _envelope(dialect, ctx, "text_completion")
-    body["choices"] = [choice]
-    body["usage"] = _usage(dialect, gen)
-    if dialect.timings:
-        body["timings"] = llamacpp_timings(gen.prompt_tokens, gen.completion_tokens)
-    return body
+    return JsonReply(200, body, content_type=dialect.json_content_type)
 
 
 class _ChunkMaker:
@@ -846,127 +692,138 @@ class _ChunkMaker:
         return {**self.envelope, "choices": [], "usage": usage}
 
 
-def _stream(dialect: Dialect, chunks: list[dict[str, Any]]) -> StreamReply:
+def _choice_chunks(
+    dialect: Dialect, gen: generation.Generation, maker: _ChunkMaker,
+    piece: Callable[[str], dict[str, Any]], finish_choice: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """One chunk per token (its choice is ``piece(token)``), and the finish: on a last chunk of
+    its own (``finish_choice``), or on the last token's chunk where TGI puts a finish that is not
+    a natural end."""
+    finish = _finish_reason(dialect, gen)
+    rides_last = dialect.finish_on_last_token and finish != "stop" and bool(gen.tokens)
+    last = len(gen.tokens) - 1
+    chunks = [
+        maker.choice_chunk(piece(token), finish if rides_last and position == last else None)
+        for position, token in enumerate(gen.tokens)
+    ]
+    if not rides_last:
+        chunks.append(maker.choice_chunk(finish_choice, finish))
+    return chunks
+
+
+def _stream(dialect: Dialect, chunks: list[dict[str, Any]], gen: generation.Generation) -> Reply:
+    if dialect.timings:
+        chunks[-1]["timings"] = llamacpp_timings(gen.prompt_tokens, gen.completion_tokens)
     frames = [sse_frame(chunk) for chunk in chunks]
     frames.append(DONE_FRAME)
     return StreamReply(frames, content_type=dialect.sse_content_type)
 
 
-def _chat_stream(dialect: Dialect, ctx: _Context, gen: generation.Generation) -> StreamReply:
+def _chat_stream(dialect: Dialect, ctx: _Context, gen: generation.Generation) -> Reply:
     maker = _ChunkMaker(dialect, ctx, "chat.completion.chunk", dialect.chat_logprobs)
-    finish = _finish_reason(dialect, gen)
+    every_delta = {"role": "assistant"} if dialect.role_on_every_delta else {}
     chunks = []
     if dialect.role_chunk_content is not False:
         role = {"role": "assistant", "content": dialect.role_chunk_content}
         chunks.append(maker.choice_chunk({"index": 0, "delta": role}, None))
-    # TGI sends a "length" (or stop-sequence) finish on the last token's own event.
-    finish_rides_last = dialect.finish_on_last_token and finish != "stop" and gen.tokens
-    last = len(gen.tokens) - 1
-    for position, token in enumerate(gen.tokens):
-        delta = {"role": "assistant", "content": token} if dialect.role_on_every_delta else {
-            "content": token
-        }
-        token_finish = finish if finish_rides_last and position == last else None
-        chunks.append(maker.choice_chunk({"index": 0, "delta": delta}, token_finish))
-    if not finish_rides_last:
-        chunks.append(maker.choice_chunk({"index": 0, "delta": dict(dialect.finish_delta)}, finish))
+    chunks += _choice_chunks(
+        dialect, gen, maker, lambda token: {"index": 0, "delta": {**every_delta, "content": token}},
+        {"index": 0, "delta": dict(dialect.finish_delta)},
+    )
     if ctx.include_usage:
         chunks.append(maker.usage_chunk(_usage(dialect, gen)))
-    if dialect.timings:
-        chunks[-1]["timings"] = llamacpp_timings(gen.prompt_tokens, gen.completion_tokens)
-    return _stream(dialect, chunks)
+    return _stream(dialect, chunks, gen)
 
 
-def _completion_stream(
-    dialect: Dialect, ctx: _Context, gen: generation.Generation
-) -> StreamReply:
+def _completion_stream(dialect: Dialect, ctx: _Context, gen: generation.Generation) -> Reply:
     maker = _ChunkMaker(dialect, ctx, "text_completion", dialect.completion_logprobs)
-    finish = _finish_reason(dialect, gen)
-    finish_rides_last = dialect.finish_on_last_token and finish != "stop" and gen.tokens
-    last = len(gen.tokens) - 1
-    chunks = []
-    for position, token in enumerate(gen.tokens):
-        token_finish = finish if finish_rides_last and position == last else None
-        chunks.append(maker.choice_chunk({"text": token, "index": 0}, token_finish))
-    if not finish_rides_last:
-        chunks.append(maker.choice_chunk({"text": "", "index": 0}, finish))
-    usage = _usage(dialect, gen)
+    chunks = _choice_chunks(
+        dialect, gen, maker, lambda token: {"text": token, "index": 0}, {"text": "", "index": 0}
+    )
     if dialect.completion_final_usage:
-        chunks[-1]["usage"] = usage
+        chunks[-1]["usage"] = _usage(dialect, gen)
     elif ctx.include_usage:
-        chunks.append(maker.usage_chunk(usage))
-    if dialect.timings:
-        chunks[-1]["timings"] = llamacpp_timings(gen.prompt_tokens, gen.completion_tokens)
-    return _stream(dialect, chunks)
+        chunks.append(maker.usage_chunk(_usage(dialect, gen)))
+    return _stream(dialect, chunks, gen)
 
 
 # --- handlers -------------------------------------------------------------------------------
 
 
-def _guarded(dialect: Dialect, call: Call, answer: Callable[[], Reply]) -> Reply:
-    try:
-        return answer()
-    except _NotJson:
-        return dialect.not_json(call.body)
-    except _Invalid as problem:
-        return problem.reply(dialect)
+def _guarded(handler: Callable[[Dialect, Call], Reply]) -> Callable[[Dialect, Call], Reply]:
+    """The handler, with the request errors it raises answered in the dialect's words."""
+
+    @functools.wraps(handler)
+    def guarded(dialect: Dialect, call: Call) -> Reply:
+        try:
+            return handler(dialect, call)
+        except _NotJson:
+            return dialect.not_json(call.body)
+        except _Invalid as problem:
+            return problem.reply(dialect)
+
+    return guarded
 
 
+@_guarded
 def chat_completions(dialect: Dialect, call: Call) -> Reply:
-    def answer() -> Reply:
-        request = _request_object(dialect, call)
-        messages = _messages(dialect, request)
-        options = _options(dialect, call, request, default_max=None)
-        gen = call.generate(
-            options.model,
-            generation.chat_key(messages),
-            prompt_tokens=generation.chat_prompt_tokens(messages),
-            seed=options.seed,
-            max_tokens=options.max_tokens,
-            stop=options.stop,
-        )
-        ctx = _context(dialect, call, options.model, options.include_usage, chat=True)
-        if options.stream:
-            return _chat_stream(dialect, ctx, gen)
-        return JsonReply(200, _chat_body(dialect, ctx, gen), content_type=dialect.json_content_type)
+    request = _request_object(call)
+    messages = _messages(dialect, request)
+    options = _options(dialect, call, request, default_max=None)
+    gen = call.generate(
+        options.model,
+        generation.chat_key(messages),
+        prompt_tokens=generation.chat_prompt_tokens(messages),
+        seed=options.seed,
+        max_tokens=options.max_tokens,
+        stop=options.stop,
+    )
+    ctx = _context(dialect, call, options, chat=True)
+    if options.stream:
+        return _chat_stream(dialect, ctx, gen)
+    message = {"role": "assistant", "content": gen.text, **dialect.message_extras}
+    return _whole(
+        dialect, ctx, gen, "chat.completion", {"index": 0, "message": message},
+        logprobs=dialect.chat_logprobs, extras=dialect.response_extras,
+    )
 
-    return _guarded(dialect, call, answer)
 
-
+@_guarded
 def completions(dialect: Dialect, call: Call) -> Reply:
-    def answer() -> Reply:
-        request = _request_object(dialect, call)
-        key, prompt_tokens = _prompt(dialect, request)
-        options = _options(
-            dialect, call, request, default_max=dialect.completion_max_tokens_default
-        )
-        gen = call.generate(
-            options.model,
-            key,
-            prompt_tokens=prompt_tokens,
-            seed=options.seed,
-            max_tokens=options.max_tokens,
-            stop=options.stop,
-        )
-        ctx = _context(dialect, call, options.model, options.include_usage, chat=False)
-        if options.stream:
-            return _completion_stream(dialect, ctx, gen)
-        body = _completion_body(dialect, ctx, gen)
-        return JsonReply(200, body, content_type=dialect.json_content_type)
-
-    return _guarded(dialect, call, answer)
+    request = _request_object(call)
+    key, prompt_tokens = _prompt(dialect, request)
+    options = _options(dialect, call, request, default_max=dialect.completion_max_tokens_default)
+    gen = call.generate(
+        options.model,
+        key,
+        prompt_tokens=prompt_tokens,
+        seed=options.seed,
+        max_tokens=options.max_tokens,
+        stop=options.stop,
+    )
+    ctx = _context(dialect, call, options, chat=False)
+    if options.stream:
+        return _completion_stream(dialect, ctx, gen)
+    return _whole(
+        dialect, ctx, gen, "text_completion", {"text": gen.text, "index": 0},
+        logprobs=dialect.completion_logprobs, extras={},
+    )
 
 
 def list_models(dialect: Dialect, call: Call) -> Reply:
-    return JsonReply(200, dialect.list_models(call), content_type=dialect.json_content_type)
+    if dialect.model_list is not None:
+        body = dialect.model_list(call)
+    else:
+        served = call.settings.models[:1] if dialect.serves_one_model else call.settings.models
+        body = {"object": "list", "data": [dialect.model_entry(model) for model in served]}
+    return JsonReply(200, body, content_type=dialect.json_content_type)
 
 
 def retrieve_model(dialect: Dialect, call: Call) -> Reply:
     requested = call.match_info.get("model", "")
     if dialect.model_matcher(call.settings.models, requested) is None:
         return dialect.error(404, dialect.model_not_found(requested), code="model_not_found")
-    entry = _model_entry(dialect.shown_model(requested), dialect.owned_by or requested)
-    return JsonReply(200, entry, content_type=dialect.json_content_type)
+    return JsonReply(200, dialect.model_entry(requested), content_type=dialect.json_content_type)
 
 
 def embedding_vector(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
@@ -995,41 +852,48 @@ def _embedding_inputs(request: Mapping[str, Any]) -> list[str]:
     raise _wrong_type("input", "a string, an array of strings or token arrays", given)
 
 
-def embeddings(dialect: Dialect, call: Call) -> Reply:
-    def answer() -> Reply:
-        request = _request_object(dialect, call)
-        model = _model(dialect, call, request, check=False)
-        inputs = _embedding_inputs(request)
-        dimensions = request.get("dimensions", EMBEDDING_DIMENSIONS)
-        if not _is_int(dimensions) or dimensions < 1:
-            raise _Invalid(
-                f"Invalid 'dimensions': expected a positive integer, got {dimensions!r}.",
-                "dimensions",
-                code="invalid_value",
-            )
-        encoding = request.get("encoding_format") or "float"
-        if encoding not in ("float", "base64"):
-            raise _Invalid(
-                f"Invalid value: '{encoding}'. Supported values are: 'float' and 'base64'.",
-                "encoding_format",
-                code="invalid_value",
-            )
-        data = []
-        for index, text in enumerate(inputs):
-            vector: Any = embedding_vector(text, dimensions)
-            if encoding == "base64":
-                vector = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
-            data.append({"object": "embedding", "index": index, "embedding": vector})
-        tokens = sum(generation.count_tokens(text) for text in inputs)
-        body = {
-            "object": "list",
-            "data": data,
-            "model": model,
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }
-        return JsonReply(200, body, content_type=dialect.json_content_type)
+def _embedding_size(dialect: Dialect, request: Mapping[str, Any]) -> int:
+    if "dimensions" not in request:
+        return dialect.embedding_dimensions
+    requested = request["dimensions"]
+    if dialect.fit_dimensions is not None and (requested is None or _is_int(requested)):
+        return dialect.fit_dimensions(requested or 0)  # Go: null is the zero value
+    if not _is_int(requested) or requested < 1:
+        raise _Invalid(
+            f"Invalid 'dimensions': expected a positive integer, got {requested!r}.",
+            "dimensions",
+            code="invalid_value",
+        )
+    return requested
 
-    return _guarded(dialect, call, answer)
+
+@_guarded
+def embeddings(dialect: Dialect, call: Call) -> Reply:
+    request = _request_object(call)
+    model = _model(dialect, call, request, check=False)
+    inputs = _embedding_inputs(request)
+    dimensions = _embedding_size(dialect, request)
+    encoding = request.get("encoding_format") or "float"
+    if encoding not in ("float", "base64"):
+        raise _Invalid(
+            f"Invalid value: '{encoding}'. Supported values are: 'float' and 'base64'.",
+            "encoding_format",
+            code="invalid_value",
+        )
+    data = []
+    for index, text in enumerate(inputs):
+        vector: Any = embedding_vector(text, dimensions)
+        if encoding == "base64":
+            vector = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": vector})
+    tokens = sum(generation.count_tokens(text) for text in inputs)
+    body = {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+    return JsonReply(200, body, content_type=dialect.json_content_type)
 
 
 def _bind(dialect: Dialect, function: Callable[[Dialect, Call], Reply]) -> Handler:
@@ -1043,20 +907,14 @@ def _bind(dialect: Dialect, function: Callable[[Dialect, Call], Reply]) -> Handl
 
 def routes(dialect: Dialect) -> tuple[Route, ...]:
     """The ``/v1/*`` routes of ``dialect`` (plus its path aliases), ready for ``MockKind``."""
+    public = dialect.models_public
     table = [
         Route("POST", "/v1/chat/completions", _bind(dialect, chat_completions)),
         Route("POST", "/v1/completions", _bind(dialect, completions)),
-        Route("GET", "/v1/models", _bind(dialect, list_models), public=dialect.models_public),
+        Route("GET", "/v1/models", _bind(dialect, list_models), public=public),
     ]
     if dialect.retrieve_model:
-        table.append(
-            Route(
-                "GET",
-                "/v1/models/{model:.+}",
-                _bind(dialect, retrieve_model),
-                public=dialect.models_public,
-            )
-        )
+        table.append(Route("GET", "/v1/models/{model:.+}", _bind(dialect, retrieve_model), public))
     if dialect.embeddings:
         table.append(Route("POST", "/v1/embeddings", _bind(dialect, embeddings)))
     by_path = {route.path: route for route in table}

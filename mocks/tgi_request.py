@@ -1,4 +1,5 @@
-"""How text-generation-inference reads a generate request: decoding, then validation.
+"""How text-generation-inference reads a generate request: decoding, then validation, and the
+error bodies of both (shared by the native routes and the Messages API under ``/v1``).
 
 Two layers, as in TGI's router (``shared/reference/hf_openai.md`` §2.2, §2.8):
 
@@ -16,8 +17,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import generation
-from .base import NOT_JSON, BytesReply, Call
+from . import generation, strict_json
+from .base import NOT_JSON, BytesReply, Call, JsonReply
 
 MAX_STOP_SEQUENCES = 4
 MAX_BEST_OF = 2
@@ -62,8 +63,23 @@ class GenerateRequest:
         return list(self.parameters.get("stop") or [])
 
 
-def _rejection(status: int, text: str) -> BytesReply:
+_ERROR_TYPES = {422: "validation", 424: "generation", 429: "overloaded",
+                500: "incomplete_generation", 503: "unhealthy"}
+
+
+def error(status: int, message: str) -> JsonReply:
+    """An error in TGI's flat shape; ``error_type`` follows TGI's status mapping."""
+    fallback = "generation" if status >= 500 else "validation"
+    return JsonReply(status, {"error": message, "error_type": _ERROR_TYPES.get(status, fallback)})
+
+
+def rejection(status: int, text: str) -> BytesReply:
+    """axum's plain-text answer to a body it could not deserialise."""
     return BytesReply(status, text.encode(), content_type=_PLAIN)
+
+
+def not_json(body: bytes) -> BytesReply:
+    return rejection(400, f"Failed to parse the request body as JSON: {_syntax_message(body)}")
 
 
 def _unexpected(value: Any) -> str:
@@ -101,12 +117,12 @@ def _syntax_message(body: bytes) -> str:
     if not text.strip():
         return "EOF while parsing a value at line 1 column 0"
     try:
-        json.loads(text)
-    except json.JSONDecodeError as error:
-        what = _SYNTAX.get(error.msg, error.msg[:1].lower() + error.msg[1:])
-        if error.pos >= len(text.rstrip()):
+        strict_json.loads(text)
+    except json.JSONDecodeError as problem:
+        what = _SYNTAX.get(problem.msg, problem.msg[:1].lower() + problem.msg[1:])
+        if problem.pos >= len(text.rstrip()):
             what = "EOF while parsing a value"
-        return f"{what} at line {error.lineno} column {error.colno}"
+        return f"{what} at line {problem.lineno} column {problem.colno}"
     return "invalid JSON"
 
 
@@ -164,35 +180,34 @@ def _is_json_content_type(call: Call) -> bool:
 
 
 def decode(
-    call: Call, struct: str = "GenerateRequest", *, compat: bool = False,
-    require_content_type: bool = True,
+    call: Call, *, compat: bool = False, require_content_type: bool = True
 ) -> GenerateRequest | BytesReply:
     """The request as axum would deserialize it, or axum's plain-text rejection.
 
-    ``compat`` is the ``/`` route's body (it also reads ``stream``).
+    ``compat`` is the ``/`` route's ``CompatGenerateRequest`` (it also reads ``stream``).
     """
     if require_content_type and not _is_json_content_type(call):
-        return _rejection(415, "Expected request with `Content-Type: application/json`")
+        return rejection(415, "Expected request with `Content-Type: application/json`")
     if call.json is NOT_JSON:
-        syntax = _syntax_message(call.body)
-        return _rejection(400, f"Failed to parse the request body as JSON: {syntax}")
+        return not_json(call.body)
+    struct = "CompatGenerateRequest" if compat else "GenerateRequest"
     body = call.json
     prefix = "Failed to deserialize the JSON body into the target type: "
     if not isinstance(body, dict):
         unexpected = _unexpected(body)
-        return _rejection(422, f"{prefix}invalid type: {unexpected}, expected struct {struct}")
+        return rejection(422, f"{prefix}invalid type: {unexpected}, expected struct {struct}")
     if "inputs" not in body:
-        return _rejection(422, f"{prefix}missing field `inputs` {_end_position(call.body)}")
+        return rejection(422, f"{prefix}missing field `inputs` {_end_position(call.body)}")
     if not isinstance(body["inputs"], str):
-        return _rejection(422, f"{prefix}inputs: invalid type: {_unexpected(body['inputs'])}, "
-                          "expected a string")
+        return rejection(422, f"{prefix}inputs: invalid type: {_unexpected(body['inputs'])}, "
+                         "expected a string")
     parameters = body.get("parameters", {})
     problem = _parameter_problem(parameters)
     if problem:
-        return _rejection(422, prefix + problem)
+        return rejection(422, prefix + problem)
     stream = body.get("stream", False) if compat else False
     if compat and not isinstance(stream, bool):
-        return _rejection(422, f"{prefix}stream: {_type_problem('bool', stream)}")
+        return rejection(422, f"{prefix}stream: {_type_problem('bool', stream)}")
     return GenerateRequest(body["inputs"], parameters, stream)
 
 

@@ -42,6 +42,7 @@ REQUIRED_SCHEMAS = """
     OpenAIChatRequest OpenAIChatResponse OpenAIChatChunk OpenAICompletionRequest
     OpenAICompletionResponse OpenAICompletionChunk OpenAIError OpenAIModel OpenAIModelList
     OpenAIEmbeddingsRequest OpenAIEmbeddingsResponse
+    TGIChatResponse TGIChatChunk TGICompletionResponse TGICompletionChunk
     LlamaCppCompletionRequest LlamaCppCompletionResponse LlamaCppStreamEvent LlamaCppError
     LlamaCppHealth LlamaCppProps LlamaCppTokenizeRequest LlamaCppTokenizeResponse
     LlamaCppDetokenizeRequest LlamaCppDetokenizeResponse LlamaCppModelList
@@ -458,6 +459,10 @@ PASSTHROUGH = {
     "OpenAICompletionResponse": "CompletionsResponse",
     "OpenAICompletionChunk": "CompletionsStreamChunk",
     "OpenAIError": "StreamErrorEvent",
+    "TGIChatResponse": "ChatResponse",
+    "TGIChatChunk": "ChatStreamChunk",
+    "TGICompletionResponse": "CompletionsResponse",
+    "TGICompletionChunk": "CompletionsStreamChunk",
 }
 
 
@@ -466,6 +471,37 @@ PASSTHROUGH = {
 )
 def test_an_openai_format_passthrough_is_a_valid_client_body(case: Case) -> None:
     fixtures.validate(PASSTHROUGH[case.schema], case.instance)
+
+
+# TGI's Messages API is OpenAI's shape with one more finish_reason (ERRATA D14).
+TGI_OF_OPENAI = {
+    "OpenAIChatResponse": "TGIChatResponse",
+    "OpenAIChatChunk": "TGIChatChunk",
+    "OpenAICompletionResponse": "TGICompletionResponse",
+    "OpenAICompletionChunk": "TGICompletionChunk",
+}
+
+
+@pytest.mark.parametrize(
+    "case", [case for case in GOOD if case.schema in TGI_OF_OPENAI], ids=lambda case: case.id
+)
+def test_every_openai_body_is_a_valid_tgi_body(case: Case) -> None:
+    fixtures.validate(TGI_OF_OPENAI[case.schema], case.instance)
+
+
+@pytest.mark.parametrize("openai_name, tgi_name", sorted(TGI_OF_OPENAI.items()))
+def test_tgi_bodies_differ_from_openai_ones_only_by_the_stop_sequence_finish(
+    openai_name: str, tgi_name: str
+) -> None:
+    stopped = [
+        case for case in GOOD
+        if case.schema == tgi_name and "stop_sequence" in json.dumps(case.instance)
+    ]
+    assert stopped, f"no known-good {tgi_name} body ends at a stop sequence"
+    for case in stopped:
+        assert not is_valid(openai_name, case.instance)
+        as_openai = mutated(case.instance, {"$.choices[0].finish_reason": "stop"}, [])
+        fixtures.validate(openai_name, as_openai)
 
 
 # A decoder that accepts every raw reply shape (the reference proxy's fixed mode) tells them apart

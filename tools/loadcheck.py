@@ -9,6 +9,10 @@ have been answered, and prints the rate. Every answer must be a 200, or the run 
 Use ``--log`` to measure with the one-line-per-request log on (as ``proxyproof mock`` runs).
 On a machine with two or more CPUs the server is pinned to CPU 0 and the client to CPU 1, so
 the figure is what one core of the mock answers.
+
+On Linux it also prints the server's CPU time per request (user + system, from ``/proc``): the
+rate falls whenever other work takes the server's CPU, while the CPU time is the server's own
+cost per request, the better figure to compare two versions by (run each a few times).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import aiohttp
 
@@ -42,7 +47,20 @@ def _request(mock: str) -> tuple[str, bytes]:
     return path, json.dumps(body).encode()
 
 
-async def _load(url: str, body: bytes, total: int, concurrency: int) -> float:
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` so far; None where there is no ``/proc``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _load(
+    url: str, body: bytes, total: int, concurrency: int, server: int
+) -> tuple[float, float | None]:
+    """Requests per second, and the server's CPU seconds per request (None if unknown)."""
     connector = aiohttp.TCPConnector(limit=concurrency)
     remaining = total
     headers = {"Content-Type": "application/json", "Authorization": "Bearer load"}
@@ -61,9 +79,13 @@ async def _load(url: str, body: bytes, total: int, concurrency: int) -> float:
         for _ in range(concurrency):  # warm the connections up
             async with session.post(url, data=body, headers=headers) as response:
                 await response.read()
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), _cpu_seconds(server)
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return total / (time.perf_counter() - started)
+        rate = total / (time.perf_counter() - started)
+        cpu_after = _cpu_seconds(server)
+        if cpu_before is None or cpu_after is None:
+            return rate, None
+        return rate, (cpu_after - cpu_before) / total
 
 
 def main() -> None:
@@ -92,12 +114,15 @@ def main() -> None:
         if args.log:  # drain the log so the server never blocks on a full pipe
             subprocess.Popen(["cat"], stdin=server.stdout, stdout=subprocess.DEVNULL)
         path, body = _request(args.mock)
-        rate = asyncio.run(_load(base + path, body, args.requests, args.concurrency))
+        rate, cpu = asyncio.run(
+            _load(base + path, body, args.requests, args.concurrency, server.pid)
+        )
         where = "pinned to one CPU" if pinned else "in one process"
         logging = ", request log on" if args.log else ""
+        cost = "" if cpu is None else f", server CPU {cpu * 1e6:.0f} µs/request"
         print(
-            f"{args.mock}: {rate:,.0f} requests/s ({args.requests} non-streaming POST {path}, "
-            f"{args.concurrency} connections, server {where}{logging})"
+            f"{args.mock}: {rate:,.0f} requests/s{cost} ({args.requests} non-streaming POST "
+            f"{path}, {args.concurrency} connections, server {where}{logging})"
         )
     finally:
         server.terminate()

@@ -53,7 +53,7 @@ TEST_KIND = MockKind(
     unauthorized=lambda call: _error(401, "who are you"),
     not_found=lambda call: _error(404, f"no {call.path}"),
     error=_error,
-    loading=lambda seconds: _error(503, "loading"),
+    loading=lambda call, seconds: _error(503, "loading"),
     stream_error=lambda message: sse_frame({"error": message}),
 )
 

@@ -11,7 +11,7 @@ import pytest
 
 from mocks import KIND_NAMES, kind
 from mocks.app import RunningMock, run_mock
-from mocks.base import JsonReply
+from mocks.base import Call, JsonReply
 from mocks.faults import corrupt
 
 CHAT = {"model": "llama2", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
@@ -164,7 +164,8 @@ def test_replacing_faults_speak_each_servers_dialect(name: str) -> None:
         mock.control.fault("rate_limit", retry_after=4, times=1)
         loading = httpx.get(mock.url + "/anything", timeout=10)
         limited = httpx.get(mock.url + "/anything", timeout=10)
-    expected_loading = mock_kind.loading(7.5)
+    anything = Call("GET", "/anything", {}, {}, {}, b"", mock.settings)
+    expected_loading = mock_kind.loading(anything, 7.5)
     assert loading.status_code == expected_loading.status
     if isinstance(expected_loading, JsonReply):
         assert loading.json() == expected_loading.body

@@ -171,13 +171,15 @@ def test_scripted_reply_replaces_the_generated_text() -> None:
 def test_kind_replies() -> None:
     kind = huggingface.KIND
     assert kind.default_port == 8081
-    loading = body(kind.loading(20.0), 503)
+    headers = CIMultiDictProxy(CIMultiDict())
+    hub_id = "meta-llama/Llama-2-7b-chat-hf"
+    hub_call = Call("POST", f"/models/{hub_id}", {"model_id": hub_id}, {}, headers, b"", SETTINGS)
+    loading = body(kind.loading(hub_call, 20.0), 503)
     assert loading == {"error": "Model meta-llama/Llama-2-7b-chat-hf is currently loading",
                        "estimated_time": 20.0}
     assert kind.stream_error("boom") == (
         b'data: {"error":"boom","error_type":"generation"}\n\n')
     assert body(kind.error(422, "bad"), 422) == {"error": "bad", "error_type": "validation"}
-    headers = CIMultiDictProxy(CIMultiDict())
     api_call = Call("POST", "/models/x", {"model_id": "x"}, {}, headers, b"", SETTINGS)
     assert body(kind.unauthorized(api_call), 401) == {
         "error": "Authorization header is correct, but the token seems invalid"}

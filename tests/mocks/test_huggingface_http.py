@@ -15,6 +15,7 @@ from huggingface_hub.errors import GenerationError, ValidationError
 import fixtures
 from mocks import generation, huggingface
 from mocks.app import run_mock
+from mocks.base import Call, MockSettings
 
 SERVED = "tgi-llama2"
 HUB_ID = "meta-llama/Llama-2-7b-chat-hf"
@@ -168,7 +169,8 @@ def test_auth_failures_differ_between_the_two_families() -> None:
 
 
 def test_loading_body_matches_the_schema() -> None:
-    loading = huggingface.loading(12.5)
+    call = Call("POST", f"/models/{HUB_ID}", {"model_id": HUB_ID}, {}, {}, b"", MockSettings())
+    loading = huggingface.loading(call, 12.5)
     assert loading.status == 503
     fixtures.validate("HFError", loading.body)
 

@@ -187,9 +187,9 @@ def test_scripted_reply_replaces_the_generated_text() -> None:
 def test_kind_replies() -> None:
     kind = llamacpp.KIND
     assert kind.default_port == 8080
-    assert failure(kind.loading(3.0), 503, "unavailable_error") == "Loading model"
     headers = CIMultiDictProxy(CIMultiDict())
     anything = Call("GET", "/nope", {}, {}, headers, b"", SETTINGS)
+    assert failure(kind.loading(anything, 3.0), 503, "unavailable_error") == "Loading model"
     assert failure(kind.not_found(anything), 404, "not_found_error") == "File Not Found"
     assert failure(kind.unauthorized(anything), 401, "authentication_error") == "Invalid API Key"
     assert kind.stream_error("boom") == (

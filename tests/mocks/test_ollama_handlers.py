@@ -204,4 +204,5 @@ def test_kind_errors_and_stream_error_frame() -> None:
     assert kind.default_port == 11434
     assert kind.stream_error("boom") == b'{"error":"boom"}\n'
     assert body(kind.error(429, "slow down"), 429) == {"error": "slow down"}
-    assert kind.loading(5.0).status == 503
+    anything = Call("POST", "/api/chat", {}, {}, {}, b"", SETTINGS)
+    assert kind.loading(anything, 5.0).status == 503
