@@ -17,7 +17,7 @@ class BundledGateway:
     name = "proxyproof reference proxy"
 
     def __init__(self, config: dict[str, Any], kong_compat: bool = False) -> None:
-        from proxy_impl import proxy_app  # public entry
+        from proxyproof.proxy_impl import proxy_app  # public entry
 
         self._server = ThreadedServer(lambda: proxy_app(config, kong_compat=kong_compat))
 

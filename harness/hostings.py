@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = resources.files("proxyproof.fixtures") / "examples"
 
 
 @dataclass(frozen=True)
@@ -13,7 +14,7 @@ class Hosting:
     name: str  # shown in reports
     mock: str  # the mock upstream kind that plays the server
     llama2_format: str
-    example: Path  # a Kong declarative config with /llama2-chat and /llama2-completions routes
+    example: Traversable  # a Kong declarative config with /llama2-chat and /llama2-completions routes
 
 
 HOSTINGS = (

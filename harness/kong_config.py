@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -16,9 +17,8 @@ from .oracle import Target
 AI_PLUGINS = ("ai-proxy", "ai-proxy-advanced")
 
 
-def load(path: Path) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as file:
-        return yaml.safe_load(file)
+def load(path: Path | Traversable) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
 def _routes_with_plugins(config: dict[str, Any]) -> Iterator[tuple[dict, list[dict]]]:

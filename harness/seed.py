@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 import jsonschema
 
-import fixtures
-from mocks.app import run_mock
+from proxyproof import fixtures
+from proxyproof.mocks.app import run_mock
 
 from . import kong_config, oracle
 from .gateway import BundledGateway

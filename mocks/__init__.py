@@ -1,8 +1,8 @@
 """Protocol-faithful mock upstreams: HuggingFace (Inference API + TGI), Ollama, llama.cpp and an
 OpenAI-style server, each with a request journal and scriptable faults under ``/__mock__/``.
 
-Public API (implemented in ``mocks.app`` and ``mocks.control``, imported on first use so that
-``import mocks`` — and the pytest plugin — stay cheap):
+Public API (implemented in ``proxyproof.mocks.app`` and ``proxyproof.mocks.control``, imported on first use so that
+``import proxyproof.mocks`` — and the pytest plugin — stay cheap):
 
 - ``KIND_NAMES`` and ``kind(name)``: the servers and their ``MockKind`` description.
 - ``mock_app(name, settings)``: the aiohttp application of one mock.
@@ -24,25 +24,25 @@ from .base import MockKind, MockSettings
 KIND_NAMES = ("ollama", "huggingface", "llamacpp", "openai")
 
 _LAZY = {
-    "mock_app": "mocks.app",
-    "MockServer": "mocks.app",
-    "RunningMock": "mocks.app",
-    "run_mock": "mocks.app",
-    "serve_mocks": "mocks.app",
-    "MockControl": "mocks.control",
+    "mock_app": ".app",
+    "MockServer": ".app",
+    "RunningMock": ".app",
+    "run_mock": ".app",
+    "serve_mocks": ".app",
+    "MockControl": ".control",
 }
 
 
 def kind(name: str) -> MockKind:
     if name not in KIND_NAMES:
         raise ValueError(f"unknown mock {name!r}; choose one of {', '.join(KIND_NAMES)}")
-    return importlib.import_module(f"mocks.{name}").KIND
+    return importlib.import_module(f".{name}", __name__).KIND
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'mocks' has no attribute {name!r}")
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["KIND_NAMES", "MockKind", "MockSettings", "kind", *_LAZY]

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from mocks.app import RunningMock
+    from proxyproof.mocks.app import RunningMock
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -38,7 +38,7 @@ def _marker_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 def _start(name: str, settings: dict[str, Any]) -> RunningMock:
-    from mocks.app import run_mock
+    from proxyproof.mocks.app import run_mock
 
     return run_mock(name, **settings)
 

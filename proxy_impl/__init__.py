@@ -3,7 +3,7 @@ provider (``llama2_format`` raw, ollama, openai), configured by a Kong declarati
 
 Public entry (used by the CLI and the harness's bundled-gateway adapter)::
 
-    from proxy_impl import proxy_app, load_config, ConfigError, describe
+    from proxyproof.proxy_impl import proxy_app, load_config, ConfigError, describe
     config = load_config("examples/ollama.yaml")   # raises ConfigError(problems)
     config.warnings                                 # unsupported plugins/fields, never silent
     app = proxy_app(config, kong_compat=False)      # an aiohttp web.Application

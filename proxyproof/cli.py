@@ -21,8 +21,8 @@ examples:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from harness import report
-    from harness.seed import run_seed
+    from proxyproof.harness import report
+    from proxyproof.harness.seed import run_seed
 
     results = run_seed(kong_compat=args.kong_compat)
     print(report.as_json(results) if args.json else report.table(results))
@@ -30,7 +30,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _proxy(args: argparse.Namespace) -> int:
-    from proxy_impl import ConfigError, describe, load_config, proxy_app
+    from proxyproof.proxy_impl import ConfigError, describe, load_config, proxy_app
     from proxyproof.serving import serve_forever
 
     try:
@@ -57,7 +57,7 @@ def _proxy(args: argparse.Namespace) -> int:
 
 
 def _mock(args: argparse.Namespace) -> int:
-    from mocks.app import serve_mocks
+    from proxyproof.mocks.app import serve_mocks
 
     names = list(MOCK_NAMES) if args.name == "all" else [args.name]
     serve_mocks(
@@ -74,7 +74,7 @@ def _mock(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from harness.bench import QUICK, BenchSettings, as_json, run_bench, table
+    from proxyproof.harness.bench import QUICK, BenchSettings, as_json, run_bench, table
 
     chosen = {name: getattr(args, name) for name in ("duration", "requests", "concurrency",
                                                       "samples")}

@@ -25,7 +25,7 @@ import yaml
 from jsonschema import Draft202012Validator, ValidationError
 from jsonschema.protocols import Validator
 
-import fixtures
+from proxyproof import fixtures
 
 PAYLOADS = Path(__file__).with_name("oas_payloads")
 SCHEMA_REF = "#/components/schemas/"

@@ -23,7 +23,7 @@ from http.client import HTTPException
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from mocks.control import MockControl
+from proxyproof.mocks.control import MockControl
 
 from .. import kong_config
 from ..hostings import HOSTINGS, Hosting

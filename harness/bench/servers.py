@@ -32,11 +32,11 @@ _CONTEXT = multiprocessing.get_context("spawn")
 
 def _factory(role: str, name: str, config: dict[str, Any] | None) -> AppFactory:
     if role == "mock":
-        from mocks.app import make_settings, mock_app
+        from proxyproof.mocks.app import make_settings, mock_app
 
         settings = make_settings()
         return lambda: mock_app(name, settings)
-    from proxy_impl import proxy_app  # public entry
+    from proxyproof.proxy_impl import proxy_app  # public entry
 
     return lambda: proxy_app(config)
 

@@ -15,19 +15,19 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from harness import kong_config
-from harness.bench import BenchSettings, cputime, report
-from harness.bench.frames import FirstTextScanner, carries_text
-from harness.bench.http1 import Connection, Target
-from harness.bench.layout import plan_layout
-from harness.bench.load import Run, measure
-from harness.bench.results import BenchReport, Comparison, MockThroughput, Side
-from harness.bench.scenario import Unavailable, capture_direct_call
-from harness.bench.stats import percentile, ratio
-from harness.gateway import BundledGateway
-from harness.hostings import HOSTINGS
-from harness.seed import SEED_CHAT
-from mocks.app import run_mock
+from proxyproof.harness import kong_config
+from proxyproof.harness.bench import BenchSettings, cputime, report
+from proxyproof.harness.bench.frames import FirstTextScanner, carries_text
+from proxyproof.harness.bench.http1 import Connection, Target
+from proxyproof.harness.bench.layout import plan_layout
+from proxyproof.harness.bench.load import Run, measure
+from proxyproof.harness.bench.results import BenchReport, Comparison, MockThroughput, Side
+from proxyproof.harness.bench.scenario import Unavailable, capture_direct_call
+from proxyproof.harness.bench.stats import percentile, ratio
+from proxyproof.harness.gateway import BundledGateway
+from proxyproof.harness.hostings import HOSTINGS
+from proxyproof.harness.seed import SEED_CHAT
+from proxyproof.mocks.app import run_mock
 from proxyproof.cli import main
 from proxyproof.serving import ThreadedServer
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from harness import oracle
+from proxyproof.harness import oracle
 
 KONG_UNIT_CHAT = [
     {"role": "system", "content": "You are a mathematician."},

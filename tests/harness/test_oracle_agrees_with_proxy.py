@@ -6,9 +6,9 @@ either. (Tests may import both; harness/ and mocks/ never import proxy_impl.)"""
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness import oracle
-from proxy_impl.behaviour import FIXED, KONG
-from proxy_impl.codecs import raw
+from proxyproof.harness import oracle
+from proxyproof.proxy_impl.behaviour import FIXED, KONG
+from proxyproof.proxy_impl.codecs import raw
 
 ROLES = st.sampled_from(["system", "user", "assistant", "tool"])
 TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from harness.hostings import HOSTINGS
-from harness.seed import run_hosting
+from proxyproof.harness.hostings import HOSTINGS
+from proxyproof.harness.seed import run_hosting
 
 
 @pytest.mark.parametrize("kong_compat", [False, True], ids=["fixed", "kong-compat"])

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mocks.app import RunningMock, run_mock
+from proxyproof.mocks.app import RunningMock, run_mock
 
 
 @pytest.fixture
@@ -57,6 +57,6 @@ def sse() -> Callable[[str], list[Any]]:
 @pytest.fixture
 def schema() -> Callable[[str, Any], None]:
     """``schema("OpenAIChatResponse", body)``: validate against ``fixtures/oas.yaml``."""
-    from fixtures import validate
+    from proxyproof.fixtures import validate
 
     return validate

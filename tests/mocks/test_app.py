@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-import mocks.app
-from mocks.app import RouteTable, run_mock
-from mocks.base import BytesReply, Call, JsonReply, MockKind, Reply, Route, sse_frame
+from proxyproof.mocks import app as mock_app
+from proxyproof.mocks.app import RouteTable, run_mock
+from proxyproof.mocks.base import BytesReply, Call, JsonReply, MockKind, Reply, Route, sse_frame
 
 CHAT = {"model": "llama2", "messages": [{"role": "user", "content": "hi"}]}
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,8 +59,8 @@ TEST_KIND = MockKind(
 
 
 @pytest.fixture
-def custom(monkeypatch: pytest.MonkeyPatch) -> Iterator[mocks.app.RunningMock]:
-    monkeypatch.setattr(mocks.app, "kind", lambda name: TEST_KIND)
+def custom(monkeypatch: pytest.MonkeyPatch) -> Iterator[mock_app.RunningMock]:
+    monkeypatch.setattr(mock_app, "kind", lambda name: TEST_KIND)
     with run_mock("openai", api_key="the-key") as server:
         yield server
 
@@ -78,7 +78,7 @@ def test_route_table_matches_static_and_pattern_paths() -> None:
     assert plain.resolve("/v1/models/a")[1] == {"model": "a"}  # type: ignore[index]
 
 
-def test_handler_failures_never_leak_a_traceback(custom: mocks.app.RunningMock) -> None:
+def test_handler_failures_never_leak_a_traceback(custom: mock_app.RunningMock) -> None:
     auth = {"Authorization": "Bearer the-key"}
     boom = httpx.get(custom.url + "/boom", headers=auth)
     assert boom.status_code == 500
@@ -88,7 +88,7 @@ def test_handler_failures_never_leak_a_traceback(custom: mocks.app.RunningMock) 
     assert custom.control.journal()[0]["status"] == 500
 
 
-def test_unknown_paths_wrong_methods_and_head(custom: mocks.app.RunningMock) -> None:
+def test_unknown_paths_wrong_methods_and_head(custom: mock_app.RunningMock) -> None:
     auth = {"Authorization": "Bearer the-key"}
     missing = httpx.get(custom.url + "/missing", headers=auth)
     assert (missing.status_code, missing.json()["problem"]) == (404, "no /missing")
@@ -103,7 +103,7 @@ def test_unknown_paths_wrong_methods_and_head(custom: mocks.app.RunningMock) -> 
     assert head.headers["content-type"] == got.headers["content-type"]
 
 
-def test_api_keys(custom: mocks.app.RunningMock) -> None:
+def test_api_keys(custom: mock_app.RunningMock) -> None:
     url = custom.url + "/items/1"
     assert httpx.get(url).status_code == 401
     assert httpx.get(url, headers={"Authorization": "Bearer nope"}).json()["problem"] == (
@@ -163,7 +163,7 @@ def test_run_mock_settings() -> None:
 
 def test_serve_mocks_prints_urls_logs_requests_and_stops_on_ctrl_c() -> None:
     script = (
-        "from mocks.app import serve_mocks\n"
+        "from proxyproof.mocks.app import serve_mocks\n"
         "serve_mocks(['openai', 'openai', 'ollama'], port=0, api_key='shh')\n"
     )
     process = subprocess.Popen(

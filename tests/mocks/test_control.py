@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from mocks.app import MockServer, RunningMock
+from proxyproof.mocks.app import MockServer, RunningMock
 
 CHAT = {"model": "llama2", "messages": [{"role": "user", "content": "hi"}]}
 

@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from mocks import KIND_NAMES, kind
-from mocks.app import RunningMock, run_mock
-from mocks.base import Call, JsonReply
-from mocks.faults import corrupt
+from proxyproof.mocks import KIND_NAMES, kind
+from proxyproof.mocks.app import RunningMock, run_mock
+from proxyproof.mocks.base import Call, JsonReply
+from proxyproof.mocks.faults import corrupt
 
 CHAT = {"model": "llama2", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
 STREAM = {**CHAT, "stream": True}

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from mocks import generation, huggingface
-from mocks.base import NOT_JSON, BytesReply, Call, JsonReply, MockSettings, Reply, StreamReply
+from proxyproof.mocks import generation, huggingface
+from proxyproof.mocks.base import NOT_JSON, BytesReply, Call, JsonReply, MockSettings, Reply, StreamReply
 
 MODEL = "tgi-llama2"
 SETTINGS = MockSettings(models=(MODEL,))

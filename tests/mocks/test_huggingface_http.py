@@ -12,10 +12,10 @@ import pytest
 from huggingface_hub import InferenceClient
 from huggingface_hub.errors import GenerationError, ValidationError
 
-import fixtures
-from mocks import generation, huggingface
-from mocks.app import run_mock
-from mocks.base import Call, MockSettings
+from proxyproof import fixtures
+from proxyproof.mocks import generation, huggingface
+from proxyproof.mocks.app import run_mock
+from proxyproof.mocks.base import Call, MockSettings
 
 SERVED = "tgi-llama2"
 HUB_ID = "meta-llama/Llama-2-7b-chat-hf"

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-import fixtures
-from mocks.app import RunningMock, run_mock
+from proxyproof import fixtures
+from proxyproof.mocks.app import RunningMock, run_mock
 
 SERVED = "tgi-llama2"
 Sse = Callable[[str], list[Any]]

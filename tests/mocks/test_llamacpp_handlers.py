@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from mocks import generation, llamacpp
-from mocks.base import NOT_JSON, Call, JsonReply, MockSettings, Reply, StreamReply
+from proxyproof.mocks import generation, llamacpp
+from proxyproof.mocks.base import NOT_JSON, Call, JsonReply, MockSettings, Reply, StreamReply
 
 MODEL = "llama-2-7b-chat.Q4_K_M"
 SETTINGS = MockSettings(models=(MODEL,))

@@ -11,9 +11,9 @@ import httpx
 import openai
 import pytest
 
-import fixtures
-from mocks import generation
-from mocks.app import run_mock
+from proxyproof import fixtures
+from proxyproof.mocks import generation
+from proxyproof.mocks.app import run_mock
 
 ALIAS = "llama-2-7b-chat"
 

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from mocks import generation, ollama
-from mocks.base import NOT_JSON, Call, JsonReply, MockSettings, Reply, StreamReply
+from proxyproof.mocks import generation, ollama
+from proxyproof.mocks.base import NOT_JSON, Call, JsonReply, MockSettings, Reply, StreamReply
 
 SETTINGS = MockSettings(models=("llama2", "mistral:7b"))
 

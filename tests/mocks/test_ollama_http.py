@@ -10,8 +10,8 @@ import httpx
 import ollama
 import pytest
 
-import fixtures
-from mocks.app import run_mock
+from proxyproof import fixtures
+from proxyproof.mocks.app import run_mock
 
 MODELS = ("llama2", "mistral:7b")
 USER = [{"role": "user", "content": "Why is the sky blue?"}]

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from mocks import generation
-from mocks.app import RunningMock, run_mock
-from mocks.openai_compat import embedding_vector
+from proxyproof.mocks import generation
+from proxyproof.mocks.app import RunningMock, run_mock
+from proxyproof.mocks.openai_compat import embedding_vector
 
 KEY = "sk-test-0123456789abcdef"
 MESSAGES = [

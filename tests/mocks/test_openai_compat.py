@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fixtures import validate
-from mocks import generation
-from mocks import openai_compat as oc
-from mocks.base import BytesReply, Call, JsonReply, MockSettings, StreamReply
+from proxyproof.fixtures import validate
+from proxyproof.mocks import generation
+from proxyproof.mocks import openai_compat as oc
+from proxyproof.mocks.base import BytesReply, Call, JsonReply, MockSettings, StreamReply
 
 MESSAGES = [{"role": "user", "content": "What is 1+1?"}]
 SETTINGS = MockSettings(models=("llama2", "mistral:7b"))
@@ -25,7 +25,7 @@ def call(body: Any, path: str = "/v1/chat/completions", raw: bytes | None = None
     try:
         parsed = json.loads(data)
     except ValueError:
-        from mocks.base import NOT_JSON
+        from proxyproof.mocks.base import NOT_JSON
 
         parsed = NOT_JSON
     return Call("POST", path, {}, {}, {}, data, SETTINGS, parsed)

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mocks import KIND_NAMES
+from proxyproof.mocks import KIND_NAMES
 
 
 @pytest.mark.parametrize("name", KIND_NAMES)
@@ -44,13 +44,13 @@ def test_the_factory_starts_any_number_of_mocks(mock_server) -> None:
 
 def test_the_plugin_is_registered_through_its_entry_point() -> None:
     plugins = {ep.name: ep.value for ep in entry_points(group="pytest11")}
-    assert plugins.get("proxyproof") == "mocks.pytest_plugin"
+    assert plugins.get("proxyproof") == "proxyproof.mocks.pytest_plugin"
 
 
 def test_importing_the_plugin_stays_cheap() -> None:
     probe = (
-        "import sys, mocks.pytest_plugin\n"
-        "print(sorted(m for m in ('aiohttp', 'httpx', 'mocks.app', 'mocks.control') "
+        "import sys, proxyproof.mocks.pytest_plugin\n"
+        "print(sorted(m for m in ('aiohttp', 'httpx', 'proxyproof.mocks.app', 'proxyproof.mocks.control') "
         "if m in sys.modules))"
     )
     result = subprocess.run(

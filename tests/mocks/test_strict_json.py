@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from mocks import faults, ollama_request, strict_json
-from mocks.app import RunningMock, run_mock
-from mocks.base import NOT_JSON
+from proxyproof.mocks import faults, ollama_request, strict_json
+from proxyproof.mocks.app import RunningMock, run_mock
+from proxyproof.mocks.base import NOT_JSON
 
 CONSTANTS = ["NaN", "Infinity", "-Infinity"]
 

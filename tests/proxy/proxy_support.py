@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from aiohttp import abc
 
-from proxy_impl import proxy_app
+from proxyproof.proxy_impl import proxy_app
 from proxyproof.serving import ThreadedServer
 
 FIXTURES = Path(__file__).parent / "kong_fixtures"

@@ -7,9 +7,9 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy_impl.behaviour import FIXED, KONG
-from proxy_impl.codecs import Exchange, codec_for
-from proxy_impl.codecs.raw import LUA_SPACE
+from proxyproof.proxy_impl.behaviour import FIXED, KONG
+from proxyproof.proxy_impl.codecs import Exchange, codec_for
+from proxyproof.proxy_impl.codecs.raw import LUA_SPACE
 
 CHAT = "llm/v1/chat"
 TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40).filter(

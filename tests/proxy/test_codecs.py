@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from proxy_support import CHAT, COMPLETIONS, kong_fixture
 
-from proxy_impl.behaviour import FIXED, KONG, Behaviour
-from proxy_impl.codecs import EncodeError, Exchange, TransformError, codec_for
-from proxy_impl.tuning import merge_tuning
+from proxyproof.proxy_impl.behaviour import FIXED, KONG, Behaviour
+from proxyproof.proxy_impl.codecs import EncodeError, Exchange, TransformError, codec_for
+from proxyproof.proxy_impl.tuning import merge_tuning
 
 # The options Kong's unit spec configures for the llama2 formats.
 UNIT_CHAT_OPTIONS = {"max_tokens": 512, "temperature": 0.5, "top_p": 1, "top_k": 40}

@@ -4,15 +4,17 @@ error, warnings for what is not supported, and the bundled examples."""
 from __future__ import annotations
 
 import copy
-from pathlib import Path
+from importlib import resources
 
 import pytest
 from proxy_support import CHAT, advanced, ai_proxy, declarative
 
-from proxy_impl import ConfigError, describe, load_config
-from proxy_impl.config import UpstreamPolicy
+from proxyproof.proxy_impl import ConfigError, describe, load_config
+from proxyproof.proxy_impl.config import UpstreamPolicy
 
-EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
+EXAMPLES = sorted(
+    (resources.files("proxyproof.fixtures") / "examples").iterdir(), key=lambda path: path.name
+)
 PLUGIN = "services[0].routes[0].plugins[0].config"
 
 
@@ -355,7 +357,7 @@ def test_yaml_text_and_invalid_yaml():
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda path: path.name)
 def test_examples_load_without_warnings(example):
-    config = load_config(example)
+    config = load_config(example.read_text(encoding="utf-8"))
     assert config.warnings == []
     assert len(config.routes) == 2
     lines = describe(config)

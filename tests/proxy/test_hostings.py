@@ -22,7 +22,7 @@ from proxy_support import (
     running_proxy,
 )
 
-from mocks.app import RunningMock, run_mock
+from proxyproof.mocks.app import RunningMock, run_mock
 
 OPTIONS = {"max_tokens": 256, "temperature": 0.7}
 CHAT_PROMPT = "<s>[INST] <<SYS>> You are a mathematician <</SYS>> What is 1+1? [/INST]"

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from proxy_support import CHAT, COMPLETIONS, ai_proxy, declarative, kong_fixture, running_proxy
 
-from mocks.app import RunningMock, run_mock
+from proxyproof.mocks.app import RunningMock, run_mock
 
 KEY = {"header_name": "Authorization", "header_value": "Bearer llama2-key"}
 OVERRIDABLE = {**KEY, "allow_override": True}

@@ -22,7 +22,7 @@ from proxy_support import (
     running_proxy,
 )
 
-from mocks.app import RunningMock, run_mock
+from proxyproof.mocks.app import RunningMock, run_mock
 from proxyproof.serving import ThreadedServer
 
 

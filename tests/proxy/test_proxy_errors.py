@@ -23,7 +23,7 @@ from proxy_support import (
     running_proxy,
 )
 
-from mocks.app import RunningMock, run_mock
+from proxyproof.mocks.app import RunningMock, run_mock
 
 JSON_UTF8 = "application/json; charset=utf-8"
 

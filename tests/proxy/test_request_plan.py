@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from proxy_support import CHAT, COMPLETIONS
 
-from proxy_impl.behaviour import FIXED, KONG, Behaviour
-from proxy_impl.request import NO_PROMPTS, Plan, Rejection, parse_body, plan_request
+from proxyproof.proxy_impl.behaviour import FIXED, KONG, Behaviour
+from proxyproof.proxy_impl.request import NO_PROMPTS, Plan, Rejection, parse_body, plan_request
 
 CHAT_BODY = {"messages": [{"role": "user", "content": "hi"}]}
 

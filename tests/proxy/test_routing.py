@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from proxy_impl.config import PathRule, Route
-from proxy_impl.routing import Router
+from proxyproof.proxy_impl.config import PathRule, Route
+from proxyproof.proxy_impl.routing import Router
 
 
 def route(name, *paths, methods=(), hosts=(), regex_priority=0):

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from proxy_impl.streaming.client import KONG_DONE, ClientStream
-from proxy_impl.streaming.events import (
+from proxyproof.proxy_impl.streaming.client import KONG_DONE, ClientStream
+from proxyproof.proxy_impl.streaming.events import (
     Delta,
     Failure,
     Finish,
@@ -15,8 +15,8 @@ from proxy_impl.streaming.events import (
     Usage,
     events_from_completion,
 )
-from proxy_impl.streaming.framing import SseDecoder
-from proxy_impl.streaming.outcome import Tally
+from proxyproof.proxy_impl.streaming.framing import SseDecoder
+from proxyproof.proxy_impl.streaming.outcome import Tally
 
 CHAT, COMPLETIONS = "llm/v1/chat", "llm/v1/completions"
 

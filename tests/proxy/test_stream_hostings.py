@@ -17,11 +17,11 @@ import httpx
 import openai
 import pytest
 
-import fixtures
-from harness import kong_config
-from harness.hostings import HOSTINGS, Hosting
-from mocks.app import RunningMock, run_mock
-from proxy_impl import proxy_app
+from proxyproof import fixtures
+from proxyproof.harness import kong_config
+from proxyproof.harness.hostings import HOSTINGS, Hosting
+from proxyproof.mocks.app import RunningMock, run_mock
+from proxyproof.proxy_impl import proxy_app
 from proxyproof.serving import ThreadedServer
 
 WAIT = 10.0

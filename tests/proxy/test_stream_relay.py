@@ -20,8 +20,8 @@ import httpx
 import pytest
 from aiohttp import web
 
-from proxy_impl.streaming import StreamOutcome, StreamPlan, relay_stream
-from proxy_impl.streaming.framing import SseDecoder
+from proxyproof.proxy_impl.streaming import StreamOutcome, StreamPlan, relay_stream
+from proxyproof.proxy_impl.streaming.framing import SseDecoder
 from proxyproof.serving import ThreadedServer
 
 WAIT = 10.0  # upper bound on any wait: a failure shows as a timeout, never as a hang

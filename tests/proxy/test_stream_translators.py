@@ -11,20 +11,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy_impl.streaming.client import ClientStream
-from proxy_impl.streaming.events import Delta, Event, Failure, Finish, Relay, Usage
-from proxy_impl.streaming.framing import (
+from proxyproof.proxy_impl.streaming.client import ClientStream
+from proxyproof.proxy_impl.streaming.events import Delta, Event, Failure, Finish, Relay, Usage
+from proxyproof.proxy_impl.streaming.framing import (
     FramingError,
     LineSplitter,
     NdjsonDecoder,
     SseDecoder,
     SseEvent,
 )
-from proxy_impl.streaming.ollama import OllamaTranslator
-from proxy_impl.streaming.openai import OpenAITranslator
-from proxy_impl.streaming.outcome import Tally
-from proxy_impl.streaming.raw import RawTranslator, TrimmedText
-from proxy_impl.streaming.translator import Translator
+from proxyproof.proxy_impl.streaming.ollama import OllamaTranslator
+from proxyproof.proxy_impl.streaming.openai import OpenAITranslator
+from proxyproof.proxy_impl.streaming.outcome import Tally
+from proxyproof.proxy_impl.streaming.raw import RawTranslator, TrimmedText
+from proxyproof.proxy_impl.streaming.translator import Translator
 
 # --- upstream streams, built the way each server writes them --------------------------------------
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from multidict import CIMultiDict, MultiDict
 
-from proxy_impl import auth, upstream
-from proxy_impl.behaviour import FIXED, KONG
-from proxy_impl.plugin_config import Auth
+from proxyproof.proxy_impl import auth, upstream
+from proxyproof.proxy_impl.behaviour import FIXED, KONG
+from proxyproof.proxy_impl.plugin_config import Auth
 
 
 def url_and_query(upstream_url, client_query=(), behaviour=FIXED):
