@@ -1,33 +1,52 @@
-"""Gateway adapters: how the harness gets a Kong declarative config applied and a URL to call.
+"""Gateways the harness checks. The harness never imports a gateway's code: whoever wires the
+parts together (the CLI, the pytest plugin) hands it a gateway, exactly as a user would.
 
-``BundledGateway`` runs proxyproof's reference proxy in-process through its public serving entry,
-exactly as a user would start it; it is the only contact the harness has with ``proxy_impl``.
+A gateway takes a Kong declarative config and gives the URL its proxy listens on.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from aiohttp import web
 
 from proxyproof.serving import ThreadedServer
 
+# A Kong declarative config → the aiohttp application of a gateway serving it.
+GatewayApp = Callable[[dict[str, Any]], web.Application]
 
-class BundledGateway:
-    """``with BundledGateway(config) as gateway: gateway.url`` — the reference proxy."""
 
-    name = "proxyproof reference proxy"
+class Gateway(Protocol):
+    name: str
 
-    def __init__(self, config: dict[str, Any], kong_compat: bool = False) -> None:
-        from proxyproof.proxy_impl import proxy_app  # public entry
+    def load(self, config: dict[str, Any]) -> str:
+        """Apply ``config`` (replacing whatever was loaded before); return the proxy's URL."""
+        ...
 
-        self._server = ThreadedServer(lambda: proxy_app(config, kong_compat=kong_compat))
+    def close(self) -> None: ...
 
-    @property
-    def url(self) -> str:
+
+class InProcessGateway:
+    """A gateway served by the harness itself, from an application factory, on 127.0.0.1."""
+
+    def __init__(self, app: GatewayApp, name: str) -> None:
+        self.name = name
+        self._app = app
+        self._server: ThreadedServer | None = None
+
+    def load(self, config: dict[str, Any]) -> str:
+        self.close()
+        self._server = ThreadedServer(lambda: self._app(config)).start()
         return self._server.url
 
-    def __enter__(self) -> BundledGateway:
-        self._server.start()
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> InProcessGateway:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.stop()
+        self.close()

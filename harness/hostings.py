@@ -14,7 +14,7 @@ class Hosting:
     name: str  # shown in reports
     mock: str  # the mock upstream kind that plays the server
     llama2_format: str
-    example: Traversable  # a Kong declarative config with /llama2-chat and /llama2-completions routes
+    example: Traversable  # a Kong declarative config: /llama2-chat and /llama2-completions
 
 
 HOSTINGS = (

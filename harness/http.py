@@ -1,4 +1,5 @@
-"""A minimal synchronous HTTP client for the harness (stdlib only: it runs wherever Python does)."""
+"""The harness's HTTP client: synchronous, stdlib only, and deaf to ``*_proxy`` variables — the
+harness talks to the gateway and the mocks it was given, never through a proxy of the environment."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,7 @@ def request(
 ) -> Response:
     req = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as reply:
+        with _OPENER.open(req, timeout=timeout) as reply:
             return Response(reply.status, dict(reply.headers), reply.read())
     except urllib.error.HTTPError as error:  # a non-2xx status is an answer, not a failure
         with error:

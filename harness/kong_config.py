@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from .oracle import Target
+from .oracle import RouteSetup
 
 AI_PLUGINS = ("ai-proxy", "ai-proxy-advanced")
 
@@ -34,7 +34,7 @@ def _targets_of(plugin: dict[str, Any]) -> list[dict[str, Any]]:
     return config.get("targets") or [] if plugin["name"] == "ai-proxy-advanced" else [config]
 
 
-def targets(config: dict[str, Any]) -> dict[str, Target]:
+def targets(config: dict[str, Any]) -> dict[str, RouteSetup]:
     """Route path → the (first) AI target serving it."""
     found = {}
     for route, plugins in _routes_with_plugins(config):
@@ -45,7 +45,7 @@ def targets(config: dict[str, Any]) -> dict[str, Target]:
             model = target.get("model") or {}
             options = model.get("options") or {}
             for path in route.get("paths") or []:
-                found[path] = Target(
+                found[path] = RouteSetup(
                     options.get("llama2_format", ""),
                     target.get("route_type", ""),
                     model.get("name"),

@@ -72,7 +72,7 @@ def llama2_completion_prompt(prompt: str, kong_compat: bool) -> str:
 
 
 @dataclass(frozen=True)
-class Target:
+class RouteSetup:
     """What a gateway route is configured with: enough for the oracle to predict traffic."""
 
     llama2_format: str  # raw | ollama | openai
@@ -82,7 +82,7 @@ class Target:
 
 
 def expected_upstream_body(
-    target: Target, request: Mapping[str, Any], kong_compat: bool = False
+    target: RouteSetup, request: Mapping[str, Any], kong_compat: bool = False
 ) -> dict[str, Any]:
     """The JSON body the upstream must receive for a non-streaming client request."""
     tuning = effective_tuning(request, target.options)
@@ -169,7 +169,7 @@ def raw_generated_text(body: Any, kong_compat: bool) -> str | None:
 
 
 def expected_reply(
-    target: Target, upstream_body: bytes, kong_compat: bool = False
+    target: RouteSetup, upstream_body: bytes, kong_compat: bool = False
 ) -> ExpectedReply:
     """What the client must receive when the upstream answered 200 with ``upstream_body``."""
     chat = target.route_type == CHAT

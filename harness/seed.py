@@ -15,9 +15,10 @@ from proxyproof import fixtures
 from proxyproof.mocks.app import run_mock
 
 from . import kong_config, oracle
-from .gateway import BundledGateway
+from .gateway import Gateway
 from .hostings import HOSTINGS, Hosting
 from .http import Response, post_json, request
+from .journal import replayed_request
 
 SEED_CHAT = {
     "messages": [
@@ -30,8 +31,6 @@ SEED_CASES = (
     ("/llama2-chat", SEED_CHAT, "ChatResponse"),
     ("/llama2-completions", SEED_COMPLETIONS, "CompletionsResponse"),
 )
-# Headers a hop sets by itself; everything else the upstream received is replayed as it was.
-_HOP_HEADERS = {"host", "content-length", "connection", "transfer-encoding", "accept-encoding"}
 
 
 @dataclass
@@ -63,7 +62,7 @@ def _client_text(response: Response) -> str | None:
 
 
 def check_exchange(
-    target: oracle.Target,
+    target: oracle.RouteSetup,
     request_body: dict[str, Any],
     response: Response,
     journal: list[dict[str, Any]],
@@ -110,24 +109,24 @@ def check_exchange(
 
 def _replayer(mock_url: str) -> Callable[[dict[str, Any]], Response]:
     def replay(received: dict[str, Any]) -> Response:
-        headers = {k: v for k, v in received["headers"].items() if k.lower() not in _HOP_HEADERS}
-        query = "&".join(f"{k}={v}" for k, v in received["query"].items())
-        url = mock_url + received["path"] + (f"?{query}" if query else "")
-        return request("POST", url, json.dumps(received["body"]).encode(), headers)
+        again = replayed_request(received, mock_url)
+        return request(again.method, again.url, again.body, dict(again.headers))
 
     return replay
 
 
-def run_hosting(hosting: Hosting, kong_compat: bool = False) -> Iterator[CaseResult]:
+def run_hosting(hosting: Hosting, gateway: Gateway, kong_compat: bool = False
+                ) -> Iterator[CaseResult]:
     with run_mock(hosting.mock) as mock:
         config = kong_config.point_at(kong_config.load(hosting.example), mock.url)
         targets = kong_config.targets(config)
-        with BundledGateway(config, kong_compat) as gateway:
+        proxy_url = gateway.load(config)
+        try:
             for path, body, schema in SEED_CASES:
                 target = targets[path]
                 result = CaseResult(hosting.name, hosting.llama2_format, target.route_type)
                 mock.control.clear_journal()
-                response = post_json(gateway.url + path, body)
+                response = post_json(proxy_url + path, body)
                 journal = mock.control.journal()
                 mock.control.clear_journal()
                 result.upstream, result.deviations, result.notes = check_exchange(
@@ -136,7 +135,10 @@ def run_hosting(hosting: Hosting, kong_compat: bool = False) -> Iterator[CaseRes
                 text = _client_text(response) or response.body.decode(errors="replace")
                 result.client = f"{response.status} {_short(text)}"
                 yield result
+        finally:
+            gateway.close()
 
 
-def run_seed(kong_compat: bool = False) -> list[CaseResult]:
-    return [result for hosting in HOSTINGS for result in run_hosting(hosting, kong_compat)]
+def run_seed(gateway: Gateway, kong_compat: bool = False) -> list[CaseResult]:
+    return [result for hosting in HOSTINGS
+            for result in run_hosting(hosting, gateway, kong_compat)]

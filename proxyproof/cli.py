@@ -21,10 +21,11 @@ examples:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from proxyproof.gateways import bundled_gateway
     from proxyproof.harness import report
     from proxyproof.harness.seed import run_seed
 
-    results = run_seed(kong_compat=args.kong_compat)
+    results = run_seed(bundled_gateway(args.kong_compat), kong_compat=args.kong_compat)
     print(report.as_json(results) if args.json else report.table(results))
     return 0 if all(result.conforms for result in results) else 1
 
@@ -74,6 +75,7 @@ def _mock(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from proxyproof.gateways import bundled_app
     from proxyproof.harness.bench import QUICK, BenchSettings, as_json, run_bench, table
 
     chosen = {name: getattr(args, name) for name in ("duration", "requests", "concurrency",
@@ -85,7 +87,7 @@ def _bench(args: argparse.Namespace) -> int:
         print(f"proxyproof bench: {error}", file=sys.stderr)
         return 2
     try:
-        report = run_bench(settings, progress=lambda line: print(f"bench: {line}",
+        report = run_bench(bundled_app, settings, progress=lambda line: print(f"bench: {line}",
                                                                  file=sys.stderr, flush=True))
     except RuntimeError as error:  # a server or the load generator could not run
         print(f"proxyproof bench: {error}", file=sys.stderr)

@@ -99,8 +99,7 @@ class AsyncServer:
 class ThreadedServer:
     """An app served from its own event loop in a daemon thread, for synchronous callers.
 
-    ``with ThreadedServer(factory) as server: server.url``. ``call(coro_fn)`` runs a coroutine
-    function in the server's loop and returns its result (to inspect or change server state).
+    ``with ThreadedServer(factory) as server: server.url``.
     """
 
     factory: AppFactory
@@ -145,10 +144,6 @@ class ThreadedServer:
         if failure:
             raise failure[0]
         return self
-
-    def call(self, coro_fn: Callable[[], Awaitable[object]], timeout: float = 10.0) -> object:
-        assert self._loop, "server is not running"
-        return asyncio.run_coroutine_threadsafe(coro_fn(), self._loop).result(timeout)
 
     def stop(self) -> None:
         if self._loop and self._thread:

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 
-def framing_of(content_type: str) -> str:
+def wire_format_of(content_type: str) -> str:
     return "ndjson" if "ndjson" in content_type.lower() else "sse"
 
 
@@ -49,7 +49,7 @@ class FirstTextScanner:
     """
 
     def __init__(self, content_type: str) -> None:
-        self._separator = b"\n" if framing_of(content_type) == "ndjson" else b"\n\n"
+        self._separator = b"\n" if wire_format_of(content_type) == "ndjson" else b"\n\n"
         self._pending = b""
         self.found = False
 

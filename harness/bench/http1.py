@@ -7,7 +7,7 @@ one). This client does only what the benchmark needs: POST a request prepared on
 connection kept alive, read a Content-Length or chunked response, and hand each piece of the body
 to a callback as it arrives (the streaming measurements time those).
 
-It talks to 127.0.0.1 only: a ``Target`` with any other host is refused.
+It talks to 127.0.0.1 only: a ``BenchRequest`` with any other host is refused.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ _OWN_HEADERS = frozenset({"host", "content-length", "connection", "transfer-enco
 
 
 @dataclass(frozen=True)
-class Target:
+class BenchRequest:
     """One request to send again and again: ``POST url`` with ``body`` and ``headers``."""
 
     url: str
@@ -53,7 +53,7 @@ class Target:
 
 
 @dataclass(frozen=True)
-class Response:
+class RawReply:
     status: int
     content_type: str
     body: bytes
@@ -73,7 +73,7 @@ class Connection:
 
     async def send(
         self, request: bytes, on_data: Callable[[str, bytes], None] | None = None
-    ) -> Response:
+    ) -> RawReply:
         """Send ``request`` and read the whole response; ``on_data(content_type, piece)`` sees
         each body piece as it arrives."""
         if self._writer is None or self._writer.is_closing():
@@ -101,7 +101,7 @@ class Connection:
             keep_alive = False
         if not keep_alive:
             self.close()
-        return Response(status, content_type, b"".join(pieces))
+        return RawReply(status, content_type, b"".join(pieces))
 
     def close(self) -> None:
         if self._writer is not None:

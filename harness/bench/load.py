@@ -3,7 +3,7 @@
 It runs in a process of its own (``serve_runs``, pinned to its own CPU): the parent sends a
 ``Run`` over a pipe and gets a ``RunResult`` back. Every run is bounded twice, by a request
 count and by a time limit, each request by a timeout, and it stops early after
-``MAX_ERRORS`` failures; only 127.0.0.1 is ever contacted (``http1.Target`` refuses the rest).
+``MAX_ERRORS`` failures; only 127.0.0.1 is ever contacted (``http1.BenchRequest`` refuses the rest).
 
 Three kinds of run:
 
@@ -26,7 +26,7 @@ from typing import Literal
 
 from . import cputime, layout, stats
 from .frames import FirstTextScanner
-from .http1 import Connection, ProtocolError, Target
+from .http1 import BenchRequest, Connection, ProtocolError
 
 REQUEST_TIMEOUT = 10.0  # seconds; a request slower than this counts as an error
 MAX_ERRORS = 50  # a run that fails this often stops: its figures mean nothing anyway
@@ -38,7 +38,7 @@ RunKind = Literal["throughput", "latency", "stream"]
 @dataclass(frozen=True)
 class Run:
     kind: RunKind
-    target: Target
+    target: BenchRequest
     max_requests: int
     duration: float  # seconds, the time limit of the counted part
     concurrency: int = 1
@@ -71,7 +71,7 @@ class RunResult:
 
 
 @dataclass
-class _Tally:
+class _Counts:
     issued: int = 0
     errors: int = 0
     first_error: str = ""
@@ -84,7 +84,7 @@ class _Tally:
 
 
 async def _exchange(
-    connection: Connection, request: bytes, tally: _Tally, stream: bool
+    connection: Connection, request: bytes, counts: _Counts, stream: bool
 ) -> None:
     started = time.perf_counter()
     scanner: FirstTextScanner | None = None
@@ -103,18 +103,18 @@ async def _exchange(
             response = await connection.send(request, watch if stream else None)
     except _FAILURES as problem:
         connection.close()
-        tally.fail(f"{type(problem).__name__}: {problem}".rstrip(": "))
+        counts.fail(f"{type(problem).__name__}: {problem}".rstrip(": "))
         return
     elapsed = time.perf_counter() - started
     if response.status != 200:
         snippet = response.body[:160].decode("utf-8", "replace")
-        tally.fail(f"status {response.status}: {snippet}")
+        counts.fail(f"status {response.status}: {snippet}")
     elif stream and first_text is None:
-        tally.fail("the stream carried no text")
+        counts.fail("the stream carried no text")
     else:
-        tally.latencies.append(elapsed)
+        counts.latencies.append(elapsed)
         if first_text is not None:
-            tally.first_texts.append(first_text)
+            counts.first_texts.append(first_text)
 
 
 @dataclass(frozen=True)
@@ -127,27 +127,27 @@ class _Span:
 async def _drive(
     connections: list[Connection], request: bytes, limit: int, seconds: float, stream: bool,
     servers: tuple[int, ...] = (),
-) -> tuple[_Tally, _Span]:
+) -> tuple[_Counts, _Span]:
     """Run the connections' loops: what they got, and the time and CPU time that took."""
-    tally = _Tally()
+    counts = _Counts()
     server_cpu = cputime.cpu_seconds(servers)
     load_cpu = time.process_time()
     started = time.perf_counter()
     deadline = started + seconds
 
     async def loop(connection: Connection) -> None:
-        while tally.issued < limit and tally.errors < MAX_ERRORS:
+        while counts.issued < limit and counts.errors < MAX_ERRORS:
             if time.perf_counter() >= deadline:
                 return
-            tally.issued += 1
-            await _exchange(connection, request, tally, stream)
+            counts.issued += 1
+            await _exchange(connection, request, counts, stream)
 
     await asyncio.gather(*(loop(connection) for connection in connections))
     span = _Span(time.perf_counter() - started, time.process_time() - load_cpu, None)
     server_cpu_after = cputime.cpu_seconds(servers)
     if servers and server_cpu is not None and server_cpu_after is not None:
         span = _Span(span.seconds, span.load_cpu, server_cpu_after - server_cpu)
-    return tally, span
+    return counts, span
 
 
 async def measure(run: Run) -> RunResult:
@@ -157,20 +157,20 @@ async def measure(run: Run) -> RunResult:
     try:
         if run.warmup > 0:
             await _drive(connections, request, run.max_requests, run.warmup, stream)
-        tally, span = await _drive(connections, request, run.max_requests, run.duration, stream,
+        counts, span = await _drive(connections, request, run.max_requests, run.duration, stream,
                                    run.servers)
     finally:
         for connection in connections:
             connection.close()
     return RunResult(
-        requests=len(tally.latencies),
-        errors=tally.errors,
+        requests=len(counts.latencies),
+        errors=counts.errors,
         seconds=span.seconds,
-        latency_p50=stats.percentile(tally.latencies, 0.50),
-        latency_p99=stats.percentile(tally.latencies, 0.99),
-        first_text_p50=stats.percentile(tally.first_texts, 0.50),
-        first_text_p99=stats.percentile(tally.first_texts, 0.99),
-        first_error=tally.first_error,
+        latency_p50=stats.percentile(counts.latencies, 0.50),
+        latency_p99=stats.percentile(counts.latencies, 0.99),
+        first_text_p50=stats.percentile(counts.first_texts, 0.50),
+        first_text_p99=stats.percentile(counts.first_texts, 0.99),
+        first_error=counts.first_error,
         load_cpu=span.load_cpu / span.seconds if span.seconds > 0 else 0.0,
         server_cpu=span.server_cpu,
     )

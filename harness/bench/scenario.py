@@ -15,26 +15,29 @@ Every figure is compared as ``proxied / direct``, both measured back to back on 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from http.client import HTTPException
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from proxyproof.mocks.control import MockControl
 
 from .. import kong_config
+from ..gateway import GatewayApp
 from ..hostings import HOSTINGS, Hosting
 from ..http import request
+from ..journal import replayed_request
 from ..seed import SEED_CHAT
 from .frames import FirstTextScanner
-from .http1 import Target
+from .http1 import BenchRequest
 from .layout import current_layout
 from .load import REQUEST_TIMEOUT, Run, RunKind, RunResult
 from .results import BenchReport, Comparison, MockThroughput, Side
-from .servers import LoadGenerator, ServerProcess
+from .servers import LoadGenerator, ServerProcess, mock_factory
 
 CHAT_ROUTE = "/llama2-chat"
 STREAMING_MOCKS = ("ollama", "openai")  # Ollama's NDJSON and OpenAI-style SSE
@@ -44,9 +47,6 @@ MOCK_REQUESTS = (
     ("ollama", "/api/chat", {"model": "llama2", "messages": _MESSAGES, "stream": False},
      " (stream: false)"),
 )
-# Headers every hop sets by itself: not replayed from the journal.
-_HOP_HEADERS = frozenset({"host", "content-length", "connection", "transfer-encoding",
-                          "accept-encoding"})
 
 
 @dataclass(frozen=True)
@@ -88,12 +88,13 @@ class _Bench:
 
     # --- runs ---------------------------------------------------------------------------------
 
-    def throughput(self, target: Target, servers: tuple[int, ...]) -> RunResult:
+    def throughput(self, target: BenchRequest, servers: tuple[int, ...]) -> RunResult:
         s = self.settings
         return self.load.measure(Run("throughput", target, s.requests, s.duration,
                                      s.concurrency, s.warmup, servers))
 
-    def sequential(self, kind: RunKind, target: Target, servers: tuple[int, ...]) -> RunResult:
+    def sequential(self, kind: RunKind, target: BenchRequest, servers: tuple[int, ...]
+                   ) -> RunResult:
         """One request at a time: half the time limit (there are more of these runs), and only a
         short warm-up (one connection to open)."""
         s = self.settings
@@ -107,14 +108,14 @@ class _Bench:
         for name, path, body, note in MOCK_REQUESTS:
             self.progress(f"mock throughput: {name} POST {path}")
             mock = mocks[name]
-            result = self.throughput(Target(mock.url + path, _json(body)), (mock.pid,))
+            result = self.throughput(BenchRequest(mock.url + path, _json(body)), (mock.pid,))
             rows.append(MockThroughput(name, f"POST {path}{note}", Side.of(result)))
         return rows
 
     def overhead(self, hosted: _Hosted) -> Comparison:
         name = hosted.hosting.name
         self.progress(f"proxy overhead: {name}")
-        proxied = Target(hosted.proxy.url + CHAT_ROUTE, _json(SEED_CHAT))
+        proxied = BenchRequest(hosted.proxy.url + CHAT_ROUTE, _json(SEED_CHAT))
         try:
             direct = capture_direct_call(proxied, hosted.mock.url)
         except Unavailable as problem:
@@ -128,7 +129,7 @@ class _Bench:
     def streaming(self, hosted: _Hosted) -> Comparison:
         name = hosted.hosting.name
         self.progress(f"streaming: {name}")
-        proxied = Target(hosted.proxy.url + CHAT_ROUTE, _json({**SEED_CHAT, "stream": True}))
+        proxied = BenchRequest(hosted.proxy.url + CHAT_ROUTE, _json({**SEED_CHAT, "stream": True}))
         try:
             direct = capture_direct_call(proxied, hosted.mock.url, stream=True)
         except Unavailable as problem:
@@ -142,8 +143,8 @@ class _Bench:
                           Side.of(results["direct"]), Side.of(results["proxied"]))
 
 
-def _sides(hosted: _Hosted, direct: Target, proxied: Target
-           ) -> tuple[tuple[str, Target, tuple[int, ...]], ...]:
+def _sides(hosted: _Hosted, direct: BenchRequest, proxied: BenchRequest
+           ) -> tuple[tuple[str, BenchRequest, tuple[int, ...]], ...]:
     """Each side of a comparison: its name, its request and the servers doing the work."""
     return (("direct", direct, (hosted.mock.pid,)),
             ("proxied", proxied, (hosted.mock.pid, hosted.proxy.pid)))
@@ -157,8 +158,9 @@ class Unavailable(Exception):
     """Why a row has no figures (the proxy cannot do this call yet, or the mock misbehaved)."""
 
 
-def capture_direct_call(proxied: Target, mock_url: str, stream: bool = False) -> Target:
-    """One call through the proxy, and what the mock received for it, as a direct ``Target``."""
+def capture_direct_call(proxied: BenchRequest, mock_url: str, stream: bool = False
+                        ) -> BenchRequest:
+    """One call through the proxy, and what the mock received for it, as a direct request."""
     control = MockControl(mock_url)
     try:
         control.clear_journal()
@@ -177,33 +179,33 @@ def capture_direct_call(proxied: Target, mock_url: str, stream: bool = False) ->
         raise Unavailable("the proxy's streamed reply carried no text")
     if len(received) != 1:
         raise Unavailable(f"the proxied call reached the mock {len(received)} times, not once")
-    entry = received[0]
-    query = f"?{urlencode(entry['query'], doseq=True)}" if entry["query"] else ""
-    headers = tuple((name, value) for name, value in entry["headers"].items()
-                    if name.lower() not in _HOP_HEADERS)
-    body = entry["body"]
-    raw = body.encode() if isinstance(body, str) else _json(body)
-    return Target(mock_url + entry["path"] + query, raw, headers)
+    again = replayed_request(received[0], mock_url)
+    return BenchRequest(again.url, again.body, again.headers)
 
 
-def _describe(target: Target) -> str:
+def _describe(target: BenchRequest) -> str:
     return f"POST {urlsplit(target.url).path}"
 
 
-def run_bench(settings: BenchSettings = BenchSettings(), progress: Progress = _quiet
-              ) -> BenchReport:
-    """Start the servers and the load generator, measure everything, stop them all."""
+def run_bench(proxy: GatewayApp, settings: BenchSettings = BenchSettings(),
+              progress: Progress = _quiet) -> BenchReport:
+    """Start the servers and the load generator, measure everything, stop them all.
+
+    ``proxy`` builds the gateway under test from a Kong config; it runs in processes of its own,
+    so it must be picklable (a module-level function or a partial of one)."""
     layout = current_layout()
     report = BenchReport(layout.describe(), asdict(settings))
     with ExitStack() as stack:
         progress("starting the load generator, the mocks and the proxies")
         load = stack.enter_context(LoadGenerator(layout.load))
         mocks = {hosting.mock: stack.enter_context(
-            ServerProcess("mock", hosting.mock, layout.mocks)) for hosting in HOSTINGS}
+            ServerProcess("mock", hosting.mock, mock_factory(hosting.mock), layout.mocks))
+            for hosting in HOSTINGS}
         hosted = [
             _Hosted(hosting, mocks[hosting.mock], stack.enter_context(ServerProcess(
-                "proxy", hosting.name, layout.proxies,
-                kong_config.point_at(kong_config.load(hosting.example), mocks[hosting.mock].url),
+                "proxy", hosting.name, functools.partial(proxy, kong_config.point_at(
+                    kong_config.load(hosting.example), mocks[hosting.mock].url)),
+                layout.proxies,
             )))
             for hosting in HOSTINGS
         ]

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import multiprocessing
 import signal
 from multiprocessing.connection import Connection as Pipe
 from multiprocessing.process import BaseProcess
-from typing import Any
+
+from aiohttp import web
 
 from proxyproof.serving import AppFactory, start_app
 
@@ -30,15 +32,15 @@ STOP_TIMEOUT = 5.0
 _CONTEXT = multiprocessing.get_context("spawn")
 
 
-def _factory(role: str, name: str, config: dict[str, Any] | None) -> AppFactory:
-    if role == "mock":
-        from proxyproof.mocks.app import make_settings, mock_app
+def mock_factory(name: str) -> AppFactory:
+    """A mock with default settings (picklable: it crosses into the server process)."""
+    return functools.partial(_default_mock, name)
 
-        settings = make_settings()
-        return lambda: mock_app(name, settings)
-    from proxyproof.proxy_impl import proxy_app  # public entry
 
-    return lambda: proxy_app(config)
+def _default_mock(name: str) -> web.Application:
+    from proxyproof.mocks.app import make_settings, mock_app
+
+    return mock_app(name, make_settings())
 
 
 async def _serve_until_stopped(factory: AppFactory, pipe: Pipe) -> None:
@@ -56,13 +58,12 @@ async def _serve_until_stopped(factory: AppFactory, pipe: Pipe) -> None:
         await running.stop()
 
 
-def _serve(role: str, name: str, config: dict[str, Any] | None, cpus: tuple[int, ...],
-           pipe: Pipe) -> None:
-    """A server process: ``role`` "mock" (``name`` is its kind) or "proxy" (``config``)."""
+def _serve(factory: AppFactory, cpus: tuple[int, ...], pipe: Pipe) -> None:
+    """A server process: serves ``factory()`` until stopped."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     layout.pin(cpus)
     try:
-        asyncio.run(_serve_until_stopped(_factory(role, name, config), pipe))
+        asyncio.run(_serve_until_stopped(factory, pipe))
     except Exception as problem:  # the parent is waiting for a URL: tell it why there is none
         with contextlib.suppress(OSError):
             pipe.send(("error", f"{type(problem).__name__}: {problem}"))
@@ -81,12 +82,12 @@ class ServerProcess:
     """``start()`` returns at once (start several side by side); ``wait()``/``url`` wait for the
     server to listen."""
 
-    def __init__(self, role: str, name: str, cpus: tuple[int, ...],
-                 config: dict[str, Any] | None = None) -> None:
+    def __init__(self, role: str, name: str, factory: AppFactory, cpus: tuple[int, ...]) -> None:
+        """``factory`` must be picklable (a module-level function or a partial of one)."""
         self.role, self.name = role, name
         self._pipe, child = _CONTEXT.Pipe(duplex=False)
         self._process = _CONTEXT.Process(
-            target=_serve, args=(role, name, config, cpus, child), daemon=True,
+            target=_serve, args=(factory, cpus, child), daemon=True,
             name=f"proxyproof-bench-{role}-{name}",
         )
         self._child = child

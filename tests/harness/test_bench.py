@@ -15,20 +15,20 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from proxyproof.cli import main
 from proxyproof.harness import kong_config
 from proxyproof.harness.bench import BenchSettings, cputime, report
 from proxyproof.harness.bench.frames import FirstTextScanner, carries_text
-from proxyproof.harness.bench.http1 import Connection, Target
+from proxyproof.harness.bench.http1 import BenchRequest, Connection
 from proxyproof.harness.bench.layout import plan_layout
 from proxyproof.harness.bench.load import Run, measure
 from proxyproof.harness.bench.results import BenchReport, Comparison, MockThroughput, Side
 from proxyproof.harness.bench.scenario import Unavailable, capture_direct_call
 from proxyproof.harness.bench.stats import percentile, ratio
-from proxyproof.harness.gateway import BundledGateway
+from proxyproof.gateways import bundled_gateway
 from proxyproof.harness.hostings import HOSTINGS
 from proxyproof.harness.seed import SEED_CHAT
 from proxyproof.mocks.app import run_mock
-from proxyproof.cli import main
 from proxyproof.serving import ThreadedServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -190,10 +190,10 @@ def test_first_token_is_the_first_frame_with_text():
 
 def test_targets_are_loopback_only():
     with pytest.raises(ValueError, match="127.0.0.1"):
-        Target("http://example.com:80/v1", b"{}")
+        BenchRequest("http://example.com:80/v1", b"{}")
     with pytest.raises(ValueError):
-        Target("http://localhost:8080/v1", b"{}")
-    wire = Target("http://127.0.0.1:9/x?a=1", b"{}", (("Host", "evil"), ("X-A", "b")))
+        BenchRequest("http://localhost:8080/v1", b"{}")
+    wire = BenchRequest("http://127.0.0.1:9/x?a=1", b"{}", (("Host", "evil"), ("X-A", "b")))
     assert wire.request_bytes() == (b"POST /x?a=1 HTTP/1.1\r\nHost: 127.0.0.1:9\r\nX-A: b\r\n"
                                     b"Content-Length: 2\r\n\r\n{}")
 
@@ -224,9 +224,10 @@ def test_client_reads_sized_and_chunked_replies_on_one_connection():
         async def exchange() -> list:
             connection = Connection(port)
             seen: list[tuple[str, bytes]] = []
-            sized = await connection.send(Target(f"{server.url}/ok", b'{"a":1}').request_bytes())
+            ok = BenchRequest(f"{server.url}/ok", b'{"a":1}')
+            sized = await connection.send(ok.request_bytes())
             chunked = await connection.send(
-                Target(f"{server.url}/chunked", b"{}").request_bytes(),
+                BenchRequest(f"{server.url}/chunked", b"{}").request_bytes(),
                 lambda content_type, data: seen.append((content_type, data)))
             connection.close()
             return [sized, chunked, seen]
@@ -240,11 +241,11 @@ def test_client_reads_sized_and_chunked_replies_on_one_connection():
 
 def test_runs_count_answers_and_failures_separately():
     with ThreadedServer(_echo_app) as server:
-        ok = asyncio.run(measure(Run("throughput", Target(f"{server.url}/ok", b"{}"),
+        ok = asyncio.run(measure(Run("throughput", BenchRequest(f"{server.url}/ok", b"{}"),
                                      max_requests=40, duration=5.0, concurrency=4)))
-        failing = asyncio.run(measure(Run("latency", Target(f"{server.url}/down", b"{}"),
+        failing = asyncio.run(measure(Run("latency", BenchRequest(f"{server.url}/down", b"{}"),
                                           max_requests=5, duration=5.0)))
-        stream = asyncio.run(measure(Run("stream", Target(f"{server.url}/chunked", b"{}"),
+        stream = asyncio.run(measure(Run("stream", BenchRequest(f"{server.url}/chunked", b"{}"),
                                          max_requests=3, duration=5.0)))
     assert (ok.requests, ok.errors) == (40, 0) and ok.per_second > 0
     assert (failing.requests, failing.errors) == (0, 5)
@@ -268,10 +269,12 @@ def test_the_direct_call_replays_what_the_mock_received():
     hosting = next(h for h in HOSTINGS if h.mock == "ollama")
     with run_mock(hosting.mock) as mock:
         config = kong_config.point_at(kong_config.load(hosting.example), mock.url)
-        with BundledGateway(config) as gateway:
-            proxied = Target(gateway.url + "/llama2-chat", json.dumps(SEED_CHAT).encode())
+        with bundled_gateway() as gateway:
+            proxy_url = gateway.load(config)
+            proxied = BenchRequest(proxy_url + "/llama2-chat", json.dumps(SEED_CHAT).encode())
             direct = capture_direct_call(proxied, mock.url)
-            streaming = Target(proxied.url, json.dumps({**SEED_CHAT, "stream": True}).encode())
+            streamed_body = json.dumps({**SEED_CHAT, "stream": True}).encode()
+            streaming = BenchRequest(proxied.url, streamed_body)
             streamed = capture_direct_call(streaming, mock.url, stream=True)
     assert direct.url == mock.url + "/api/chat"
     sent = json.loads(direct.body)
@@ -283,6 +286,7 @@ def test_the_direct_call_replays_what_the_mock_received():
 def test_a_failing_proxy_gives_a_reason_instead_of_figures():
     with run_mock("ollama") as mock, ThreadedServer(_failing_proxy) as proxy:
         with pytest.raises(Unavailable, match="the proxy answered 500: .*unexpected error"):
-            capture_direct_call(Target(proxy.url + "/llama2-chat", b"{}"), mock.url)
+            capture_direct_call(BenchRequest(proxy.url + "/llama2-chat", b"{}"), mock.url)
         with pytest.raises(Unavailable, match="capture call failed"):
-            capture_direct_call(Target(proxy.url + "/llama2-chat", b"{}"), mock.url + "/nowhere")
+            nowhere = mock.url + "/nowhere"
+            capture_direct_call(BenchRequest(proxy.url + "/llama2-chat", b"{}"), nowhere)

@@ -62,7 +62,7 @@ def test_completion_prompt_closing_tag_fixed_and_kong():
 
 
 def test_raw_upstream_body_matches_kongs_unit_fixture():
-    target = oracle.Target("raw", oracle.CHAT, "llama2",
+    target = oracle.RouteSetup("raw", oracle.CHAT, "llama2",
                            {"max_tokens": 512, "temperature": 0.5, "top_p": 1, "top_k": 40})
     body = oracle.expected_upstream_body(target, {"messages": KONG_UNIT_CHAT}, kong_compat=True)
     assert body["parameters"] == {
@@ -71,7 +71,7 @@ def test_raw_upstream_body_matches_kongs_unit_fixture():
 
 
 def test_ollama_upstream_body_matches_kongs_unit_fixture():
-    target = oracle.Target("ollama", oracle.COMPLETIONS, "llama2",
+    target = oracle.RouteSetup("ollama", oracle.COMPLETIONS, "llama2",
                            {"max_tokens": 512, "temperature": 0.5})
     request = {"prompt": "Explain why you can't divide by zero?"}
     assert oracle.expected_upstream_body(target, request) == {
@@ -81,7 +81,7 @@ def test_ollama_upstream_body_matches_kongs_unit_fixture():
 
 
 def test_config_tuning_wins_over_the_request_and_extras_are_kept_for_openai():
-    target = oracle.Target("openai", oracle.CHAT, "llama2", {"max_tokens": 1024, "top_p": 0.5})
+    target = oracle.RouteSetup("openai", oracle.CHAT, "llama2", {"max_tokens": 1024, "top_p": 0.5})
     request = {"messages": [{"role": "user", "content": "x"}], "max_tokens": 256,
                "temperature": 0.1, "top_p": 0.2, "top_k": 3, "seed": 7}
     body = oracle.expected_upstream_body(target, request)
@@ -91,7 +91,7 @@ def test_config_tuning_wins_over_the_request_and_extras_are_kept_for_openai():
 
 
 def test_raw_reply_takes_the_text_after_the_last_inst():
-    target = oracle.Target("raw", oracle.CHAT, None, {})
+    target = oracle.RouteSetup("raw", oracle.CHAT, None, {})
     text = "[INST]\nWhat is Sans? ?\n[/INST]\n\nIs a well known font."
     upstream = {"data": [{"generated_text": text}]}
     expected = oracle.expected_reply(target, json.dumps(upstream).encode())
@@ -105,7 +105,7 @@ def test_fixed_raw_reply_reads_every_real_shape_and_kong_only_its_own():
         {"generated_text": "prompt [/INST] answer"},
         {"responses": "prompt [/INST] answer"},
     ]
-    target = oracle.Target("raw", oracle.COMPLETIONS, None, {})
+    target = oracle.RouteSetup("raw", oracle.COMPLETIONS, None, {})
     for shape in shapes:
         assert oracle.expected_reply(target, json.dumps(shape).encode()).text == "answer"
         kong = oracle.expected_reply(target, json.dumps(shape).encode(), kong_compat=True)
@@ -115,7 +115,7 @@ def test_fixed_raw_reply_reads_every_real_shape_and_kong_only_its_own():
 
 
 def test_ollama_reply_usage_and_finish_reason():
-    target = oracle.Target("ollama", oracle.CHAT, "llama2", {})
+    target = oracle.RouteSetup("ollama", oracle.CHAT, "llama2", {})
     message = {"role": "assistant", "content": "Because I said so."}
     upstream = {"model": "llama2", "message": message, "done": True, "done_reason": "stop",
                 "prompt_eval_count": 100, "eval_count": 26}
@@ -134,7 +134,7 @@ def test_ollama_reply_usage_and_finish_reason():
 
 
 def test_openai_reply_must_be_the_upstream_body_byte_for_byte():
-    target = oracle.Target("openai", oracle.CHAT, "llama2", {})
+    target = oracle.RouteSetup("openai", oracle.CHAT, "llama2", {})
     upstream = b'{"id":"x","choices":[],"object":"chat.completion"}'
     expected = oracle.expected_reply(target, upstream)
     assert oracle.reply_deviations(expected, 200, upstream) == []

@@ -1,7 +1,8 @@
 """The oracle and the reference proxy are written independently; here they must agree.
 
 A disagreement means one of them misreads the specification: find out which before changing
-either. (Tests may import both; harness/ and mocks/ never import proxy_impl.)"""
+either. Only a test may import both: harness/ and mocks/ never import proxy_impl
+(tests/test_boundaries.py holds that rule)."""
 
 from hypothesis import given
 from hypothesis import strategies as st

@@ -2,6 +2,7 @@
 
 import pytest
 
+from proxyproof.gateways import bundled_gateway
 from proxyproof.harness.hostings import HOSTINGS
 from proxyproof.harness.seed import run_hosting
 
@@ -9,7 +10,7 @@ from proxyproof.harness.seed import run_hosting
 @pytest.mark.parametrize("kong_compat", [False, True], ids=["fixed", "kong-compat"])
 @pytest.mark.parametrize("hosting", HOSTINGS, ids=[h.mock for h in HOSTINGS])
 def test_seed_requests_conform(hosting, kong_compat):
-    results = list(run_hosting(hosting, kong_compat=kong_compat))
+    results = list(run_hosting(hosting, bundled_gateway(kong_compat), kong_compat=kong_compat))
     assert [r.route_type for r in results] == ["llm/v1/chat", "llm/v1/completions"]
     for result in results:
         assert result.deviations == [], result
