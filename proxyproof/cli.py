@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib import resources
 
-MOCK_NAMES = ("ollama", "huggingface", "llamacpp", "openai")
+from proxyproof.mocks import KIND_NAMES
+from proxyproof.serving import ListenError
+
+EXAMPLES = resources.files("proxyproof.fixtures") / "examples"
 
 DESCRIPTION = """\
 proxyproof: a reference proxy, mock upstreams and a conformance harness for Kong's AI Proxy
@@ -15,7 +19,8 @@ EPILOG = """\
 examples:
   proxyproof check                          seed conformance run: bundled proxy + mocks
   proxyproof mock all                       every mock upstream on its default port
-  proxyproof proxy --config examples/ollama.yaml
+  proxyproof proxy --example ollama         the reference proxy with a bundled example config
+  proxyproof examples ollama > kong.yaml    start your own config from an example
   proxyproof bench --quick                  proxy overhead as ratios against direct calls
 """
 
@@ -34,15 +39,17 @@ def _proxy(args: argparse.Namespace) -> int:
     from proxyproof.proxy_impl import ConfigError, describe, load_config, proxy_app
     from proxyproof.serving import serve_forever
 
+    source = args.config or _example(args.example).read_text(encoding="utf-8")
+    shown = args.config or f"example {args.example}"
     try:
-        config = load_config(args.config)
+        config = load_config(source)
     except ConfigError as error:
-        print(f"{args.config}: invalid configuration", file=sys.stderr)
+        print(f"{shown}: invalid configuration", file=sys.stderr)
         for problem in error.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
     except OSError as error:
-        print(f"{args.config}: {error.strerror or error}", file=sys.stderr)
+        print(f"{shown}: {error.strerror or error}", file=sys.stderr)
         return 2
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -57,10 +64,29 @@ def _proxy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _example_names() -> list[str]:
+    return sorted(entry.name.removesuffix(".yaml") for entry in EXAMPLES.iterdir()
+                  if entry.name.endswith(".yaml"))
+
+
+def _example(name: str):  # -> Traversable
+    return EXAMPLES / f"{name}.yaml"
+
+
+def _examples(args: argparse.Namespace) -> int:
+    if args.name is None:
+        for name in _example_names():
+            first = _example(name).read_text(encoding="utf-8").splitlines()[0]
+            print(f"{name:16} {first.lstrip('# ')}")
+        return 0
+    sys.stdout.write(_example(args.name).read_text(encoding="utf-8"))
+    return 0
+
+
 def _mock(args: argparse.Namespace) -> int:
     from proxyproof.mocks.app import serve_mocks
 
-    names = list(MOCK_NAMES) if args.name == "all" else [args.name]
+    names = list(KIND_NAMES) if args.name == "all" else [args.name]
     serve_mocks(
         names,
         host=args.host,
@@ -125,10 +151,14 @@ def parser() -> argparse.ArgumentParser:
         "with a Kong declarative config (_format_version 3.0) holding ai-proxy or "
         "ai-proxy-advanced plugins. Runs in the foreground until Ctrl-C.",
     )
-    proxy.add_argument("--config", required=True, metavar="FILE",
-                       help="Kong declarative config (YAML or JSON), e.g. examples/ollama.yaml")
+    source = proxy.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", metavar="FILE",
+                        help="your Kong declarative config (YAML or JSON), e.g. kong.yaml")
+    source.add_argument("--example", choices=_example_names(), metavar="NAME",
+                        help="a bundled example config: " + ", ".join(_example_names())
+                        + " (its upstream is the matching mock on its default port)")
     proxy.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    proxy.add_argument("--port", type=int, default=8000,
+    proxy.add_argument("--port", type=_port, default=8000,
                        help="port (default 8000, Kong's proxy port; 0 = any free port)")
     proxy.add_argument("--kong-compat", action="store_true",
                        help="reproduce Kong's quirks and bugs instead of the fixed behaviour")
@@ -142,18 +172,28 @@ def parser() -> argparse.ArgumentParser:
         "and openai (8082). Each logs one line per request and has a control API under "
         "/__mock__/ (journal, scripted responses, faults).",
     )
-    mock.add_argument("name", choices=(*MOCK_NAMES, "all"), help="which mock to run, or all")
+    mock.add_argument("name", choices=(*KIND_NAMES, "all"), help="which mock to run, or all")
     mock.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    mock.add_argument("--port", type=int, default=None,
+    mock.add_argument("--port", type=_port, default=None,
                       help="port (default: the real server's usual port); with 'all', "
                       "mocks take PORT, PORT+1, ...")
     mock.add_argument("--api-key", default=None,
                       help="require this API key (Authorization: Bearer KEY)")
     mock.add_argument("--model", action="append", metavar="NAME",
                       help="a model the server has (repeatable; default llama2)")
-    mock.add_argument("--latency", type=float, default=0.0, metavar="SECONDS",
+    mock.add_argument("--latency", type=_seconds, default=0.0, metavar="SECONDS",
                       help="wait this long before answering each generation request")
     mock.set_defaults(run=_mock)
+
+    examples = commands.add_parser(
+        "examples",
+        help="list the bundled example configs, or print one",
+        description="The example Kong declarative configs bundled with proxyproof, one per "
+        "hosting, each pointing at the matching mock on its default port. Without NAME, list "
+        "them; with NAME, print that config (e.g. `proxyproof examples ollama > kong.yaml`).",
+    )
+    examples.add_argument("name", nargs="?", choices=_example_names(), help="the example to print")
+    examples.set_defaults(run=_examples)
 
     bench = commands.add_parser(
         "bench",
@@ -186,10 +226,33 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is out of range (0 to 65535; 0 = any free)")
+    return port
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} seconds: must be 0 or more")
+    return seconds
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     try:
         sys.exit(args.run(args))
+    except ListenError as error:
+        print(f"proxyproof {args.command}: {error}", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
 

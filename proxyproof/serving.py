@@ -8,8 +8,10 @@ that builds a ``web.Application`` and hands back the URL it listens on.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -54,6 +56,25 @@ class RunningApp:
         await self.runner.cleanup()
 
 
+class ListenError(Exception):
+    """The address cannot be listened on, said in one line a user can act on."""
+
+    def __init__(self, host: str, port: int, error: BaseException) -> None:
+        reasons = {
+            errno.EADDRINUSE: "the port is already in use (pick another with --port, or --port 0 "
+            "for any free port)",
+            errno.EADDRNOTAVAIL: "this machine has no such address",
+            errno.EACCES: "permission denied (ports below 1024 need privileges)",
+        }
+        if isinstance(error, socket.gaierror):
+            reason = "unknown host name"
+        elif isinstance(error, OverflowError):
+            reason = "the port must be 0 to 65535"
+        else:
+            reason = reasons.get(getattr(error, "errno", None) or 0) or str(error)
+        super().__init__(f"cannot listen on {host}:{port}: {reason}")
+
+
 async def start_app(factory: AppFactory, host: str = "127.0.0.1", port: int = 0) -> RunningApp:
     """Start ``factory()``'s application in the running loop; ``port=0`` picks a free port."""
     app = await _build(factory)
@@ -62,7 +83,11 @@ async def start_app(factory: AppFactory, host: str = "127.0.0.1", port: int = 0)
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
-    await site.start()
+    try:
+        await site.start()
+    except (OSError, OverflowError) as error:
+        await runner.cleanup()  # the app may hold resources already (a client session)
+        raise ListenError(host, port, error) from None
     bound = site._server.sockets[0].getsockname()  # the real port when port=0
     shown_host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
     return RunningApp(runner, f"http://{shown_host}:{bound[1]}", app)

@@ -3,6 +3,7 @@
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,11 @@ def _interrupt(process: subprocess.Popen) -> int:
     return process.wait(timeout=10)
 
 
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "proxyproof", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)
+
+
 def test_help_explains_every_command():
     out = subprocess.run([sys.executable, "-m", "proxyproof", "--help"], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout
@@ -65,7 +71,7 @@ def test_mock_and_proxy_by_hand_then_ctrl_c(tmp_path):
     mock = _start("mock", "ollama", "--port", "0")
     try:
         mock_url = _read_url(mock, "ollama:")
-        example = (ROOT / "examples" / "ollama.yaml").read_text()
+        example = _run("examples", "ollama").stdout
         proxy_config = tmp_path / "ollama.yaml"
         proxy_config.write_text(example.replace("http://127.0.0.1:11434", mock_url))
         proxy = _start("proxy", "--config", str(proxy_config), "--port", "0")
@@ -109,3 +115,41 @@ def test_usage_errors_exit_2_without_traceback(args):
     run = subprocess.run([sys.executable, "-m", "proxyproof", *args], cwd=ROOT,
                          capture_output=True, text=True, timeout=30)
     assert run.returncode == 2 and "usage:" in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("args", [["mock", "ollama", "--port", "70000"],
+                                  ["proxy", "--example", "ollama", "--port", "-1"],
+                                  ["mock", "ollama", "--latency", "-0.5"],
+                                  ["mock", "ollama", "--latency", "soon"],
+                                  ["proxy", "--example", "nope"],
+                                  ["proxy", "--example", "ollama", "--config", "kong.yaml"]])
+def test_bad_values_are_usage_errors(args):
+    run = _run(*args)
+    assert run.returncode == 2 and "error: argument" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("command", [["mock", "ollama"], ["proxy", "--example", "ollama"]])
+def test_a_busy_port_is_one_clear_line(command):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        run = _run(*command, "--port", str(port))
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"proxyproof {command[0]}: cannot listen on 127.0.0.1:{port}: the port is already in use "
+        "(pick another with --port, or --port 0 for any free port)")
+    assert "Traceback" not in run.stderr and "Unclosed" not in run.stderr
+
+
+def test_an_address_that_cannot_be_bound_is_one_clear_line():
+    run = _run("mock", "ollama", "--host", "host.invalid", "--port", "0")
+    assert run.returncode == 2
+    assert run.stderr.strip() == "proxyproof mock: cannot listen on host.invalid:0: unknown host name"
+
+
+def test_examples_are_listed_and_printed():
+    listing = _run("examples").stdout.split()
+    assert {"ollama", "huggingface-raw", "llamacpp-raw", "gguf-openai"} <= set(listing)
+    assert _run("examples", "ollama").stdout.count("_format_version") == 1
