@@ -12,7 +12,8 @@ The fixed (reference) behaviour is the default; ``kong_compat=True`` reproduces 
 (``proxy_impl.behaviour`` lists them).
 """
 
-from .config import Config, ConfigError, describe, load_config
+from .config import ConfigError, describe, load_config
+from .model import Config
 from .server import proxy_app
 
 __all__ = ["Config", "ConfigError", "describe", "load_config", "proxy_app"]

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .plugin_config import PROVIDER, Target
+from .model import PROVIDER, Target
 from .streaming import StreamOutcome
 from .streaming.events import as_count
 

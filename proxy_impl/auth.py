@@ -12,7 +12,7 @@ from typing import Any
 from multidict import CIMultiDict, MultiDict
 
 from .behaviour import Behaviour
-from .plugin_config import Auth
+from .model import OPENAI, Auth
 
 
 def apply_header(auth: Auth, client_headers: Mapping[str, str], upstream: CIMultiDict[str]) -> None:
@@ -44,7 +44,7 @@ def apply_body(
     """Kong writes the field into the client table after translating it, so only the openai
     format (which forwards that table) carries it; the fixed proxy writes the upstream body."""
     param = _param_in(auth, "body")
-    if param is None or (behaviour.body_auth_only_for_openai_format and llama2_format != "openai"):
+    if param is None or (behaviour.body_auth_only_for_openai_format and llama2_format != OPENAI):
         return
     name, value = param
     # The codec may have dropped the client's field, so an override is written back too.

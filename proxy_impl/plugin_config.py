@@ -1,164 +1,38 @@
 """One ``ai-proxy`` or ``ai-proxy-advanced`` plugin ``config`` → a typed ``AiPlugin``.
 
-Validates like Kong's schema (``kong/llm/schemas/init.lua``, the 3.13 plugin schemas): types,
-enums, ranges and Kong's entity checks, with Kong's own messages. Fields Kong has but this proxy
+Validates like Kong's schema (its vocabulary is in ``kong_schema``): types, enums, ranges and
+Kong's entity checks, with Kong's own messages. Fields Kong has but this proxy
 does not act on are warnings when they carry a value; unknown fields, providers other than
 llama2 and route types other than chat/completions are errors.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import cached_property
-
 from yarl import URL
 
+from . import kong_schema as kong
 from .config_fields import Problems, Record, is_unset
+from .model import (
+    AI_PROXY,
+    CHAT,
+    COMPLETIONS,
+    DEFAULT_TIMEOUT_MS,
+    LLAMA2_FORMATS,
+    PROVIDER,
+    SUPPORTED_ROUTE_TYPES,
+    AiPlugin,
+    Auth,
+    Balancer,
+    ModelOptions,
+    Target,
+)
 from .templates import TEMPLATE, template_problems
-from .tuning import TUNING_FIELDS
-
-PROVIDER = "llama2"  # the only provider this proxy serves
-AI_PROXY = "ai-proxy"
-AI_PROXY_ADVANCED = "ai-proxy-advanced"
-CHAT = "llm/v1/chat"
-COMPLETIONS = "llm/v1/completions"
-SUPPORTED_ROUTE_TYPES = (CHAT, COMPLETIONS)
-LLAMA2_FORMATS = ("raw", "openai", "ollama")
-
-PROVIDERS = (
-    "anthropic", "azure", "bedrock", "cerebras", "cohere", "dashscope", "gemini", "huggingface",
-    "llama2", "mistral", "openai", "xai",
-)  # fmt: skip
-ROUTE_TYPES = (
-    "audio/v1/audio/speech", "audio/v1/audio/transcriptions", "audio/v1/audio/translations",
-    "image/v1/images/edits", "image/v1/images/generations", "llm/v1/assistants", "llm/v1/batches",
-    CHAT, COMPLETIONS, "llm/v1/embeddings", "llm/v1/files", "llm/v1/responses", "preserve",
-    "realtime/v1/realtime", "video/v1/videos/generations",
-)  # fmt: skip
-LLM_FORMATS = ("anthropic", "bedrock", "cohere", "gemini", "huggingface", "openai")
-GENAI_CATEGORIES = (
-    "audio/speech", "audio/transcription", "image/generation", "realtime/generation",
-    "text/embeddings", "text/generation", "video/generation",
-)  # fmt: skip
-STREAMING = ("allow", "deny", "always")
-ALGORITHMS = (
-    "round-robin", "consistent-hashing", "least-connections", "lowest-latency", "lowest-usage",
-    "priority", "semantic",
-)  # fmt: skip
-FAILOVER_CRITERIA = (
-    "error", "timeout", "invalid_header", "http_403", "http_404", "http_429", "http_500",
-    "http_502", "http_503", "http_504", "non_idempotent",
-)  # fmt: skip
-DEFAULT_TIMEOUT_MS = 60000  # Kong's connect, read and write timeouts
-MAX_TIMEOUT = 2**31 - 2
-
-# Kong's defaults for max_request_body_size: ai-proxy keeps 8 KiB (§10.1), Advanced 1 MiB (§1.1).
-DEFAULT_BODY_LIMIT = {AI_PROXY: 8192, AI_PROXY_ADVANCED: 1048576}
 
 WRITE_TIMEOUT_NOTE = (
     "is not enforced by proxyproof (only connect and read timeouts are; request bodies are "
     "written at once)"
 )
-MUST_SET_FORMAT = "must set 'model.options.llama2_format' for llama2 provider"
-MUST_SET_URL = "must set 'model.options.upstream_url' for self-hosted providers/models"
-
 _NOT_FOR_LLAMA2 = "only applies to other providers; the llama2 provider ignores it"
-# Known Kong option fields that do nothing for llama2, with Kong's defaults.
-_OTHER_PROVIDER_OPTIONS = {
-    "anthropic_version": None,
-    "azure_instance": None,
-    "azure_api_version": "2023-05-15",
-    "azure_deployment_id": None,
-    "mistral_format": None,
-    "embeddings_dimensions": None,
-    "bedrock": {"embeddings_normalize": False},
-    "gemini": {},
-    "huggingface": {},
-    "cohere": {"embedding_input_type": "classification"},
-    "dashscope": {"international": True},
-}
-_OTHER_PROVIDER_AUTH = {
-    "azure_use_managed_identity": False,
-    "azure_client_id": None,
-    "azure_client_secret": None,
-    "azure_tenant_id": None,
-    "gcp_use_service_account": False,
-    "gcp_service_account_json": None,
-    "aws_access_key_id": None,
-    "aws_secret_access_key": None,
-}
-
-
-@dataclass(frozen=True)
-class Auth:
-    header_name: str | None = None
-    header_value: str | None = field(default=None, repr=False)  # a secret: never shown
-    param_name: str | None = None
-    param_value: str | None = field(default=None, repr=False)  # a secret: never shown
-    param_location: str | None = None  # "query" | "body"
-    allow_override: bool = False
-
-    @property
-    def header(self) -> tuple[str, str] | None:
-        if self.header_name and self.header_value is not None:
-            return self.header_name, self.header_value
-        return None
-
-    @property
-    def param(self) -> tuple[str, str, str] | None:
-        if self.param_name and self.param_value is not None and self.param_location:
-            return self.param_name, self.param_value, self.param_location
-        return None
-
-
-@dataclass(frozen=True)
-class ModelOptions:
-    llama2_format: str
-    upstream_url: str  # may hold $(headers.x) / $(uri_captures.x) / $(query_params.x) templates
-    max_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    input_cost: float | None = None
-    output_cost: float | None = None
-
-    @cached_property
-    def tuning(self) -> dict[str, float | int]:
-        """The configured sampling options, which override the client's (§2); computed once."""
-        values = {name: getattr(self, name) for name in TUNING_FIELDS}
-        return {name: value for name, value in values.items() if value is not None}
-
-
-@dataclass(frozen=True)
-class Target:
-    route_type: str
-    model_name: str | None  # may hold a template; None: the client names the model
-    options: ModelOptions
-    auth: Auth = Auth()
-    log_statistics: bool = False
-    log_payloads: bool = False
-
-
-@dataclass(frozen=True)
-class Balancer:
-    """AI Proxy Advanced's ``balancer`` fields that matter with a single target."""
-
-    retries: int | None = None
-    connect_timeout: int | None = None
-    read_timeout: int | None = None
-    write_timeout: int | None = None
-    failover_criteria: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class AiPlugin:
-    kind: str  # ai-proxy | ai-proxy-advanced
-    path: str  # where it sits in the declarative file, for messages
-    target: Target
-    response_streaming: str = "allow"
-    model_name_header: bool = True
-    max_request_body_size: int = 8192  # bytes; 0 = unlimited
-    balancer: Balancer = Balancer()
 
 
 def read_plugin(kind: str, value: object, path: str, problems: Problems) -> AiPlugin | None:
@@ -168,37 +42,30 @@ def read_plugin(kind: str, value: object, path: str, problems: Problems) -> AiPl
     if config is None:
         return None
     if kind == AI_PROXY:
-        config.only(
-            {"route_type", "auth", "model", "logging", "response_streaming", "model_name_header",
-             "max_request_body_size", "llm_format", "genai_category"}
-        )  # fmt: skip
+        config.only(kong.AI_PROXY_FIELDS)
         target = _read_target(config, problems)
         balancer = Balancer()
     else:
-        config.only(
-            {"targets", "balancer", "embeddings", "vectordb", "response_streaming",
-             "model_name_header", "max_request_body_size", "llm_format", "genai_category"}
-        )  # fmt: skip
+        config.only(kong.AI_PROXY_ADVANCED_FIELDS)
         target = _read_single_target(config, problems)
         balancer = _read_balancer(config.record("balancer"))
         config.warn_if_set(
             {"embeddings": None, "vectordb": None},
             "semantic routing is not implemented by proxyproof",
         )
-    streaming = config.string("response_streaming", one_of=STREAMING) or "allow"
+    streaming = config.string("response_streaming", one_of=kong.STREAMING) or "allow"
     name_header = config.boolean("model_name_header", True)
-    limit = config.integer("max_request_body_size", DEFAULT_BODY_LIMIT[kind], at_least=0)
-    _only_supported(config, "llm_format", LLM_FORMATS, "openai", "client-side format")
-    _only_supported(config, "genai_category", GENAI_CATEGORIES, "text/generation", "category")
+    limit = config.integer("max_request_body_size", kong.DEFAULT_BODY_LIMIT[kind], at_least=0)
+    _only_supported(config, "llm_format", kong.LLM_FORMATS, "openai", "client-side format")
+    _only_supported(config, "genai_category", kong.GENAI_CATEGORIES, "text/generation", "category")
     if target is None or len(problems.errors) > before:
         return None
     return AiPlugin(
         kind=kind,
-        path=path,
         target=target,
         response_streaming=streaming,
         model_name_header=name_header,
-        max_request_body_size=limit if limit is not None else DEFAULT_BODY_LIMIT[kind],
+        max_request_body_size=limit if limit is not None else kong.DEFAULT_BODY_LIMIT[kind],
         balancer=balancer,
     )
 
@@ -228,7 +95,7 @@ def _read_single_target(config: Record, problems: Problems) -> Target | None:
     if not targets:
         return None
     target = targets[0]
-    target.only({"route_type", "model", "auth", "logging", "weight", "description", "metadata"})
+    target.only(kong.TARGET_FIELDS)
     target.integer("weight", 100, between=(1, 65535))
     target.string("description")
     return _read_target(target, problems)
@@ -237,7 +104,7 @@ def _read_single_target(config: Record, problems: Problems) -> Target | None:
 def _read_target(record: Record, problems: Problems) -> Target | None:
     """The target fields shared by ai-proxy's config and each ai-proxy-advanced target."""
     before = len(problems.errors)
-    route_type = record.string("route_type", required=True, one_of=ROUTE_TYPES)
+    route_type = record.string("route_type", required=True, one_of=kong.ROUTE_TYPES)
     if route_type is not None and route_type not in SUPPORTED_ROUTE_TYPES:
         problems.error(
             record.at("route_type"),
@@ -249,13 +116,13 @@ def _read_target(record: Record, problems: Problems) -> Target | None:
     logging = record.record("logging")
     log_statistics = log_payloads = False
     if logging is not None:
-        logging.only({"log_statistics", "log_payloads"})
+        logging.only(kong.LOGGING_FIELDS)
         log_statistics = logging.boolean("log_statistics", False)
         log_payloads = logging.boolean("log_payloads", False)
     if model is None:
         return None
-    model.only({"provider", "name", "options"})
-    provider = model.string("provider", required=True, one_of=PROVIDERS)
+    model.only(kong.MODEL_FIELDS)
+    provider = model.string("provider", required=True, one_of=kong.PROVIDERS)
     name = model.string("name")
     if name is not None:
         _check_templates(model, "name", name)
@@ -287,13 +154,10 @@ def _read_options(model: Record) -> ModelOptions | None:
     format_path = f"{model.at('options')}.llama2_format"
     url_path = f"{model.at('options')}.upstream_url"
     if options is None:
-        problems.error(format_path, MUST_SET_FORMAT)
-        problems.error(url_path, MUST_SET_URL)
+        problems.error(format_path, kong.MUST_SET_FORMAT)
+        problems.error(url_path, kong.MUST_SET_URL)
         return None
-    options.only(
-        {"llama2_format", "upstream_url", "upstream_path", "max_tokens", "temperature", "top_p",
-         "top_k", "input_cost", "output_cost", *_OTHER_PROVIDER_OPTIONS}
-    )  # fmt: skip
+    options.only(kong.LLAMA2_OPTIONS | kong.OTHER_PROVIDER_OPTIONS.keys())
     llama2_format = options.string("llama2_format", one_of=LLAMA2_FORMATS)
     upstream_url = options.string("upstream_url")
     max_tokens = options.integer("max_tokens")
@@ -303,11 +167,11 @@ def _read_options(model: Record) -> ModelOptions | None:
     input_cost = options.number("input_cost", greater_than=0)
     output_cost = options.number("output_cost", greater_than=0)
     options.warn_if_set({"upstream_path": None}, "only the 'preserve' route_type uses it")
-    options.warn_if_set(_OTHER_PROVIDER_OPTIONS, _NOT_FOR_LLAMA2)
+    options.warn_if_set(kong.OTHER_PROVIDER_OPTIONS, _NOT_FOR_LLAMA2)
     if llama2_format is None and is_unset(options.raw("llama2_format")):
-        problems.error(format_path, MUST_SET_FORMAT)
+        problems.error(format_path, kong.MUST_SET_FORMAT)
     if upstream_url is None and is_unset(options.raw("upstream_url")):
-        problems.error(url_path, MUST_SET_URL)
+        problems.error(url_path, kong.MUST_SET_URL)
     elif upstream_url is not None:
         _check_url(options, upstream_url)
     if llama2_format is None or upstream_url is None:
@@ -329,19 +193,16 @@ def _read_auth(auth: Record | None) -> Auth | None:
         return Auth()
     problems = auth.problems
     before = len(problems.errors)
-    auth.only(
-        {"header_name", "header_value", "param_name", "param_value", "param_location",
-         "allow_override", *_OTHER_PROVIDER_AUTH}
-    )  # fmt: skip
+    auth.only(kong.AUTH_FIELDS | kong.OTHER_PROVIDER_AUTH.keys())
     values = {
         "header_name": auth.string("header_name"),
         "header_value": auth.string("header_value"),
         "param_name": auth.string("param_name"),
         "param_value": auth.string("param_value"),
-        "param_location": auth.string("param_location", one_of=("query", "body")),
+        "param_location": auth.string("param_location", one_of=kong.PARAM_LOCATIONS),
     }
     allow_override = auth.boolean("allow_override", False)
-    auth.warn_if_set(_OTHER_PROVIDER_AUTH, _NOT_FOR_LLAMA2)
+    auth.warn_if_set(kong.OTHER_PROVIDER_AUTH, _NOT_FOR_LLAMA2)
     for group in (("header_name", "header_value"), ("param_name", "param_value", "param_location")):
         given = [name for name in group if not is_unset(auth.raw(name))]
         if given and len(given) != len(group):
@@ -355,32 +216,25 @@ def _read_auth(auth: Record | None) -> Auth | None:
 def _read_balancer(balancer: Record | None) -> Balancer:
     if balancer is None:
         return Balancer()
-    balancer.only(
-        {"algorithm", "retries", "connect_timeout", "read_timeout", "write_timeout",
-         "failover_criteria", "max_fails", "fail_timeout", "hash_on_header", "latency_strategy",
-         "tokens_count_strategy", "slots"}
-    )  # fmt: skip
-    balancer.string("algorithm", one_of=ALGORITHMS)
+    balancer.only(kong.BALANCER_FIELDS)
+    balancer.string("algorithm", one_of=kong.ALGORITHMS)
     balancer.string("hash_on_header")
-    balancer.string("latency_strategy", one_of=("tpot", "e2e"))
-    balancer.string(
-        "tokens_count_strategy",
-        one_of=("total-tokens", "prompt-tokens", "completion-tokens", "cost", "llm-accuracy"),
-    )
+    balancer.string("latency_strategy", one_of=kong.LATENCY_STRATEGIES)
+    balancer.string("tokens_count_strategy", one_of=kong.TOKENS_COUNT_STRATEGIES)
     balancer.integer("slots", between=(10, 65536))
-    balancer.integer("fail_timeout", between=(1, MAX_TIMEOUT))
+    balancer.integer("fail_timeout", between=(1, kong.MAX_TIMEOUT))
     if balancer.integer("max_fails", between=(0, 32767)):
         balancer.problems.warn(
             balancer.at("max_fails"),
             "is set but the circuit breaker is not implemented by proxyproof (single target)",
         )
     balancer.warn_if_set({"write_timeout": DEFAULT_TIMEOUT_MS}, WRITE_TIMEOUT_NOTE)
-    criteria = balancer.strings("failover_criteria", one_of=FAILOVER_CRITERIA)
+    criteria = balancer.strings("failover_criteria", one_of=kong.FAILOVER_CRITERIA)
     return Balancer(
         retries=balancer.integer("retries", between=(0, 32767)),
-        connect_timeout=balancer.integer("connect_timeout", between=(1, MAX_TIMEOUT)),
-        read_timeout=balancer.integer("read_timeout", between=(1, MAX_TIMEOUT)),
-        write_timeout=balancer.integer("write_timeout", between=(1, MAX_TIMEOUT)),
+        connect_timeout=balancer.integer("connect_timeout", between=(1, kong.MAX_TIMEOUT)),
+        read_timeout=balancer.integer("read_timeout", between=(1, kong.MAX_TIMEOUT)),
+        write_timeout=balancer.integer("write_timeout", between=(1, kong.MAX_TIMEOUT)),
         failover_criteria=tuple(criteria) if criteria is not None else None,
     )
 

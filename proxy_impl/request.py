@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 
 from . import tuning
 from .behaviour import Behaviour
-from .plugin_config import CHAT, COMPLETIONS
+from .model import CHAT, COMPLETIONS, OPENAI
 
 NO_PROMPTS = "request body doesn't contain valid prompts"
 NGINX_BODY_BUFFER = 8192  # nginx keeps bodies up to this size in memory (Kong's default)
@@ -123,7 +123,7 @@ def plan_request(
 
     planned = tuning.merge_tuning(body, configured_tuning)
     if behaviour.empty_messages_with_prompt_plaintext_400:
-        if llama2_format != "openai" and _lua_truthy_pair(planned):
+        if llama2_format != OPENAI and _lua_truthy_pair(planned):
             return Rejection(
                 "cannot run raw 'prompt' and chat history 'messages' requests at the same time "
                 "- refer to schema",

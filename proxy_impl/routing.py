@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .config import PathRule, Route
+from .model import PathRule, Route
 
 
 @dataclass(frozen=True)

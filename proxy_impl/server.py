@@ -24,8 +24,8 @@ from . import auth, errors, upstream
 from .analytics import Outcome, log_line
 from .behaviour import Behaviour, behaviour_for
 from .codecs import Codec, EncodeError, Exchange, TransformError, codec_for, compact_json
-from .config import Config, Route, load_config
-from .plugin_config import PROVIDER, AiPlugin
+from .config import load_config
+from .model import PROVIDER, AiPlugin, Config, Route
 from .reply import Timing, accepts_gzip, send
 from .request import NGINX_BODY_BUFFER, Plan, Rejection, parse_body, plan_request
 from .routing import Router

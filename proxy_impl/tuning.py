@@ -10,8 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .behaviour import Behaviour
-
-TUNING_FIELDS = ("max_tokens", "temperature", "top_p", "top_k")
+from .model import TUNING_FIELDS
 
 
 def resolve_model_name(

@@ -20,7 +20,7 @@ from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 from yarl import URL
 
 from .behaviour import Behaviour
-from .config import UpstreamPolicy
+from .model import UpstreamPolicy
 
 FailureKind = Literal["refused", "broken", "timeout", "dns"]
 FAILURE_STATUS: dict[FailureKind, int] = {"refused": 502, "broken": 502, "timeout": 504, "dns": 503}

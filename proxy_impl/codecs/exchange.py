@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..behaviour import Behaviour
-from ..plugin_config import CHAT
-from ..tuning import TUNING_FIELDS
+from ..model import CHAT, TUNING_FIELDS
 
 
 class EncodeError(ValueError):

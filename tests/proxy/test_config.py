@@ -10,7 +10,7 @@ import pytest
 from proxy_support import CHAT, advanced, ai_proxy, declarative
 
 from proxyproof.proxy_impl import ConfigError, describe, load_config
-from proxyproof.proxy_impl.config import UpstreamPolicy
+from proxyproof.proxy_impl.model import UpstreamPolicy
 
 EXAMPLES = sorted(
     (resources.files("proxyproof.fixtures") / "examples").iterdir(), key=lambda path: path.name
@@ -296,7 +296,7 @@ def test_top_level_routes_and_plugins_refer_by_name():
     }
     route = load_config(config).routes[0]
     assert route.name == "chat"
-    assert route.plugin.path == "plugins[0].config"
+    assert route.plugin.target.options.upstream_url == "http://n"
     assert route.upstream.read_timeout == 1234
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from proxyproof.proxy_impl.config import PathRule, Route
+from proxyproof.proxy_impl.model import PathRule, Route
 from proxyproof.proxy_impl.routing import Router
 
 
@@ -14,7 +14,7 @@ def route(name, *paths, methods=(), hosts=(), regex_priority=0):
         PathRule(p, re.compile(p[1:].replace("(?<", "(?P<"))) if p.startswith("~") else PathRule(p)
         for p in paths
     )
-    return Route(name, name, rules, methods=methods, hosts=hosts, regex_priority=regex_priority)
+    return Route(name, rules, methods=methods, hosts=hosts, regex_priority=regex_priority)
 
 
 def matched(router, path, method="POST", host="localhost"):

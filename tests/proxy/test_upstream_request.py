@@ -7,7 +7,7 @@ from multidict import CIMultiDict, MultiDict
 
 from proxyproof.proxy_impl import auth, upstream
 from proxyproof.proxy_impl.behaviour import FIXED, KONG
-from proxyproof.proxy_impl.plugin_config import Auth
+from proxyproof.proxy_impl.model import Auth
 
 
 def url_and_query(upstream_url, client_query=(), behaviour=FIXED):
