@@ -1,8 +1,8 @@
 """Protocol-faithful mock upstreams: HuggingFace (Inference API + TGI), Ollama, llama.cpp and an
 OpenAI-style server, each with a request journal and scriptable faults under ``/__mock__/``.
 
-Public API (implemented in ``proxyproof.mocks.app`` and ``proxyproof.mocks.control``, imported on first use so that
-``import proxyproof.mocks`` — and the pytest plugin — stay cheap):
+Public API (implemented in ``proxyproof.mocks.app`` and ``proxyproof.mocks.control``, imported on
+first use so that ``import proxyproof.mocks`` — and the pytest plugin — stay cheap):
 
 - ``KIND_NAMES`` and ``kind(name)``: the servers and their ``MockKind`` description.
 - ``mock_app(name, settings)``: the aiohttp application of one mock.

@@ -7,20 +7,20 @@ Every request to a mock goes through one pipeline, in this order:
 2. control-API scripts: the first matching script wins (``response`` answers at once; ``reply``
    replaces the generated text; a ``fault`` replaces the reply or alters it on the way out);
 3. the API-key check when ``settings.api_key`` is set (``Authorization: Bearer <key>``, and
-   ``X-Api-Key`` where ``KIND.x_api_key``, as on llama.cpp); routes marked ``public`` skip it; a
+   ``X-Api-Key`` where ``KIND.x_api_key``, as on llama.cpp); endpoints marked ``public`` skip it; a
    bad key gets ``KIND.unauthorized(call)``;
-4. the route handler (an unknown path gets ``KIND.not_found(call)``, a known path with the wrong
-   method a 405 from ``KIND.error``; a handler that raises gets ``KIND.error(500, ...)``, never
-   aiohttp's HTML page); ``GET`` routes also answer ``HEAD``;
+4. the endpoint's handler (an unknown path gets ``KIND.not_found(call)``, a known path with the
+   wrong method a 405 from ``KIND.error``; a handler that raises gets ``KIND.error(500, ...)``,
+   never aiohttp's HTML page); ``GET`` endpoints also answer ``HEAD``;
 5. ``settings.latency`` when the handler generated text (``call.generate``), then the reply is
    written by ``faults.transmit``.
 
-The route is looked up before the scripts run, so every reply, a fault's included, sees the
+The endpoint is looked up before the scripts run, so every reply, a fault's included, sees the
 ``call.match_info`` of its path (the HF Inference API's loading reply names the requested model).
 
-A handler may carry a ``stream_error`` attribute (``Callable[[str], bytes]``): the mid-stream
-error frame of its own protocol, used by the ``stream_error`` fault instead of
-``KIND.stream_error`` (``openai_compat`` handlers do, so Ollama's ``/v1`` streams get SSE errors).
+An endpoint may name its own mid-stream error frame (``Endpoint.stream_error``), which the
+``stream_error`` fault then uses instead of ``KIND.stream_error`` (Ollama's ``/v1`` streams get SSE
+errors, its native ones NDJSON).
 
 Ways to run a mock: ``mock_app`` (the application), ``MockServer`` (``async with``, in the
 running loop), ``run_mock`` (a background thread, for synchronous code and pytest) and
@@ -46,11 +46,11 @@ from . import KIND_NAMES, control, faults, kind, strict_json
 from .base import (
     BytesReply,
     Call,
+    Endpoint,
     JsonReply,
     MockKind,
     MockSettings,
     Reply,
-    Route,
     StreamReply,
 )
 from .control import MockControl, MockState
@@ -68,18 +68,18 @@ Log = Callable[[str], None]
 # --- routing --------------------------------------------------------------------------------
 
 
-class RouteTable:
-    """Path -> routes by method. Static paths are one dict lookup; patterns are compiled once."""
+class EndpointTable:
+    """Path -> endpoints by method. Static paths are one dict lookup; patterns are compiled once."""
 
-    def __init__(self, routes: tuple[Route, ...]) -> None:
-        self._static: dict[str, dict[str, Route]] = {}
-        patterns: dict[str, dict[str, Route]] = {}
-        for route in routes:
-            table = patterns if "{" in route.path else self._static
-            table.setdefault(route.path, {})[route.method] = route
+    def __init__(self, endpoints: tuple[Endpoint, ...]) -> None:
+        self._static: dict[str, dict[str, Endpoint]] = {}
+        patterns: dict[str, dict[str, Endpoint]] = {}
+        for endpoint in endpoints:
+            table = patterns if "{" in endpoint.path else self._static
+            table.setdefault(endpoint.path, {})[endpoint.method] = endpoint
         self._dynamic = [(_compile(path), methods) for path, methods in patterns.items()]
 
-    def resolve(self, path: str) -> tuple[dict[str, Route], dict[str, str]] | None:
+    def resolve(self, path: str) -> tuple[dict[str, Endpoint], dict[str, str]] | None:
         methods = self._static.get(path)
         if methods is not None:
             return methods, {}
@@ -109,7 +109,7 @@ class _Pipeline:
         self, mock: MockKind, settings: MockSettings, state: MockState, log: Log | None
     ) -> None:
         self.kind, self.settings, self.state, self.log = mock, settings, state, log
-        self.table = RouteTable(mock.routes)
+        self.table = EndpointTable(mock.endpoints)
         self.key = settings.api_key.encode() if settings.api_key is not None else None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -151,12 +151,12 @@ class _Pipeline:
         if fault is not None and fault.kind in faults.REPLACING:
             reply = faults.fault_reply(fault, self.kind, call)
             return await self._transmit(request, reply, fault, entry, stream_error)
-        reply, route = self._dispatch(call, None if found is None else found[0])
+        reply, endpoint = self._dispatch(call, None if found is None else found[0])
         breaks_stream = fault is not None and fault.kind == "stream_error"
         if breaks_stream and not isinstance(reply, StreamReply):
             reply = self.kind.error(500, fault.message)  # no stream to break: a plain error
-        if route is not None:
-            stream_error = getattr(route.handler, "stream_error", stream_error)
+        if endpoint is not None and endpoint.stream_error is not None:
+            stream_error = endpoint.stream_error
         latency = self.settings.latency if call.generated else 0.0
         if latency and not await faults.pause(request, latency):
             entry.outcome = "client_disconnected"
@@ -177,22 +177,22 @@ class _Pipeline:
             return await faults.transmit(request, error, None, entry, stream_error)
 
     def _dispatch(
-        self, call: Call, methods: dict[str, Route] | None
-    ) -> tuple[Reply, Route | None]:
+        self, call: Call, methods: dict[str, Endpoint] | None
+    ) -> tuple[Reply, Endpoint | None]:
         if methods is None:
             return self._run(self.kind.not_found, call), None
-        route = methods.get(call.method)
-        if route is None and call.method == "HEAD":
-            route = methods.get("GET")
-        if route is None:
+        endpoint = methods.get(call.method)
+        if endpoint is None and call.method == "HEAD":
+            endpoint = methods.get("GET")
+        if endpoint is None:
             allowed = ", ".join(sorted({*methods, *(("HEAD",) if "GET" in methods else ())}))
             message = f"Method {call.method} is not allowed on {call.path}; use {allowed}"
             reply = self._run(lambda c: self.kind.error(405, message), call)
             reply.headers["Allow"] = allowed
             return reply, None
-        if self.key is not None and not route.public and not self._authorized(call.headers):
-            return self._run(self.kind.unauthorized, call), route
-        return self._run(route.handler, call), route
+        if self.key is not None and not endpoint.public and not self._authorized(call.headers):
+            return self._run(self.kind.unauthorized, call), endpoint
+        return self._run(endpoint.handler, call), endpoint
 
     def _authorized(self, headers: Mapping[str, str]) -> bool:
         assert self.key is not None

@@ -7,7 +7,7 @@ scripted responses and faults (latency, per-chunk delay, resets, truncation, ...
 reply. Handlers therefore never sleep, never touch the transport and are trivially testable.
 
 Each server module (``ollama``, ``huggingface``, ``llamacpp``, ``openai``) exposes ``KIND``: a
-``MockKind`` naming its routes and the error bodies it answers in its own dialect.
+``MockKind`` naming its endpoints and the error bodies it answers in its own dialect.
 """
 
 from __future__ import annotations
@@ -94,18 +94,23 @@ Handler = Callable[[Call], Reply]
 
 
 @dataclass(frozen=True)
-class Route:
+class Endpoint:
+    """A method and path a mock serves, and the handler that answers it."""
+
     method: str  # "GET", "POST", ... ("GET" also answers HEAD)
     path: str  # an aiohttp pattern, e.g. "/models/{model_id:.+}"
     handler: Handler
     public: bool = False  # reachable without the API key (health, info, model lists)
+    # The mid-stream error frame of this endpoint's protocol when it differs from the kind's
+    # (Ollama's native routes speak NDJSON, its /v1 ones SSE); None: ``MockKind.stream_error``.
+    stream_error: Callable[[str], bytes] | None = None
 
 
 @dataclass(frozen=True)
 class MockKind:
     name: str  # "ollama", "huggingface", "llamacpp", "openai"
     default_port: int  # what `proxyproof mock NAME` listens on without --port
-    routes: tuple[Route, ...]
+    endpoints: tuple[Endpoint, ...]
     unauthorized: Handler  # the reply to a missing or wrong API key
     not_found: Handler  # the reply to an unknown path
     error: Callable[[int, str], Reply]  # any error (status, message) in this server's dialect

@@ -393,7 +393,8 @@ class MockState:
                 "api_key_set": self.settings.api_key is not None,
             },
             "endpoints": [
-                {"method": r.method, "path": r.path, "public": r.public} for r in self.kind.routes
+                {"method": e.method, "path": e.path, "public": e.public}
+                for e in self.kind.endpoints
             ],
             "control": list(CONTROL_ENDPOINTS),
             "fault_kinds": faults.describe_faults(),

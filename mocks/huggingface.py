@@ -20,7 +20,7 @@ import functools
 from typing import Any
 
 from . import generation, openai_compat, tgi_request
-from .base import BytesReply, Call, JsonReply, MockKind, Reply, Route, StreamReply, sse_frame
+from .base import BytesReply, Call, Endpoint, JsonReply, MockKind, Reply, StreamReply, sse_frame
 from .tgi_request import GenerateRequest, error
 
 TGI_VERSION = "3.3.6"
@@ -237,21 +237,21 @@ _compat_generate = functools.partial(_generate_route, compat=True)
 _generate_once = functools.partial(_generate_route, compat=False)
 _generate_stream = functools.partial(_generate_route, compat=False, stream=True)
 
-NATIVE_ROUTES: tuple[Route, ...] = (
-    Route("POST", "/models/{model_id:.+}", _compat_generate),
-    Route("POST", "/", _compat_generate),
-    Route("GET", "/", _health, public=True),
-    Route("POST", "/generate", _generate_once),
-    Route("POST", "/generate_stream", _generate_stream),
-    Route("GET", "/info", _info, public=True),
-    Route("GET", "/health", _health, public=True),
-    Route("GET", "/ping", _health, public=True),
+NATIVE_ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("POST", "/models/{model_id:.+}", _compat_generate),
+    Endpoint("POST", "/", _compat_generate),
+    Endpoint("GET", "/", _health, public=True),
+    Endpoint("POST", "/generate", _generate_once),
+    Endpoint("POST", "/generate_stream", _generate_stream),
+    Endpoint("GET", "/info", _info, public=True),
+    Endpoint("GET", "/health", _health, public=True),
+    Endpoint("GET", "/ping", _health, public=True),
 )
 
 KIND = MockKind(
     name="huggingface",
     default_port=8081,
-    routes=NATIVE_ROUTES + openai_compat.routes(openai_compat.TGI),
+    endpoints=NATIVE_ENDPOINTS + openai_compat.endpoints(openai_compat.TGI),
     unauthorized=unauthorized,
     not_found=not_found,
     error=error,

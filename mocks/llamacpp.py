@@ -25,7 +25,17 @@ from typing import Any
 
 from . import generation, openai_compat
 from . import llamacpp_request as fields
-from .base import NOT_JSON, Call, Handler, JsonReply, MockKind, Reply, Route, StreamReply, sse_frame
+from .base import (
+    NOT_JSON,
+    Call,
+    Endpoint,
+    Handler,
+    JsonReply,
+    MockKind,
+    Reply,
+    StreamReply,
+    sse_frame,
+)
 from .llamacpp_request import JSON_UTF8, SERVER_HEADER, error, json_type, not_json
 from .openai_compat import llamacpp_timings
 
@@ -410,7 +420,7 @@ def _detokenize(call: Call) -> Reply:
 def _with_server_header(handler: Handler) -> Handler:
     """llama.cpp's HTTP layer stamps every response, the OpenAI-compatible ones included."""
 
-    @functools.wraps(handler)  # keeps the handler's attributes (openai_compat's stream_error)
+    @functools.wraps(handler)
     def stamped(call: Call) -> Reply:
         reply = handler(call)
         reply.headers.setdefault("Server", SERVER_HEADER["Server"])
@@ -419,24 +429,24 @@ def _with_server_header(handler: Handler) -> Handler:
     return stamped
 
 
-NATIVE_ROUTES: tuple[Route, ...] = (
-    Route("GET", "/health", _health, public=True),
-    Route("GET", "/v1/health", _health, public=True),
-    Route("GET", "/props", _props),
-    Route("POST", "/props", _props_update),
-    Route("POST", "/completion", _completion),
-    Route("POST", "/completions", _completion),
-    Route("POST", "/tokenize", _tokenize),
-    Route("POST", "/detokenize", _detokenize),
-    Route("POST", "/raw", _raw),
+NATIVE_ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("GET", "/health", _health, public=True),
+    Endpoint("GET", "/v1/health", _health, public=True),
+    Endpoint("GET", "/props", _props),
+    Endpoint("POST", "/props", _props_update),
+    Endpoint("POST", "/completion", _completion),
+    Endpoint("POST", "/completions", _completion),
+    Endpoint("POST", "/tokenize", _tokenize),
+    Endpoint("POST", "/detokenize", _detokenize),
+    Endpoint("POST", "/raw", _raw),
 )
 
 KIND = MockKind(
     name="llamacpp",
     default_port=8080,
-    routes=tuple(
-        replace(route, handler=_with_server_header(route.handler))
-        for route in NATIVE_ROUTES + openai_compat.routes(openai_compat.LLAMACPP)
+    endpoints=tuple(
+        replace(endpoint, handler=_with_server_header(endpoint.handler))
+        for endpoint in NATIVE_ENDPOINTS + openai_compat.endpoints(openai_compat.LLAMACPP)
     ),
     unauthorized=unauthorized,
     not_found=not_found,

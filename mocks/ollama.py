@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import generation, ollama_request, openai_compat
-from .base import BytesReply, Call, JsonReply, MockKind, Reply, Route, StreamReply, ndjson_line
+from .base import BytesReply, Call, Endpoint, JsonReply, MockKind, Reply, StreamReply, ndjson_line
 from .ollama_request import (
     EMBEDDING_SIZE,
     GIN_JSON,
@@ -422,22 +422,22 @@ def stream_error(message: str) -> bytes:
     return ndjson_line({"error": message})
 
 
-NATIVE_ROUTES: tuple[Route, ...] = (
-    Route("GET", "/", _root, public=True),
-    Route("GET", "/api/version", _version, public=True),
-    Route("GET", "/api/tags", _tags),
-    Route("POST", "/api/show", _show),
-    Route("GET", "/api/ps", _ps),
-    Route("POST", "/api/generate", _generate),
-    Route("POST", "/api/chat", _chat),
-    Route("POST", "/api/embed", _embed),
-    Route("POST", "/api/embeddings", _embeddings_legacy),
+NATIVE_ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("GET", "/", _root, public=True),
+    Endpoint("GET", "/api/version", _version, public=True),
+    Endpoint("GET", "/api/tags", _tags),
+    Endpoint("POST", "/api/show", _show),
+    Endpoint("GET", "/api/ps", _ps),
+    Endpoint("POST", "/api/generate", _generate),
+    Endpoint("POST", "/api/chat", _chat),
+    Endpoint("POST", "/api/embed", _embed),
+    Endpoint("POST", "/api/embeddings", _embeddings_legacy),
 )
 
 KIND = MockKind(
     name="ollama",
     default_port=11434,
-    routes=NATIVE_ROUTES + openai_compat.routes(openai_compat.OLLAMA),
+    endpoints=NATIVE_ENDPOINTS + openai_compat.endpoints(openai_compat.OLLAMA),
     unauthorized=unauthorized,
     not_found=not_found,
     error=error,

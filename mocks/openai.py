@@ -66,7 +66,7 @@ def loading(call: Call, estimated_time: float) -> Reply:
 KIND = MockKind(
     name="openai",
     default_port=8082,
-    routes=openai_compat.routes(openai_compat.OPENAI),
+    endpoints=openai_compat.endpoints(openai_compat.OPENAI),
     unauthorized=unauthorized,
     not_found=not_found,
     error=openai_compat.openai_error,

@@ -19,9 +19,8 @@ Choices worth knowing:
 - Embeddings accept any model name: a vector is a function of the input text and the dimension
   only (unit length; similar texts are not close). Ollama's are those of its ``/api/embed``.
 
-Each handler carries a ``stream_error`` attribute: the dialect's mid-stream error frame, which the
-I/O edge prefers over ``MockKind.stream_error`` (Ollama's native routes speak NDJSON, its ``/v1``
-routes SSE).
+Each endpoint carries the dialect's mid-stream error frame (``Endpoint.stream_error``): Ollama's
+native routes speak NDJSON, its ``/v1`` ones SSE.
 """
 
 from __future__ import annotations
@@ -32,11 +31,11 @@ import hashlib
 import json
 import struct
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import generation, llamacpp_request, ollama_request, tgi_request
-from .base import NOT_JSON, Call, Handler, JsonReply, Reply, Route, StreamReply, sse_frame
+from .base import NOT_JSON, Call, Endpoint, Handler, JsonReply, Reply, StreamReply, sse_frame
 
 EMBEDDING_DIMENSIONS = 384
 MODEL_CREATED = 1_700_000_000  # "created" of listed models: a fixed date, there is no model file
@@ -901,24 +900,28 @@ def _bind(dialect: Dialect, function: Callable[[Dialect, Call], Reply]) -> Handl
         return function(dialect, call)
 
     handler.__name__ = f"{dialect.name}_{function.__name__}"
-    handler.stream_error = dialect.stream_error  # type: ignore[attr-defined]
     return handler
 
 
-def routes(dialect: Dialect) -> tuple[Route, ...]:
-    """The ``/v1/*`` routes of ``dialect`` (plus its path aliases), ready for ``MockKind``."""
+def endpoints(dialect: Dialect) -> tuple[Endpoint, ...]:
+    """The ``/v1/*`` endpoints of ``dialect`` (plus its path aliases), ready for ``MockKind``.
+
+    Each carries the dialect's SSE error frame: the server's own may be another protocol's."""
+
+    def endpoint(method: str, path: str, function: Callable[[Dialect, Call], Reply],
+                 public: bool = False) -> Endpoint:
+        return Endpoint(method, path, _bind(dialect, function), public, dialect.stream_error)
+
     public = dialect.models_public
     table = [
-        Route("POST", "/v1/chat/completions", _bind(dialect, chat_completions)),
-        Route("POST", "/v1/completions", _bind(dialect, completions)),
-        Route("GET", "/v1/models", _bind(dialect, list_models), public=public),
+        endpoint("POST", "/v1/chat/completions", chat_completions),
+        endpoint("POST", "/v1/completions", completions),
+        endpoint("GET", "/v1/models", list_models, public),
     ]
     if dialect.retrieve_model:
-        table.append(Route("GET", "/v1/models/{model:.+}", _bind(dialect, retrieve_model), public))
+        table.append(endpoint("GET", "/v1/models/{model:.+}", retrieve_model, public))
     if dialect.embeddings:
-        table.append(Route("POST", "/v1/embeddings", _bind(dialect, embeddings)))
-    by_path = {route.path: route for route in table}
-    for original, alias in dialect.aliases:
-        route = by_path[original]
-        table.append(Route(route.method, alias, route.handler, route.public))
+        table.append(endpoint("POST", "/v1/embeddings", embeddings))
+    by_path = {entry.path: entry for entry in table}
+    table += [replace(by_path[original], path=alias) for original, alias in dialect.aliases]
     return tuple(table)

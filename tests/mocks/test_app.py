@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from proxyproof.mocks import app as mock_app
-from proxyproof.mocks.app import RouteTable, run_mock
-from proxyproof.mocks.base import BytesReply, Call, JsonReply, MockKind, Reply, Route, sse_frame
+from proxyproof.mocks.app import EndpointTable, run_mock
+from proxyproof.mocks.base import BytesReply, Call, Endpoint, JsonReply, MockKind, Reply, sse_frame
 
 CHAT = {"model": "llama2", "messages": [{"role": "user", "content": "hi"}]}
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,12 +43,12 @@ def _public(call: Call) -> Reply:
 TEST_KIND = MockKind(
     name="openai",
     default_port=0,
-    routes=(
-        Route("GET", "/boom", _boom),
-        Route("GET", "/odd", _not_a_reply),
-        Route("GET", "/items/{item_id:.+}", _echo),
-        Route("DELETE", "/items/{item_id:.+}", _echo),
-        Route("GET", "/public", _public, public=True),
+    endpoints=(
+        Endpoint("GET", "/boom", _boom),
+        Endpoint("GET", "/odd", _not_a_reply),
+        Endpoint("GET", "/items/{item_id:.+}", _echo),
+        Endpoint("DELETE", "/items/{item_id:.+}", _echo),
+        Endpoint("GET", "/public", _public, public=True),
     ),
     unauthorized=lambda call: _error(401, "who are you"),
     not_found=lambda call: _error(404, f"no {call.path}"),
@@ -66,14 +66,14 @@ def custom(monkeypatch: pytest.MonkeyPatch) -> Iterator[mock_app.RunningMock]:
 
 
 def test_route_table_matches_static_and_pattern_paths() -> None:
-    table = RouteTable(TEST_KIND.routes)
+    table = EndpointTable(TEST_KIND.endpoints)
     assert table.resolve("/nowhere") is None
     methods, info = table.resolve("/boom")  # type: ignore[misc]
     assert set(methods) == {"GET"} and info == {}
     methods, info = table.resolve("/items/meta-llama/Llama-2-7b")  # type: ignore[misc]
     assert set(methods) == {"GET", "DELETE"} and info == {"item_id": "meta-llama/Llama-2-7b"}
     assert table.resolve("/items/") is None
-    plain = RouteTable((Route("GET", "/v1/models/{model}", _echo),))
+    plain = EndpointTable((Endpoint("GET", "/v1/models/{model}", _echo),))
     assert plain.resolve("/v1/models/a/b") is None
     assert plain.resolve("/v1/models/a")[1] == {"model": "a"}  # type: ignore[index]
 

@@ -10,7 +10,15 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from proxyproof.mocks import generation, huggingface
-from proxyproof.mocks.base import NOT_JSON, BytesReply, Call, JsonReply, MockSettings, Reply, StreamReply
+from proxyproof.mocks.base import (
+    NOT_JSON,
+    BytesReply,
+    Call,
+    JsonReply,
+    MockSettings,
+    Reply,
+    StreamReply,
+)
 
 MODEL = "tgi-llama2"
 SETTINGS = MockSettings(models=(MODEL,))
@@ -27,9 +35,11 @@ def call(path: str, body: Any = None, *, raw: bytes | None = None,
     pattern, match_info = path, {}
     if path.startswith("/models/"):
         pattern, match_info = "/models/{model_id:.+}", {"model_id": path[len("/models/"):]}
-    route = next(r for r in huggingface.KIND.routes if r.path == pattern and r.method == "POST")
+    endpoint = next(
+        e for e in huggingface.KIND.endpoints if e.path == pattern and e.method == "POST"
+    )
     header_map = CIMultiDictProxy(CIMultiDict(JSON_HEADERS if headers is None else headers))
-    return route.handler(Call("POST", path, match_info, {}, header_map, data, SETTINGS, parsed,
+    return endpoint.handler(Call("POST", path, match_info, {}, header_map, data, SETTINGS, parsed,
                               scripted_reply=scripted_reply))
 
 

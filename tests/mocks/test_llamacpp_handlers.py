@@ -23,9 +23,9 @@ def call(path: str, body: Any = None, *, raw: bytes | None = None, method: str =
         parsed = json.loads(data) if data.strip() else NOT_JSON
     except ValueError:
         parsed = NOT_JSON
-    route = next(r for r in llamacpp.KIND.routes if r.path == path and r.method == method)
+    endpoint = next(e for e in llamacpp.KIND.endpoints if e.path == path and e.method == method)
     headers = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json"}))
-    reply = route.handler(Call(method, path, {}, {}, headers, data, SETTINGS, parsed,
+    reply = endpoint.handler(Call(method, path, {}, {}, headers, data, SETTINGS, parsed,
                                scripted_reply=scripted_reply))
     assert reply.headers["Server"] == "llama.cpp"
     return reply

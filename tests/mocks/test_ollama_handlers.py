@@ -22,9 +22,9 @@ def call(path: str, body: Any = None, *, raw: bytes | None = None, method: str =
         parsed = json.loads(data) if data.strip() else NOT_JSON
     except ValueError:
         parsed = NOT_JSON
-    route = next(r for r in ollama.KIND.routes if r.path == path and r.method == method)
+    endpoint = next(e for e in ollama.KIND.endpoints if e.path == path and e.method == method)
     headers = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json"}))
-    return route.handler(Call(method, path, {}, {}, headers, data, SETTINGS, parsed,
+    return endpoint.handler(Call(method, path, {}, {}, headers, data, SETTINGS, parsed,
                               scripted_reply=scripted_reply))
 
 

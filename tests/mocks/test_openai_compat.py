@@ -137,7 +137,7 @@ def test_llamacpp_shapes() -> None:
     models = oc.list_models(oc.LLAMACPP, call(None, "/v1/models")).body
     validate("LlamaCppModelList", models)
     assert [m["owned_by"] for m in models["data"]] == ["llamacpp"]
-    paths = {route.path: route.public for route in oc.routes(oc.LLAMACPP)}
+    paths = {e.path: e.public for e in oc.endpoints(oc.LLAMACPP)}
     assert paths["/chat/completions"] is False and paths["/models"] is True
     missing = completion(oc.LLAMACPP, prompt=None)
     assert missing.status == 400
@@ -167,16 +167,17 @@ def test_tgi_shapes() -> None:
     assert isinstance(string_stop, BytesReply) and string_stop.status == 422
     no_messages = oc.chat_completions(oc.TGI, call({"model": "tgi"}))
     assert no_messages.status == 422 and b"missing field `messages`" in no_messages.body
-    assert {r.path for r in oc.routes(oc.TGI)} == {
+    assert {e.path for e in oc.endpoints(oc.TGI)} == {
         "/v1/chat/completions", "/v1/completions", "/v1/models",
     }
     assert oc.list_models(oc.TGI, call(None, "/v1/models")).body["data"][0]["created"] == 0
 
 
 @pytest.mark.parametrize("dialect", ALL)
-def test_handlers_carry_their_stream_error_frame(dialect: oc.Dialect) -> None:
-    for route in oc.routes(dialect):
-        frame = route.handler.stream_error("boom")  # type: ignore[attr-defined]
+def test_endpoints_carry_their_stream_error_frame(dialect: oc.Dialect) -> None:
+    for endpoint in oc.endpoints(dialect):
+        assert endpoint.stream_error is not None
+        frame = endpoint.stream_error("boom")
         assert frame.startswith(b"data: ") and frame.endswith(b"\n\n")
         event = json.loads(frame[6:])
         assert event["error"]["message"] == "boom"
