@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .json_text import compact_json
 from .model import PROVIDER, Target
 from .streaming import StreamOutcome
 from .streaming.events import as_count
@@ -46,7 +47,7 @@ def log_line(outcome: Outcome) -> str:
     proxy = _ai_proxy(outcome)
     if proxy:
         line["ai"] = {"proxy": proxy}
-    return json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+    return compact_json(line)
 
 
 def _ai_proxy(outcome: Outcome) -> dict[str, Any]:

@@ -7,7 +7,7 @@ Kong core errors (no route, upstream unreachable, timeout, DNS) are
 
 from __future__ import annotations
 
-from .codecs import compact_json
+from .json_text import compact_json
 
 JSON = "application/json; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
@@ -27,7 +27,7 @@ CORE_MESSAGES = {
 
 
 def no_route() -> bytes:
-    return compact_json({"message": NO_ROUTE})
+    return compact_json({"message": NO_ROUTE}).encode()
 
 
 def no_ai_plugin(route: str) -> str:
@@ -35,11 +35,11 @@ def no_ai_plugin(route: str) -> str:
 
 
 def plugin_error(message: str) -> bytes:
-    return compact_json({"error": {"message": message}})
+    return compact_json({"error": {"message": message}}).encode()
 
 
 def core_error(message: str, request_id: str) -> bytes:
-    return compact_json({"message": message, "request_id": request_id})
+    return compact_json({"message": message, "request_id": request_id}).encode()
 
 
 def transformation_failed(route_type: str, reason: str) -> str:

@@ -23,8 +23,9 @@ from multidict import CIMultiDict
 from . import auth, errors, upstream
 from .analytics import Outcome, log_line
 from .behaviour import Behaviour, behaviour_for
-from .codecs import Codec, EncodeError, Exchange, TransformError, codec_for, compact_json
+from .codecs import Codec, EncodeError, Exchange, TransformError, codec_for
 from .config import load_config
+from .json_text import compact_json
 from .model import PROVIDER, AiPlugin, Config, Route
 from .reply import Timing, accepts_gzip, send
 from .request import NGINX_BODY_BUFFER, Plan, Rejection, parse_body, plan_request
@@ -193,7 +194,9 @@ class _Call:
         )
         auth.apply_header(target.auth, request.headers, headers)
         method = request.method if behaviour.forward_client_method else "POST"
-        outgoing = upstream.UpstreamRequest(method, url, headers, compact_json(upstream_json))
+        outgoing = upstream.UpstreamRequest(
+            method, url, headers, compact_json(upstream_json).encode()
+        )
 
         assert self.route is not None and self.state.session is not None
         attempts = upstream.Attempts()

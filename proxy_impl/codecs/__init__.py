@@ -8,7 +8,7 @@ raises ``TransformError`` with Kong's reason). No I/O, no clock beyond ``created
 from __future__ import annotations
 
 from . import ollama, openai, raw
-from .exchange import Codec, EncodeError, Exchange, TransformError, compact_json
+from .exchange import Codec, EncodeError, Exchange, TransformError
 
 CODECS = {codec.name: codec for codec in (raw.CODEC, ollama.CODEC, openai.CODEC)}
 
@@ -17,4 +17,4 @@ def codec_for(llama2_format: str) -> Codec:
     return CODECS[llama2_format]
 
 
-__all__ = ["Codec", "EncodeError", "Exchange", "TransformError", "codec_for", "compact_json"]
+__all__ = ["Codec", "EncodeError", "Exchange", "TransformError", "codec_for"]

@@ -42,10 +42,6 @@ class Codec:
     decode: Callable[[bytes, Exchange], bytes]
 
 
-def compact_json(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 def parse_upstream(upstream_body: bytes, reason: str) -> Any:
     """The upstream's JSON; ``reason`` is Kong's words for a body that is not JSON."""
     try:

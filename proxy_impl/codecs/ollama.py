@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from .exchange import Codec, Exchange, TransformError, compact_json, parse_upstream, sampling
+from ..json_text import compact_json
+from .exchange import Codec, Exchange, TransformError, parse_upstream, sampling
 
 NOT_JSON = "failed to decode ollama response"
 _RFC3339 = re.compile(
@@ -79,7 +80,7 @@ def decode(upstream_body: bytes, exchange: Exchange) -> bytes:
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
     }
-    return compact_json(reply)
+    return compact_json(reply).encode()
 
 
 def _finish_reason(value: Mapping[str, Any], completion_tokens: int, exchange: Exchange) -> str:

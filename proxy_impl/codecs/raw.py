@@ -14,12 +14,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..behaviour import Behaviour
+from ..json_text import compact_json
 from .exchange import (
     Codec,
     EncodeError,
     Exchange,
     TransformError,
-    compact_json,
     parse_upstream,
     sampling,
 )
@@ -148,7 +148,7 @@ def decode(upstream_body: bytes, exchange: Exchange) -> bytes:
     usage = _usage(value, exchange.behaviour)
     if usage is not _ABSENT:
         reply["usage"] = usage
-    return compact_json(reply)
+    return compact_json(reply).encode()
 
 
 def _after_last_inst(text: str) -> str:

@@ -18,10 +18,10 @@ Kong-compatibility mode writes Kong's chunk shapes (no id, role or finish chunk)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..json_text import compact_json
 from .events import Delta, Event, Failure, Finish, Relay
 
 DONE = b"data: [DONE]\n\n"
@@ -39,7 +39,7 @@ _ERROR_TYPES = {
 
 
 def sse(payload: Mapping[str, Any] | str) -> bytes:
-    text = payload if isinstance(payload, str) else _compact(payload)
+    text = payload if isinstance(payload, str) else compact_json(payload)
     return f"data: {text}\n\n".encode()
 
 
@@ -159,7 +159,3 @@ class ClientStream:
             frame["model"] = event.model
         frame["object"] = obj
         return sse(frame)
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -14,10 +14,10 @@ text is dropped; a broken line is skipped silently; an early end is not reported
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from ..json_text import compact_json
 from .events import Delta, Event, Finish, Usage, as_count
 from .framing import NdjsonDecoder
 from .translator import (
@@ -84,7 +84,7 @@ class OllamaTranslator(FrameTranslator[str]):
             self._tool_calls_seen += 1
             arguments = function.get("arguments")
             if not isinstance(arguments, str):
-                arguments = json.dumps(arguments or {}, ensure_ascii=False, separators=(",", ":"))
+                arguments = compact_json(arguments or {})
             call_id = call.get("id")
             deltas.append(
                 {
