@@ -13,7 +13,7 @@ Every request to a mock goes through one pipeline, in this order:
    wrong method a 405 from ``KIND.error``; a handler that raises gets ``KIND.error(500, ...)``,
    never aiohttp's HTML page); ``GET`` endpoints also answer ``HEAD``;
 5. ``settings.latency`` when the handler generated text (``call.generate``), then the reply is
-   written by ``faults.transmit``.
+   written by ``transmit.transmit``.
 
 The endpoint is looked up before the scripts run, so every reply, a fault's included, sees the
 ``call.match_info`` of its path (the HF Inference API's loading reply names the requested model).
@@ -42,7 +42,7 @@ from aiohttp import web
 
 from proxyproof.serving import AsyncServer, ThreadedServer, serve_forever
 
-from . import KIND_NAMES, control, faults, kind, strict_json
+from . import KIND_NAMES, control, fault_spec, kind, strict_json, transmit
 from .base import (
     BytesReply,
     Call,
@@ -148,8 +148,8 @@ class _Pipeline:
         if script is not None and script.reply is not None:
             call.scripted_reply = script.reply
         fault = script.fault if script is not None else None
-        if fault is not None and fault.kind in faults.REPLACING:
-            reply = faults.fault_reply(fault, self.kind, call)
+        if fault is not None and fault.kind in fault_spec.REPLACING:
+            reply = fault_spec.fault_reply(fault, self.kind, call)
             return await self._transmit(request, reply, fault, entry, stream_error)
         reply, endpoint = self._dispatch(call, None if found is None else found[0])
         breaks_stream = fault is not None and fault.kind == "stream_error"
@@ -158,23 +158,23 @@ class _Pipeline:
         if endpoint is not None and endpoint.stream_error is not None:
             stream_error = endpoint.stream_error
         latency = self.settings.latency if call.generated else 0.0
-        if latency and not await faults.pause(request, latency):
+        if latency and not await transmit.pause(request, latency):
             entry.outcome = "client_disconnected"
             return web.Response(status=204)
         return await self._transmit(request, reply, fault, entry, stream_error)
 
     async def _transmit(
-        self, request: web.Request, reply: Reply | None, fault: faults.Fault | None,
+        self, request: web.Request, reply: Reply | None, fault: fault_spec.Fault | None,
         entry: control.JournalEntry, stream_error: Callable[[str], bytes],
     ) -> web.StreamResponse:
         try:
-            return await faults.transmit(request, reply, fault, entry, stream_error)
+            return await transmit.transmit(request, reply, fault, entry, stream_error)
         except Exception as problem:
             if entry.status is not None:  # the headers are out: nothing sensible left to send
                 raise
             logger.exception("mock %s could not send its reply", self.kind.name)
             error = self._internal_error(problem)
-            return await faults.transmit(request, error, None, entry, stream_error)
+            return await transmit.transmit(request, error, None, entry, stream_error)
 
     def _dispatch(
         self, call: Call, methods: dict[str, Endpoint] | None

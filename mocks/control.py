@@ -1,4 +1,4 @@
-"""The control API every mock serves under ``/__mock__/``: request journal, scripts, faults.
+"""The control API every mock serves under ``/__mock__/``: request journal, scripts, fault_spec.
 
 JSON in, JSON out. Control requests are neither journaled nor scripted. A bad control request
 gets ``400 {"error": "<what is wrong>"}``; an unknown one 404, a wrong method 405.
@@ -65,7 +65,7 @@ gets ``400 {"error": "<what is wrong>"}``; an unknown one 404, a wrong method 40
       reply; ``stream_error`` {after_frames [1], message}: that many frames, then the server's
       mid-stream error event. On a non-streamed reply, ``reset_mid_stream`` cuts the body half
       way, ``truncated_stream`` ends it cleanly half way, ``stream_error`` answers the server's
-      500 error and ``chunk_delay`` does nothing (details in ``mocks.faults``).
+      500 error and ``chunk_delay`` does nothing (details in ``transmit``).
 ``GET /__mock__/scripts``
     ``{"scripts": [{"id", "match", "times", "remaining", "hits", <action>}, ...]}``; a script
     whose ``times`` are used up stays listed with ``remaining: 0`` and no longer matches.
@@ -93,7 +93,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import faults, strict_json
+from . import fault_spec, strict_json
 from .base import NOT_JSON, Call, MockKind, MockSettings, Reply
 
 JOURNAL_LIMIT = 10_000
@@ -254,7 +254,7 @@ class Script:
     remaining: int | None  # None: always
     response: Reply | None = None
     reply: str | None = None
-    fault: faults.Fault | None = None
+    fault: fault_spec.Fault | None = None
     hits: int = 0
 
     def matches(self, call: Call) -> bool:
@@ -302,7 +302,7 @@ def parse_script(script_id: int, spec: Any) -> Script:
     path = match.get("path")
     if path is not None and not path.startswith("/"):
         raise ValueError("match.path must start with '/'")
-    headers = faults.string_map("match.headers", match.get("headers", {}))
+    headers = fault_spec.string_map("match.headers", match.get("headers", {}))
     times = spec.get("times")
     if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 1):
         raise ValueError("'times' must be a positive integer (omit it for always)")
@@ -319,13 +319,13 @@ def parse_script(script_id: int, spec: Any) -> Script:
         remaining=times,
     )
     if actions[0] == "response":
-        script.response = faults.parse_response(spec["response"])
+        script.response = fault_spec.parse_response(spec["response"])
     elif actions[0] == "reply":
         if not isinstance(spec["reply"], str):
             raise ValueError("'reply' must be a string: the text of the reply")
         script.reply = spec["reply"]
     else:
-        script.fault = faults.parse_fault(spec["fault"])
+        script.fault = fault_spec.parse_fault(spec["fault"])
     return script
 
 
@@ -397,7 +397,7 @@ class MockState:
                 for e in self.kind.endpoints
             ],
             "control": list(CONTROL_ENDPOINTS),
-            "fault_kinds": faults.describe_faults(),
+            "fault_kinds": fault_spec.describe_faults(),
         }
 
 

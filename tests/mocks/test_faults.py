@@ -12,7 +12,7 @@ import pytest
 from proxyproof.mocks import KIND_NAMES, kind
 from proxyproof.mocks.app import RunningMock, run_mock
 from proxyproof.mocks.base import Call, JsonReply
-from proxyproof.mocks.faults import corrupt
+from proxyproof.mocks.transmit import corrupt
 
 CHAT = {"model": "llama2", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
 STREAM = {**CHAT, "stream": True}

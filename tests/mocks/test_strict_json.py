@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from proxyproof.mocks import faults, ollama_request, strict_json
+from proxyproof.mocks import fault_spec, ollama_request, strict_json
 from proxyproof.mocks.app import RunningMock, run_mock
 from proxyproof.mocks.base import NOT_JSON
 
@@ -132,4 +132,4 @@ def test_the_control_api_rejects_the_constants_too(mocks: dict[str, RunningMock]
     with pytest.raises(ValueError, match="takes a JSON body"):  # MockControl sends NaN as is
         mocks["openai"].control.fault("latency", seconds=float("nan"))
     with pytest.raises(ValueError, match="non-negative number"):  # no parser in between
-        faults.parse_fault({"kind": "latency", "seconds": float("nan")})
+        fault_spec.parse_fault({"kind": "latency", "seconds": float("nan")})
