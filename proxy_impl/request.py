@@ -32,7 +32,7 @@ class Rejection:
 
 @dataclass(frozen=True)
 class Plan:
-    body: dict[str, Any]  # the client body, configured sampling options merged in
+    body: dict[str, Any]  # the client body, configured tuning options merged in
     model: str
     stream: bool
 

@@ -1,4 +1,4 @@
-"""Model name, sampling options and the stream decision for one request (kong_semantics §1.4, §2).
+"""Model name, tuning options and the stream decision for one request (kong_semantics §1.4, §2).
 
 Pure functions of the client body and the configuration; ``Behaviour`` says which Kong quirks
 apply.
@@ -32,7 +32,7 @@ def foreign_model(body: Mapping[str, Any], resolved: str | None) -> bool:
 
 
 def merge_tuning(body: Mapping[str, Any], configured: Mapping[str, Any]) -> dict[str, Any]:
-    """The client body with each configured sampling option overriding the client's value.
+    """The client body with each configured tuning option overriding the client's value.
 
     Kong's code and unit tests make the configuration win (its docs say the opposite, §2).
     """

@@ -22,8 +22,14 @@ from yarl import URL
 from .behaviour import Behaviour
 from .model import UpstreamPolicy
 
-FailureKind = Literal["refused", "broken", "timeout", "dns"]
-FAILURE_STATUS: dict[FailureKind, int] = {"refused": 502, "broken": 502, "timeout": 504, "dns": 503}
+# How a call to the upstream failed, and the status Kong answers the client with.
+UpstreamFailureKind = Literal["refused", "broken", "timeout", "dns"]
+FAILURE_STATUS: dict[UpstreamFailureKind, int] = {
+    "refused": 502,
+    "broken": 502,
+    "timeout": 504,
+    "dns": 503,
+}
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 HOP_BY_HOP = frozenset(
@@ -37,7 +43,7 @@ _NOT_RETURNED = HOP_BY_HOP | {"content-length", "content-encoding", "date", "ser
 
 
 class UpstreamFailure(Exception):
-    def __init__(self, kind: FailureKind, detail: str, *, sent: bool) -> None:
+    def __init__(self, kind: UpstreamFailureKind, detail: str, *, sent: bool) -> None:
         super().__init__(detail)
         self.kind = kind
         self.sent = sent  # whether the request may have reached the upstream

@@ -50,8 +50,8 @@ def parse_upstream(upstream_body: bytes, reason: str) -> Any:
         raise TransformError(reason) from None
 
 
-def sampling(body: Mapping[str, Any], *, max_tokens_as: str) -> dict[str, Any]:
-    """The client's sampling options that are set (not null), ``max_tokens`` under the name the
+def tuning_options(body: Mapping[str, Any], *, max_tokens_as: str) -> dict[str, Any]:
+    """The tuning options in ``body`` that are set (not null), ``max_tokens`` under the name the
     upstream gives it."""
     renamed = {"max_tokens": max_tokens_as}
     return {

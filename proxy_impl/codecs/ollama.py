@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..json_text import compact_json
-from .exchange import Codec, Exchange, TransformError, parse_upstream, sampling
+from ..model import OLLAMA
+from .exchange import Codec, Exchange, TransformError, parse_upstream, tuning_options
 
 NOT_JSON = "failed to decode ollama response"
 _RFC3339 = re.compile(
@@ -34,7 +35,7 @@ def encode(body: Mapping[str, Any], exchange: Exchange) -> dict[str, Any]:
         if name in body:
             request[name] = body[name]
     request["stream"] = exchange.stream
-    options = sampling(body, max_tokens_as="num_predict")
+    options = tuning_options(body, max_tokens_as="num_predict")
     if not exchange.behaviour.ollama_drops_stop_and_seed:
         stop = body.get("stop")
         extensions = {"stop": [stop] if isinstance(stop, str) else stop, "seed": body.get("seed")}
@@ -120,4 +121,4 @@ def _epoch_seconds(created_at: Any) -> int:
     return int(moment.timestamp())
 
 
-CODEC = Codec("ollama", encode, decode)
+CODEC = Codec(OLLAMA, encode, decode)

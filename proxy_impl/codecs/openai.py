@@ -2,7 +2,7 @@
 behind the proxy (kong_semantics §1.3, §3.6, §10.13).
 
 The client's body goes upstream with the resolved model, a boolean ``stream``, the configured
-sampling options and no ``top_k``; a 200 that is JSON with ``choices`` comes back untouched,
+tuning options and no ``top_k``; a 200 that is JSON with ``choices`` comes back untouched,
 byte for byte.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..model import OPENAI
 from .exchange import Codec, Exchange, TransformError, parse_upstream
 
 
@@ -28,4 +29,4 @@ def decode(upstream_body: bytes, exchange: Exchange) -> bytes:
     return upstream_body
 
 
-CODEC = Codec("openai", encode, decode)
+CODEC = Codec(OPENAI, encode, decode)

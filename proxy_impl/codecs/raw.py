@@ -15,13 +15,14 @@ from typing import Any
 
 from ..behaviour import Behaviour
 from ..json_text import compact_json
+from ..model import RAW
 from .exchange import (
     Codec,
     EncodeError,
     Exchange,
     TransformError,
     parse_upstream,
-    sampling,
+    tuning_options,
 )
 
 COMPLETION_SYSTEM = "You are a helpful assistant."
@@ -121,7 +122,7 @@ def encode(body: Mapping[str, Any], exchange: Exchange) -> dict[str, Any]:
         inputs = chat_prompt(body["messages"], behaviour)
     else:
         inputs = completion_prompt(body["prompt"], behaviour)
-    parameters = sampling(body, max_tokens_as="max_new_tokens")
+    parameters = tuning_options(body, max_tokens_as="max_new_tokens")
     parameters["stream"] = exchange.stream
     request: dict[str, Any] = {"inputs": inputs, "parameters": parameters}
     if exchange.stream and not behaviour.raw_stream_flag_only_in_parameters:
@@ -227,4 +228,4 @@ def _usage(value: Any, behaviour: Behaviour) -> Any:
     return usage if isinstance(usage, Mapping) else _ABSENT
 
 
-CODEC = Codec("raw", encode, decode)
+CODEC = Codec(RAW, encode, decode)

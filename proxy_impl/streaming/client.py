@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..json_text import compact_json
+from ..model import CHAT
 from .events import Delta, Event, Failure, Finish, Relay
 
 DONE = b"data: [DONE]\n\n"
@@ -66,7 +67,7 @@ class ClientStream:
         include_usage: bool = False,
         kong_compat: bool = False,
     ) -> None:
-        self._chat = route_type == "llm/v1/chat"
+        self._chat = route_type == CHAT
         self._model = model
         self._id = stream_id
         self._created = created

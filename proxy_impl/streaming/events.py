@@ -12,7 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-FailureKind = Literal["upstream_error", "malformed", "truncated", "connection"]
+from ..model import CHAT
+
+# Why a stream cannot go on; the client's error event names it (``client._ERROR_TYPES``).
+StreamFailureKind = Literal["upstream_error", "malformed", "truncated", "connection"]
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ class Failure:
     ``error`` is the upstream's own error object when it sent one as a JSON object.
     """
 
-    kind: FailureKind
+    kind: StreamFailureKind
     message: str
     error: Mapping[str, Any] | None = None
 
@@ -105,7 +108,7 @@ def events_from_completion(body: Mapping[str, Any], route_type: str) -> list[Eve
     if not isinstance(choice, Mapping):
         choice = {}
     model = body.get("model") if isinstance(body.get("model"), str) else None
-    if route_type == "llm/v1/chat":
+    if route_type == CHAT:
         message = choice.get("message")
         message = message if isinstance(message, Mapping) else {}
         text = message.get("content")

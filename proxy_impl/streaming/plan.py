@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..model import OLLAMA, OPENAI, RAW
 from .ollama import OllamaTranslator
 from .openai import OpenAITranslator
 from .outcome import StreamOutcome
@@ -16,7 +17,7 @@ from .translator import Translator
 Framing = Literal["sse", "ndjson", "json", "other"]
 
 # The framing each format streams in, assumed when the upstream names no content type.
-_NATIVE: dict[str, Framing] = {"ollama": "ndjson", "raw": "sse", "openai": "sse"}
+_NATIVE: dict[str, Framing] = {OLLAMA: "ndjson", RAW: "sse", OPENAI: "sse"}
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,8 @@ def translator_for(plan: StreamPlan, framing: Framing) -> Translator | None:
     """The translator for this format's stream; None when the framing is not the one it speaks."""
     if framing != _NATIVE[plan.llama2_format]:
         return None
-    if plan.llama2_format == "ollama":
+    if plan.llama2_format == OLLAMA:
         return OllamaTranslator(max_tokens=plan.max_tokens, kong_compat=plan.kong_compat)
-    if plan.llama2_format == "openai":
+    if plan.llama2_format == OPENAI:
         return OpenAITranslator(kong_compat=plan.kong_compat)
     return RawTranslator()

@@ -19,6 +19,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
+from ..model import CHAT, RAW
 from .client import KONG_UNSUPPORTED, ClientStream
 from .events import Event, Failure, Finish, events_from_completion
 from .outcome import StreamOutcome, Tally
@@ -67,7 +68,7 @@ class _Relay:
         plan = self.plan
         content_type = self.upstream.headers.get(aiohttp.hdrs.CONTENT_TYPE)
         framing = framing_of(content_type, plan.llama2_format)
-        if plan.kong_compat and plan.llama2_format == "raw" and framing in ("sse", "ndjson"):
+        if plan.kong_compat and plan.llama2_format == RAW and framing in ("sse", "ndjson"):
             return await self._kong_empty_stream()
         if framing == "json" and not plan.kong_compat and plan.decode_json is not None:
             return await self._whole_answer()
@@ -193,7 +194,7 @@ def _check_client(request: web.Request) -> None:
 
 
 def _encoder(plan: StreamPlan) -> ClientStream:
-    prefix = "chatcmpl" if plan.route_type == "llm/v1/chat" else "cmpl"
+    prefix = "chatcmpl" if plan.route_type == CHAT else "cmpl"
     return ClientStream(
         route_type=plan.route_type,
         model=plan.model,
