@@ -42,7 +42,7 @@ from aiohttp import web
 
 from proxyproof.serving import AsyncServer, ThreadedServer, serve_forever
 
-from . import KIND_NAMES, control, fault_spec, kind, strict_json, transmit
+from . import KIND_NAMES, control_api, fault_spec, kind, strict_json, transmit
 from .base import (
     BytesReply,
     Call,
@@ -53,7 +53,9 @@ from .base import (
     Reply,
     StreamReply,
 )
-from .control import MockControl, MockState
+from .control import MockControl
+from .journal import JournalEntry
+from .state import MockState
 
 logger = logging.getLogger("mocks")
 STATE = web.AppKey("mock_state", MockState)
@@ -136,7 +138,7 @@ class _Pipeline:
                 self.log(_log_line(self.kind.name, entry, started))
 
     async def _respond(
-        self, request: web.Request, call: Call, entry: control.JournalEntry
+        self, request: web.Request, call: Call, entry: JournalEntry
     ) -> web.StreamResponse:
         found = self.table.resolve(call.path)
         if found is not None:
@@ -165,7 +167,7 @@ class _Pipeline:
 
     async def _transmit(
         self, request: web.Request, reply: Reply | None, fault: fault_spec.Fault | None,
-        entry: control.JournalEntry, stream_error: Callable[[str], bytes],
+        entry: JournalEntry, stream_error: Callable[[str], bytes],
     ) -> web.StreamResponse:
         try:
             return await transmit.transmit(request, reply, fault, entry, stream_error)
@@ -223,7 +225,7 @@ class _Pipeline:
         return JsonReply(500, {"error": message})
 
 
-def _log_line(name: str, entry: control.JournalEntry, started: float) -> str:
+def _log_line(name: str, entry: JournalEntry, started: float) -> str:
     """One line per request; never header values or the query string (credentials live there)."""
     milliseconds = (time.perf_counter() - started) * 1000
     status = "-" if entry.status is None else str(entry.status)
@@ -232,7 +234,7 @@ def _log_line(name: str, entry: control.JournalEntry, started: float) -> str:
 
 
 async def _control_handler(request: web.Request) -> web.Response:
-    status, result = await control.respond(
+    status, result = await control_api.respond(
         request.app[STATE], request.method, request.path, request.query, await request.read()
     )
     return web.Response(
@@ -251,8 +253,8 @@ def mock_app(
     pipeline = _Pipeline(mock, settings, state, log)
     app = web.Application(client_max_size=MAX_BODY)
     app[STATE] = state
-    app.router.add_route("*", control.CONTROL_PREFIX, _control_handler)
-    app.router.add_route("*", control.CONTROL_PREFIX + "/{tail:.*}", _control_handler)
+    app.router.add_route("*", control_api.CONTROL_PREFIX, _control_handler)
+    app.router.add_route("*", control_api.CONTROL_PREFIX + "/{tail:.*}", _control_handler)
     app.router.add_route("*", "/{tail:.*}", pipeline.handle)
     return app
 

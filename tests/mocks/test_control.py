@@ -11,7 +11,11 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from proxyproof.mocks import control_api, kind
 from proxyproof.mocks.app import MockServer, RunningMock
+from proxyproof.mocks.base import MockSettings
+from proxyproof.mocks.control import MockControl
+from proxyproof.mocks.state import MockState
 
 CHAT = {"model": "llama2", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -236,3 +240,79 @@ def test_mock_server_in_a_running_loop() -> None:
     assert status == 204
     assert [e["path"] for e in journal] == ["/v1/models", "/v1/chat/completions"]
     assert waited["outcome"] == "completed" and waited["id"] == 2
+
+
+class RecordingControl(MockControl):
+    """A client that records the requests it would send instead of sending them."""
+
+    def __init__(self) -> None:
+        super().__init__("http://mock.invalid")
+        self.sent: list[tuple[str, str]] = []
+
+    def _http(self, method, path, payload, query, timeout):  # type: ignore[no-untyped-def]
+        self.sent.append((method, path))
+        return 200, {"id": 1, "requests": [], "scripts": []}
+
+
+def test_client_paths_and_server_dispatch_come_from_one_table() -> None:
+    client = RecordingControl()
+    calls = {
+        "describe": client.describe, "journal": client.journal,
+        "entry": lambda: client.entry(3), "clear_journal": client.clear_journal,
+        "wait": lambda: client.wait(3), "add_script": lambda: client.script(reply="x"),
+        "scripts": client.scripts, "remove_script": lambda: client.remove_script(3),
+        "clear_scripts": client.clear_scripts, "reset": client.reset,
+    }
+    for name, call in calls.items():
+        client.sent.clear()
+        call()
+        ((method, path),) = client.sent
+        endpoint, params = control_api.resolve(method, path)
+        assert endpoint is control_api.BY_NAME[name]
+        assert params == ({"id": "3"} if "{id}" in endpoint.path else {})
+    # Only GET of one script has no client method of its own.
+    assert set(control_api.BY_NAME) - set(calls) == {"script"}
+
+
+def test_the_server_answers_and_lists_every_endpoint_of_the_table(
+    mock: RunningMock, http: httpx.Client
+) -> None:
+    for endpoint in control_api.CONTROL_ENDPOINTS:
+        script_id = mock.control.script(match={"path": "/nowhere"}, reply="x")
+        http.get("/v1/models")
+        entry_id = mock.control.journal()[-1]["id"]
+        some_id = script_id if "/scripts/" in endpoint.path else entry_id
+        body = {"reply": "y"} if endpoint.name == "add_script" else None
+        reply = http.request(endpoint.method, endpoint.url_path(id=some_id), json=body)
+        assert reply.status_code == 200, (endpoint.listing, reply.text)
+    listed = http.get("/__mock__/").json()["control"]
+    assert listed == [endpoint.listing for endpoint in control_api.CONTROL_ENDPOINTS] == [
+        "GET /__mock__/", "GET /__mock__/journal", "DELETE /__mock__/journal",
+        "GET /__mock__/journal/{id}", "GET /__mock__/journal/{id}/wait?timeout=S",
+        "GET /__mock__/scripts", "POST /__mock__/scripts", "DELETE /__mock__/scripts",
+        "GET /__mock__/scripts/{id}", "DELETE /__mock__/scripts/{id}", "POST /__mock__/reset",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "message"),
+    [
+        ("PUT", "/__mock__/scripts", 405, "/__mock__/scripts allows GET, POST, DELETE, not PUT"),
+        ("POST", "/__mock__/journal/7/wait", 405, "/__mock__/journal/7/wait allows GET, not POST"),
+        ("GET", "/__mock__/journal/7/x", 404, "no control endpoint GET /__mock__/journal/7/x"),
+        ("GET", "/__mock__/scripts/x", 400, "script id must be an integer, got 'x'"),
+    ],
+)
+def test_control_refusals_name_the_problem(
+    method: str, path: str, status: int, message: str
+) -> None:
+    state = MockState(kind("openai"), MockSettings())
+    with pytest.raises(control_api.ControlError) as refused:
+        endpoint, params = control_api.resolve(method, path)
+        endpoint.answer(state, control_api.ControlRequest(params, {}, None))
+    assert (refused.value.status, refused.value.message[: len(message)]) == (status, message)
+
+
+def test_a_trailing_slash_is_tolerated() -> None:
+    assert control_api.resolve("GET", "/__mock__/journal/")[0] is control_api.BY_NAME["journal"]
+    assert control_api.resolve("GET", "/__mock__")[0] is control_api.BY_NAME["describe"]
