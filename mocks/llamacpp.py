@@ -37,7 +37,7 @@ from .base import (
     sse_frame,
 )
 from .llamacpp_request import JSON_UTF8, SERVER_HEADER, error, json_type, not_json
-from .openai_compat import llamacpp_timings
+from .llamacpp_timings import timings
 
 BUILD_INFO = "b6000-0000000"
 CONTEXT_SIZE = 4096
@@ -244,7 +244,7 @@ def final_object(task: Completion, model: str, *, streamed: bool,
         "stop_type": task.stop_type,
         "stopping_word": gen.stopped_by,
         "tokens_cached": task.prompt.tokens + gen.completion_tokens,
-        "timings": llamacpp_timings(task.prompt.tokens, gen.completion_tokens),
+        "timings": timings(task.prompt.tokens, gen.completion_tokens),
     }
 
 

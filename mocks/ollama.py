@@ -371,7 +371,7 @@ def _embed(call: Call) -> Reply:
     tokens = sum(generation.count_tokens(text) for text in inputs)
     body = {
         "model": name,
-        "embeddings": [openai_compat.embedding_vector(text, size) for text in inputs],
+        "embeddings": [generation.embedding_vector(text, size) for text in inputs],
         "total_duration": LOAD_NS + tokens * PROMPT_NS_PER_TOKEN + OVERHEAD_NS,
         "load_duration": LOAD_NS,
         "prompt_eval_count": tokens,
@@ -389,7 +389,7 @@ def _embeddings_legacy(call: Call) -> Reply:
     if resolve_model(call.settings.models, name) is None:
         return error(404, f'model "{name}" not found, try pulling it first')
     prompt = request.get("prompt") or ""
-    vector = openai_compat.embedding_vector(prompt, EMBEDDING_SIZE) if prompt else []
+    vector = generation.embedding_vector(prompt, EMBEDDING_SIZE) if prompt else []
     return JsonReply(200, {"embedding": vector}, content_type=GIN_JSON)
 
 

@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import generation, llamacpp_request, ollama_request, tgi_request
+from . import generation, llamacpp_request, llamacpp_timings, ollama_request, tgi_request
 from .base import NOT_JSON, Call, Endpoint, Handler, JsonReply, Reply, StreamReply, sse_frame
 
 EMBEDDING_DIMENSIONS = 384
@@ -127,7 +127,9 @@ class Dialect:
         default_factory=lambda: {"service_tier": "default"}
     )  # extra top-level keys of a non-stream chat response
     usage_details: bool = True  # OpenAI's prompt/completion token details
-    timings: bool = False  # llama.cpp's "timings" on the final chunk and the non-stream reply
+    # llama.cpp's "timings" (prompt tokens, predicted tokens) -> object, on the final chunk and
+    # the non-stream reply; None: no timings
+    timings: Callable[[int, int], dict[str, float]] | None = None
     completion_final_usage: bool = False  # llama.cpp: the final completions chunk carries usage
     completion_max_tokens_default: int | None = 16  # OpenAI legacy completions
     max_tokens_fields: tuple[str, ...] = ("max_completion_tokens", "max_tokens")  # precedence
@@ -293,7 +295,7 @@ LLAMACPP = Dialect(
     message_extras={},
     response_extras={},
     usage_details=False,
-    timings=True,
+    timings=llamacpp_timings.timings,
     completion_final_usage=True,
     completion_max_tokens_default=None,
     max_tokens_fields=("n_predict", "max_completion_tokens", "max_tokens"),
@@ -621,24 +623,6 @@ def _usage(dialect: Dialect, gen: generation.Generation) -> dict[str, Any]:
     return usage
 
 
-def llamacpp_timings(prompt_tokens: int, predicted_tokens: int) -> dict[str, float]:
-    """Deterministic stand-ins for llama.cpp's measured ``timings`` (floating milliseconds), for
-    its native routes and its OpenAI-compatible ones alike."""
-    prompt_ms = 0.5 + 0.75 * prompt_tokens
-    predicted_ms = 12.5 * predicted_tokens
-    return {
-        "cache_n": 0,
-        "prompt_n": prompt_tokens,
-        "prompt_ms": prompt_ms,
-        "prompt_per_token_ms": prompt_ms / prompt_tokens if prompt_tokens else 0.0,
-        "prompt_per_second": 1000.0 * prompt_tokens / prompt_ms,
-        "predicted_n": predicted_tokens,
-        "predicted_ms": predicted_ms,
-        "predicted_per_token_ms": 12.5 if predicted_tokens else 0.0,
-        "predicted_per_second": 80.0 if predicted_tokens else 0.0,
-    }
-
-
 def _envelope(dialect: Dialect, ctx: _Context, object_name: str) -> dict[str, Any]:
     envelope: dict[str, Any] = {
         "id": ctx.id,
@@ -663,8 +647,8 @@ def _whole(
     body["choices"] = [choice]
     body["usage"] = _usage(dialect, gen)
     body.update(extras)
-    if dialect.timings:
-        body["timings"] = llamacpp_timings(gen.prompt_tokens, gen.completion_tokens)
+    if dialect.timings is not None:
+        body["timings"] = dialect.timings(gen.prompt_tokens, gen.completion_tokens)
     return JsonReply(200, body, content_type=dialect.json_content_type)
 
 
@@ -711,8 +695,8 @@ def _choice_chunks(
 
 
 def _stream(dialect: Dialect, chunks: list[dict[str, Any]], gen: generation.Generation) -> Reply:
-    if dialect.timings:
-        chunks[-1]["timings"] = llamacpp_timings(gen.prompt_tokens, gen.completion_tokens)
+    if dialect.timings is not None:
+        chunks[-1]["timings"] = dialect.timings(gen.prompt_tokens, gen.completion_tokens)
     frames = [sse_frame(chunk) for chunk in chunks]
     frames.append(DONE_FRAME)
     return StreamReply(frames, content_type=dialect.sse_content_type)
@@ -825,16 +809,6 @@ def retrieve_model(dialect: Dialect, call: Call) -> Reply:
     return JsonReply(200, dialect.model_entry(requested), content_type=dialect.json_content_type)
 
 
-def embedding_vector(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
-    """A deterministic unit vector for ``text``; a shorter one is a prefix, renormalised."""
-    raw = hashlib.shake_256(text.encode()).digest(2 * dimensions)
-    values = [v / 32767.5 - 1.0 for v in struct.unpack(f"<{dimensions}H", raw)]
-    norm = sum(v * v for v in values) ** 0.5 or 1.0
-    # Round-trip through float32, the precision the base64 encoding carries.
-    packed = struct.pack(f"<{dimensions}f", *(v / norm for v in values))
-    return list(struct.unpack(f"<{dimensions}f", packed))
-
-
 def _embedding_inputs(request: Mapping[str, Any]) -> list[str]:
     given = request.get("input")
     if given is None:
@@ -881,7 +855,7 @@ def embeddings(dialect: Dialect, call: Call) -> Reply:
         )
     data = []
     for index, text in enumerate(inputs):
-        vector: Any = embedding_vector(text, dimensions)
+        vector: Any = generation.embedding_vector(text, dimensions)
         if encoding == "base64":
             vector = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
         data.append({"object": "embedding", "index": index, "embedding": vector})

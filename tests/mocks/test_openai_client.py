@@ -10,7 +10,8 @@ import pytest
 
 from proxyproof.mocks import generation
 from proxyproof.mocks.app import RunningMock, run_mock
-from proxyproof.mocks.openai_compat import embedding_vector
+from proxyproof.mocks.generation import embedding_vector
+from proxyproof.mocks.openai_compat import EMBEDDING_DIMENSIONS
 
 KEY = "sk-test-0123456789abcdef"
 MESSAGES = [
@@ -125,7 +126,7 @@ def test_embeddings_are_deterministic_unit_vectors(client: openai.OpenAI) -> Non
     result = client.embeddings.create(model="text-embedding-3-small", input=["a cat", "a dog"])
     assert [d.index for d in result.data] == [0, 1]
     first = result.data[0].embedding
-    assert first == pytest.approx(embedding_vector("a cat"))
+    assert first == pytest.approx(embedding_vector("a cat", EMBEDDING_DIMENSIONS))
     assert math.isclose(math.fsum(v * v for v in first), 1.0, rel_tol=1e-5)
     again = client.embeddings.create(model="x", input="a cat", encoding_format="float")
     assert again.data[0].embedding == pytest.approx(first)

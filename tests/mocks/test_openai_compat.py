@@ -199,12 +199,12 @@ def test_embeddings() -> None:
                                            "encoding_format": "base64"}, "/v1/embeddings"))
     assert isinstance(reply, JsonReply)
     packed = base64.b64decode(reply.body["data"][0]["embedding"])
-    assert list(struct.unpack("<4f", packed)) == oc.embedding_vector("hi", 4)
+    assert list(struct.unpack("<4f", packed)) == generation.embedding_vector("hi", 4)
     assert reply.body["usage"] == {"prompt_tokens": 1, "total_tokens": 1}
     bad = oc.embeddings(oc.OPENAI, call({"model": "m", "input": "x", "encoding_format": "hex"},
                                         "/v1/embeddings"))
     assert bad.status == 400 and bad.body["error"]["param"] == "encoding_format"
-    assert oc.embedding_vector("a") != oc.embedding_vector("b")
+    assert generation.embedding_vector("a", 8) != generation.embedding_vector("b", 8)
 
 
 def test_token_prompts_and_batches_of_one() -> None:
