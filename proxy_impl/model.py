@@ -8,6 +8,8 @@ module spells them out.
 from __future__ import annotations
 
 import re
+import time
+import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -138,6 +140,21 @@ class Route:
     regex_priority: int = 0
     plugin: AiPlugin | None = None  # None: no AI plugin, the route answers with an error
     upstream: UpstreamPolicy = UpstreamPolicy()
+
+
+@dataclass(frozen=True)
+class ReplyStamp:
+    """The ``id`` and ``created`` of a reply the proxy writes itself. The caller mints it, so the
+    codecs and the stream encoder that use it stay pure functions."""
+
+    id: str
+    created: int  # Unix seconds
+
+    @classmethod
+    def mint(cls, route_type: str) -> ReplyStamp:
+        """A fresh id (OpenAI's prefix for the route type) and the clock's current second."""
+        prefix = "chatcmpl" if route_type == CHAT else "cmpl"
+        return cls(f"{prefix}-{uuid.uuid4().hex}", int(time.time()))
 
 
 @dataclass

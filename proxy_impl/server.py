@@ -26,7 +26,7 @@ from .behaviour import Behaviour, behaviour_for
 from .codecs import Codec, EncodeError, Exchange, TransformError, codec_for
 from .config import load_config
 from .json_text import compact_json
-from .model import PROVIDER, AiPlugin, Config, Route
+from .model import PROVIDER, AiPlugin, Config, ReplyStamp, Route
 from .reply import Timing, accepts_gzip, send
 from .request import NGINX_BODY_BUFFER, Plan, Rejection, parse_body, plan_request
 from .routing import Router
@@ -233,7 +233,7 @@ class _Call:
         headers = self._success_headers(plugin, exchange, response)
         status = 200
         try:
-            body = codec.decode(upstream_body, exchange)
+            body = codec.decode(upstream_body, exchange, ReplyStamp.mint(exchange.route_type))
         except TransformError as error:
             status = 500
             message = errors.transformation_failed(exchange.route_type, str(error))
@@ -254,7 +254,8 @@ class _Call:
 
         def decode_json(body: bytes) -> dict[str, Any]:
             try:
-                return json.loads(codec.decode(body, exchange))
+                stamp = ReplyStamp.mint(exchange.route_type)
+                return json.loads(codec.decode(body, exchange, stamp))
             except TransformError as error:
                 message = errors.transformation_failed(exchange.route_type, str(error))
                 raise ValueError(message) from None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..behaviour import Behaviour
-from ..model import CHAT, TUNING_FIELDS
+from ..model import CHAT, TUNING_FIELDS, ReplyStamp
 
 
 class EncodeError(ValueError):
@@ -39,7 +39,8 @@ class Exchange:
 class Codec:
     name: str
     encode: Callable[[Mapping[str, Any], Exchange], dict[str, Any]]
-    decode: Callable[[bytes, Exchange], bytes]
+    # The client body for an upstream 200; the stamp is the id and time a reply may need.
+    decode: Callable[[bytes, Exchange, ReplyStamp], bytes]
 
 
 def parse_upstream(upstream_body: bytes, reason: str) -> Any:

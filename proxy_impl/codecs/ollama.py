@@ -9,14 +9,12 @@ Ollama's own ``done_reason``.
 from __future__ import annotations
 
 import re
-import time
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from ..json_text import compact_json
-from ..model import OLLAMA
+from ..model import OLLAMA, ReplyStamp
 from .exchange import Codec, Exchange, TransformError, parse_upstream, tuning_options
 
 NOT_JSON = "failed to decode ollama response"
@@ -44,7 +42,7 @@ def encode(body: Mapping[str, Any], exchange: Exchange) -> dict[str, Any]:
     return request
 
 
-def decode(upstream_body: bytes, exchange: Exchange) -> bytes:
+def decode(upstream_body: bytes, exchange: Exchange, stamp: ReplyStamp) -> bytes:
     value = parse_upstream(upstream_body, NOT_JSON)
     kong_reply = exchange.behaviour.ollama_kong_reply
     if isinstance(value, list) and kong_reply:
@@ -67,10 +65,10 @@ def decode(upstream_body: bytes, exchange: Exchange) -> bytes:
 
     reply: dict[str, Any] = {}
     if not kong_reply:
-        reply["id"] = f"{'chatcmpl' if exchange.chat else 'cmpl'}-{uuid.uuid4().hex}"
+        reply["id"] = stamp.id
     reply["object"] = "chat.completion" if exchange.chat else "text_completion"
     if not kong_reply:
-        reply["created"] = _epoch_seconds(value.get("created_at"))
+        reply["created"] = _epoch_seconds(value.get("created_at"), stamp.created)
     elif "created_at" in value:
         reply["created"] = value["created_at"]
     if "model" in value or not kong_reply:
@@ -104,18 +102,19 @@ def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def _epoch_seconds(created_at: Any) -> int:
-    """Ollama's RFC 3339 ``created_at`` (nanosecond precision) as OpenAI's integer seconds."""
+def _epoch_seconds(created_at: Any, now: int) -> int:
+    """Ollama's RFC 3339 ``created_at`` (nanosecond precision) as OpenAI's integer seconds;
+    ``now`` when it has none."""
     found = _RFC3339.match(created_at) if isinstance(created_at, str) else None
     if found is None:
-        return int(time.time())
+        return now
     date, clock, _fraction, zone = found.groups()
     zone = zone or "Z"
     zone = "+00:00" if zone in "Zz" else zone if ":" in zone else f"{zone[:3]}:{zone[3:]}"
     try:
         moment = datetime.fromisoformat(f"{date}T{clock}{zone}")
     except ValueError:
-        return int(time.time())
+        return now
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp())

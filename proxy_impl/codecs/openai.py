@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..model import OPENAI
+from ..model import OPENAI, ReplyStamp
 from .exchange import Codec, Exchange, TransformError, parse_upstream
 
 
@@ -22,7 +22,8 @@ def encode(body: Mapping[str, Any], exchange: Exchange) -> dict[str, Any]:
     return request
 
 
-def decode(upstream_body: bytes, exchange: Exchange) -> bytes:
+def decode(upstream_body: bytes, exchange: Exchange, stamp: ReplyStamp) -> bytes:
+    """The upstream's own body, untouched: ``stamp`` is unused."""
     value = parse_upstream(upstream_body, f"failed to decode {exchange.route_type} response")
     if not isinstance(value, Mapping) or value.get("choices") is None:
         raise TransformError(f"'choices' not in {exchange.route_type} response")

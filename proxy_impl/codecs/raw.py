@@ -15,7 +15,7 @@ from typing import Any
 
 from ..behaviour import Behaviour
 from ..json_text import compact_json
-from ..model import RAW
+from ..model import RAW, ReplyStamp
 from .exchange import (
     Codec,
     EncodeError,
@@ -133,7 +133,8 @@ def encode(body: Mapping[str, Any], exchange: Exchange) -> dict[str, Any]:
 # --- response ---------------------------------------------------------------------------------
 
 
-def decode(upstream_body: bytes, exchange: Exchange) -> bytes:
+def decode(upstream_body: bytes, exchange: Exchange, stamp: ReplyStamp) -> bytes:
+    """Kong's raw reply has no ``id`` or ``created``, fixed mode included: ``stamp`` is unused."""
     value = parse_upstream(upstream_body, NOT_JSON)
     if exchange.behaviour.raw_reads_only_kong_shape:
         text = _kong_generated_text(value)

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..json_text import compact_json
-from ..model import CHAT
+from ..model import CHAT, ReplyStamp
 from .events import Delta, Event, Failure, Finish, Relay
 
 DONE = b"data: [DONE]\n\n"
@@ -55,22 +55,20 @@ def error_event(failure: Failure) -> dict[str, Any]:
 
 
 class ClientStream:
-    """Encodes one client stream. Pure: ``id`` and ``created`` come from the caller."""
+    """Encodes one client stream. Pure: its ``id`` and ``created`` come in as ``stamp``."""
 
     def __init__(
         self,
         *,
         route_type: str,
         model: str,
-        stream_id: str,
-        created: int,
+        stamp: ReplyStamp,
         include_usage: bool = False,
         kong_compat: bool = False,
     ) -> None:
         self._chat = route_type == CHAT
         self._model = model
-        self._id = stream_id
-        self._created = created
+        self._stamp = stamp
         self._include_usage = include_usage
         self._compat = kong_compat
         self._started = False  # the first chunk (model fixed, role sent) is out
@@ -133,9 +131,9 @@ class ClientStream:
 
     def _frame(self, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
         frame: dict[str, Any] = {
-            "id": self._id,
+            "id": self._stamp.id,
             "object": "chat.completion.chunk" if self._chat else "text_completion",
-            "created": self._created,
+            "created": self._stamp.created,
             "model": self._model,
             "choices": choices,
         }

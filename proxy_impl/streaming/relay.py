@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-import uuid
 from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from ..model import CHAT, RAW
+from ..model import RAW, ReplyStamp
 from .client import KONG_UNSUPPORTED, ClientStream
 from .events import Event, Failure, Finish, events_from_completion
 from .outcome import StreamOutcome, Tally
@@ -194,12 +192,10 @@ def _check_client(request: web.Request) -> None:
 
 
 def _encoder(plan: StreamPlan) -> ClientStream:
-    prefix = "chatcmpl" if plan.route_type == CHAT else "cmpl"
     return ClientStream(
         route_type=plan.route_type,
         model=plan.model,
-        stream_id=f"{prefix}-{uuid.uuid4().hex}",
-        created=int(time.time()),
+        stamp=ReplyStamp.mint(plan.route_type),
         include_usage=plan.include_usage,
         kong_compat=plan.kong_compat,
     )

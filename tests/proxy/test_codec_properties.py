@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from proxyproof.proxy_impl.behaviour import FIXED, KONG
 from proxyproof.proxy_impl.codecs import Exchange, codec_for
 from proxyproof.proxy_impl.codecs.raw import LUA_SPACE
+from proxyproof.proxy_impl.model import ReplyStamp
 
 CHAT = "llm/v1/chat"
 TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40).filter(
@@ -17,6 +18,7 @@ TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40
 )
 ROLES = st.sampled_from(["system", "user", "assistant", "tool"])
 MESSAGES = st.lists(st.fixed_dictionaries({"role": ROLES, "content": TEXT}), min_size=1, max_size=8)
+STAMP = ReplyStamp("unused", 0)  # the raw codec writes no id or created
 
 
 def exchange(behaviour):
@@ -48,5 +50,6 @@ def test_kong_prompt_never_contains_assistant_turns_beyond_the_second(messages):
 def test_raw_reply_is_the_text_after_the_prompt(prompt, reply):
     generated = f"<s>[INST] {prompt} [/INST]{reply}"
     for body in ({"data": [{"generated_text": generated}]}, [{"generated_text": generated}]):
-        decoded = json.loads(codec_for("raw").decode(json.dumps(body).encode(), exchange(FIXED)))
+        upstream = json.dumps(body).encode()
+        decoded = json.loads(codec_for("raw").decode(upstream, exchange(FIXED), STAMP))
         assert decoded["choices"][0]["message"]["content"] == reply.strip(LUA_SPACE)

@@ -11,6 +11,7 @@ from proxy_support import CHAT, COMPLETIONS, kong_fixture
 
 from proxyproof.proxy_impl.behaviour import FIXED, KONG, Behaviour
 from proxyproof.proxy_impl.codecs import EncodeError, Exchange, TransformError, codec_for
+from proxyproof.proxy_impl.model import ReplyStamp
 from proxyproof.proxy_impl.tuning import merge_tuning
 
 # The options Kong's unit spec configures for the llama2 formats.
@@ -41,9 +42,18 @@ def encode(fmt: str, body: dict[str, Any], route_type: str, behaviour: Behaviour
     return codec_for(fmt).encode(body, exchange(route_type, behaviour, **kw))
 
 
-def decode(fmt: str, body: Any, route_type: str, behaviour: Behaviour, **kw: Any) -> Any:
+def decode(
+    fmt: str,
+    body: Any,
+    route_type: str,
+    behaviour: Behaviour,
+    *,
+    stamp: ReplyStamp | None = None,
+    **kw: Any,
+) -> Any:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return json.loads(codec_for(fmt).decode(raw, exchange(route_type, behaviour, **kw)))
+    stamp = stamp or ReplyStamp.mint(route_type)
+    return json.loads(codec_for(fmt).decode(raw, exchange(route_type, behaviour, **kw), stamp))
 
 
 # --- 01-unit_spec: "converts to provider request format correctly" -----------------------------
@@ -313,6 +323,12 @@ def test_ollama_finish_reason_rules():
     assert kong["choices"][0]["finish_reason"] == "length"
 
 
+def test_fixed_ollama_reply_takes_its_id_and_a_missing_created_from_the_stamp():
+    body = {"model": "m", "response": "x"}  # no created_at
+    reply = decode("ollama", body, COMPLETIONS, FIXED, stamp=ReplyStamp("cmpl-given", 42))
+    assert (reply["id"], reply["created"]) == ("cmpl-given", 42)
+
+
 def test_fixed_ollama_created_handles_nanoseconds_and_offsets():
     body = {"model": "m", "response": "x", "created_at": "2025-08-16T21:50:45.146929735Z"}
     assert decode("ollama", body, COMPLETIONS, FIXED)["created"] == 1755381045
@@ -378,7 +394,7 @@ def test_ollama_decode_error():
 def test_openai_response_is_returned_byte_for_byte():
     upstream = b'{"id":"x", "choices":[{"index":0}],\n"extra":true}'
     ex = exchange(CHAT, FIXED)
-    assert codec_for("openai").decode(upstream, ex) == upstream
+    assert codec_for("openai").decode(upstream, ex, ReplyStamp("unused", 0)) == upstream
 
 
 @pytest.mark.parametrize(
@@ -390,5 +406,5 @@ def test_openai_response_is_returned_byte_for_byte():
 )
 def test_openai_response_errors(body, reason):
     with pytest.raises(TransformError) as failure:
-        codec_for("openai").decode(body, exchange(CHAT, FIXED))
+        codec_for("openai").decode(body, exchange(CHAT, FIXED), ReplyStamp("unused", 0))
     assert str(failure.value) == reason

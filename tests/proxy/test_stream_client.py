@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from proxyproof.proxy_impl.model import ReplyStamp
 from proxyproof.proxy_impl.streaming.client import KONG_DONE, ClientStream
 from proxyproof.proxy_impl.streaming.events import (
     Delta,
@@ -23,7 +24,7 @@ CHAT, COMPLETIONS = "llm/v1/chat", "llm/v1/completions"
 
 def stream(route_type: str = CHAT, **options) -> ClientStream:
     return ClientStream(
-        route_type=route_type, model="llama2", stream_id="id-1", created=7, **options
+        route_type=route_type, model="llama2", stamp=ReplyStamp("id-1", 7), **options
     )
 
 

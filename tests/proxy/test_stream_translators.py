@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from proxyproof.proxy_impl.model import ReplyStamp
 from proxyproof.proxy_impl.streaming.client import ClientStream
 from proxyproof.proxy_impl.streaming.events import Delta, Event, Failure, Finish, Relay, Usage
 from proxyproof.proxy_impl.streaming.framing import (
@@ -497,7 +498,7 @@ def test_a_long_stream_runs_in_constant_memory() -> None:
     """Translator, encoder and tally keep nothing per token: megabytes through, kilobytes held."""
     piece = ollama_chat(["token " * 20] * 100).rsplit(b"\n", 2)[0] + b"\n"  # 100 content lines
     translator, tally = OllamaTranslator(), Tally()
-    encoder = ClientStream(route_type="llm/v1/chat", model="m", stream_id="s", created=0)
+    encoder = ClientStream(route_type="llm/v1/chat", model="m", stamp=ReplyStamp("s", 0))
     tracemalloc.start()
     try:
         for round_ in range(200):
