@@ -10,7 +10,6 @@ character cut across two reads survives. A line longer than ``MAX_LINE_BYTES`` r
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 MAX_LINE_BYTES = 1 << 20
 
@@ -74,18 +73,13 @@ class NdjsonDecoder:
         return [line for line in self._lines.finish() if line.strip()]
 
 
-@dataclass(frozen=True)
-class SseEvent:
-    data: str
-    event: str = ""  # the `event:` field; "" is the default "message" type
-
-
 class SseDecoder:
-    """Server-sent events as the WHATWG rules read them.
+    """Server-sent events as the WHATWG rules read them; each event is returned as its data.
 
     A blank line dispatches the pending event; ``:`` lines are comments (keep-alives); a field's
     value loses one leading space; several ``data:`` lines join with ``\\n``; an event without any
-    ``data:`` line is not dispatched. Unlike a browser, ``finish()`` also dispatches a last event
+    ``data:`` line is not dispatched. Other fields (``event:``, ``id:``, ``retry:``) are read past:
+    no upstream dialect here needs them. Unlike a browser, ``finish()`` also dispatches a last event
     whose blank line never came: an upstream that closes right after its final event still
     delivered it.
     """
@@ -95,21 +89,20 @@ class SseDecoder:
         self._max = max_line_bytes
         self._data: list[str] = []
         self._size = 0  # characters held in self._data: one event may not grow without bound
-        self._event = ""
 
-    def feed(self, data: bytes) -> list[SseEvent]:
+    def feed(self, data: bytes) -> list[str]:
         return self._read(self._lines.feed(data))
 
-    def finish(self) -> list[SseEvent]:
+    def finish(self) -> list[str]:
         return self._read([*self._lines.finish(), ""])
 
-    def _read(self, lines: list[str]) -> list[SseEvent]:
-        events: list[SseEvent] = []
+    def _read(self, lines: list[str]) -> list[str]:
+        events: list[str] = []
         for line in lines:
             if not line:
                 if self._data:
-                    events.append(SseEvent("\n".join(self._data), self._event))
-                self._data, self._size, self._event = [], 0, ""
+                    events.append("\n".join(self._data))
+                self._data, self._size = [], 0
                 continue
             if line.startswith(":"):
                 continue
@@ -120,6 +113,4 @@ class SseDecoder:
                 self._size += len(value) + 1
                 if self._size > self._max:
                     raise FramingError(f"upstream stream event longer than {self._max} bytes")
-            elif name == "event":
-                self._event = value
         return events

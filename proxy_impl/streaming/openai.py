@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from .events import Event, Finish, Relay, Usage, usage_from
-from .framing import SseDecoder, SseEvent
+from .framing import SseDecoder
 from .translator import FrameTranslator, json_object, malformed, truncated, upstream_failure
 
 
-class OpenAITranslator(FrameTranslator[SseEvent]):
+class OpenAITranslator(FrameTranslator[str]):
     def __init__(self, *, kong_compat: bool = False) -> None:
         super().__init__(SseDecoder())
         self._compat = kong_compat
@@ -25,16 +25,16 @@ class OpenAITranslator(FrameTranslator[SseEvent]):
         self._usage: Usage | None = None
         self._model: str | None = None
 
-    def on_frame(self, frame: SseEvent) -> list[Event]:
-        if frame.data == "[DONE]":
+    def on_frame(self, frame: str) -> list[Event]:
+        if frame == "[DONE]":
             return [Finish(self._reason, self._usage, self._model)]
-        chunk = json_object(frame.data)
+        chunk = json_object(frame)
         if not self._compat:
             if chunk is None:
                 return [malformed("an event that is not a JSON object")]
             if chunk.get("error"):
                 return [upstream_failure(chunk["error"])]
-        return [Relay(frame.data, self._observe(chunk or {}))]
+        return [Relay(frame, self._observe(chunk or {}))]
 
     def on_end(self) -> list[Event]:
         return [] if self._compat else [truncated("without data: [DONE]")]

@@ -1,4 +1,4 @@
-"""What a finished stream tells analytics: usage, finish reason, model, how it ended.
+"""What a finished stream tells analytics: usage, finish reason, model and reply text.
 
 ``Tally`` watches the events go by in constant memory: it counts the length the reply text would
 have once stripped (Kong's completion-token estimate is ``ceil(len(text.strip()) / 4)``) without
@@ -9,22 +9,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
-from .events import Delta, Event, Failure, Finish, Relay, Usage
-
-Ending = Literal["completed", "failed", "client_disconnected"]
+from .events import Delta, Event, Finish, Relay, Usage
 
 
 @dataclass(frozen=True)
 class StreamOutcome:
-    ending: Ending
     usage: Usage | None  # the upstream's own counts, when it gave them
     finish_reason: str | None
     model: str | None  # the model the upstream named, if any
     text_length: int  # length of the streamed reply text, stripped
     text: str | None = None  # the reply text, only when it was asked for
-    failure: Failure | None = None
 
     @property
     def estimated_completion_tokens(self) -> int:
@@ -42,8 +37,6 @@ class Tally:
         self._usage: Usage | None = None
         self._reason: str | None = None
         self._model: str | None = None
-        self._failure: Failure | None = None
-        self._finished = False
 
     def observe(self, events: list[Event]) -> None:
         for event in events:
@@ -52,24 +45,16 @@ class Tally:
             if isinstance(event, Delta) and event.model:
                 self._model = event.model
             elif isinstance(event, Finish):
-                self._finished = True
                 self._usage, self._reason = event.usage, event.reason
                 self._model = event.model or self._model
-            elif isinstance(event, Failure):
-                self._failure = event
 
-    def outcome(self, *, client_disconnected: bool = False) -> StreamOutcome:
-        ending: Ending = "completed" if self._finished else "failed"
-        if client_disconnected and not self._finished:
-            ending = "client_disconnected"
+    def outcome(self) -> StreamOutcome:
         return StreamOutcome(
-            ending=ending,
             usage=self._usage,
             finish_reason=self._reason,
             model=self._model,
             text_length=self._length,
             text="".join(self._pieces).strip() if self._keep_text else None,
-            failure=self._failure,
         )
 
     def _count(self, piece: str) -> None:

@@ -22,21 +22,21 @@ from collections.abc import Mapping
 from typing import Any
 
 from .events import Delta, Event, Finish, Usage, as_count
-from .framing import SseDecoder, SseEvent
+from .framing import SseDecoder
 from .translator import FrameTranslator, json_object, malformed, truncated, upstream_failure
 
 _TGI_FINISH = {"length": "length", "eos_token": "stop", "stop_sequence": "stop"}
 
 
-class RawTranslator(FrameTranslator[SseEvent]):
+class RawTranslator(FrameTranslator[str]):
     def __init__(self) -> None:
         super().__init__(SseDecoder())
         self._trim = TrimmedText()
 
-    def on_frame(self, frame: SseEvent) -> list[Event]:
-        if frame.data.strip() == "[DONE]":  # not sent by these servers, but unambiguous
+    def on_frame(self, frame: str) -> list[Event]:
+        if frame.strip() == "[DONE]":  # not sent by these servers, but unambiguous
             return [Finish("stop")]
-        event = json_object(frame.data)
+        event = json_object(frame)
         if event is None:
             return [malformed("an event that is not a JSON object")]
         if event.get("error") is not None:

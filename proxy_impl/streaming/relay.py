@@ -10,6 +10,7 @@ close the upstream request within ``CLIENT_CHECK_SECONDS``, not at the next toke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -19,7 +20,7 @@ from multidict import CIMultiDict
 
 from ..model import RAW, ReplyStamp
 from .client import KONG_UNSUPPORTED, ClientStream
-from .events import Event, Failure, Finish, events_from_completion
+from .events import Event, Failure, events_from_completion
 from .outcome import StreamOutcome, Tally
 from .plan import StreamPlan, framing_of, translator_for
 
@@ -49,7 +50,7 @@ async def relay_stream(
             upstream.release()
         else:
             upstream.close()  # mid-body: drop the connection so the upstream stops generating
-        _report(plan.on_done, relay.tally.outcome(client_disconnected=gone))
+        _report(plan.on_done, relay.tally.outcome())
     return relay.response
 
 
@@ -100,7 +101,6 @@ class _Relay:
             try:
                 reply = self.plan.decode_json(body)
             except ValueError as error:  # not transformable: the non-streaming 500
-                self.tally.observe([Failure("malformed", str(error))])
                 self.response = web.json_response(
                     {"error": {"message": str(error)}},
                     status=500,
@@ -116,13 +116,9 @@ class _Relay:
         """Kong has no raw stream translator: every event fails and the client gets an empty
         200 once the upstream has finished."""
         await self._open()
-        try:
+        with contextlib.suppress(*_UPSTREAM_READ_ERRORS):  # the client's 200 is empty either way
             while await self._next_read():
                 pass
-        except _UPSTREAM_READ_ERRORS as error:
-            self.tally.observe([_connection_failure(error)])
-        else:
-            self.tally.observe([Finish(None)])
         await self._close()
 
     async def _read_body(self) -> bytes:

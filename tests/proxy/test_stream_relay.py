@@ -182,9 +182,9 @@ def client_events(chunks: Iterator[bytes]) -> Iterator[str]:
     decoder = SseDecoder()
     for chunk in chunks:
         for event in decoder.feed(chunk):
-            yield event.data
+            yield event
     for event in decoder.finish():
-        yield event.data
+        yield event
 
 
 def post(rig: Rig, path: str) -> tuple[int, str, list[str]]:
@@ -229,11 +229,7 @@ def test_each_token_is_relayed_before_the_upstream_sends_the_next(rig: Rig) -> N
                 up.gate("rest").set()  # only now may the upstream go on
     assert content(seen) == "Hello" and seen[-1] == "[DONE]"
     outcome = rig.outcome()
-    assert (outcome.ending, outcome.finish_reason, outcome.usage.total_tokens) == (
-        "completed",
-        "stop",
-        5,
-    )
+    assert (outcome.finish_reason, outcome.usage.total_tokens) == ("stop", 5)
 
 
 def test_a_client_hanging_up_closes_the_upstream_request(rig: Rig) -> None:
@@ -250,7 +246,7 @@ def test_a_client_hanging_up_closes_the_upstream_request(rig: Rig) -> None:
         pieces = response.iter_raw()
         next(pieces)  # the first chunk is here; leaving the block hangs up
     assert up.hung_up.wait(WAIT), "the proxy kept the upstream request open"
-    assert rig.outcome().ending == "client_disconnected"
+    assert rig.outcome().text_length == 1  # reported even though the client left
 
 
 def test_a_slow_client_holds_the_upstream_back(rig: Rig) -> None:
@@ -284,7 +280,7 @@ def test_a_truncated_stream_ends_with_an_error_event(rig, fmt, content_type, hea
     assert payloads[-1] == "[DONE]"
     error = json.loads(payloads[-2])["error"]
     assert message in error["message"] and error["type"] == "upstream_incomplete_stream"
-    assert rig.outcome().ending == "failed"
+    assert rig.outcome().finish_reason is None
 
 
 def test_a_reset_upstream_ends_with_an_error_event(rig: Rig) -> None:
