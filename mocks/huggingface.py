@@ -1,6 +1,6 @@
 """The HuggingFace mock: the serverless Inference API and a text-generation-inference server.
 
-One server answers both families (``shared/reference/hf_openai.md`` §1–§3, §9, §10):
+One server answers both families:
 
 - Inference API: ``POST /models/{model_id}`` (any id) answers ``[{"generated_text": ...}]`` with
   the prompt echoed unless ``return_full_text`` is false, or TGI's SSE when ``stream`` is true;
@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from . import generation, openai_compat, tgi_request
+from . import generation, openai_compat, tgi_request, tgi_v1
 from .base import BytesReply, Call, Endpoint, JsonReply, MockKind, Reply, StreamReply, sse_frame
 from .tgi_request import GenerateRequest, error
 
@@ -251,7 +251,7 @@ NATIVE_ENDPOINTS: tuple[Endpoint, ...] = (
 KIND = MockKind(
     name="huggingface",
     default_port=8081,
-    endpoints=NATIVE_ENDPOINTS + openai_compat.endpoints(openai_compat.TGI),
+    endpoints=NATIVE_ENDPOINTS + openai_compat.endpoints(tgi_v1.DIALECT),
     unauthorized=unauthorized,
     not_found=not_found,
     error=error,

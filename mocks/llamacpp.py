@@ -1,7 +1,7 @@
 """The llama.cpp mock: ``llama-server``'s native routes, its OpenAI-compatible ``/v1/*``, and the
 ``/raw`` adapter for Kong's ``llama2_format: raw``.
 
-Written from ``tools/server`` (``shared/reference/ollama_llamacpp.md`` §2): ``/completion`` and
+Written from llama.cpp's ``tools/server``: ``/completion`` and
 ``/completions`` take a prompt verbatim (string, token ids, mixed, or a list of prompts) and answer
 one object (an array for several prompts), or SSE with one event per token and a final
 ``stop: true`` event — never ``[DONE]``. Request fields are read leniently and errors are
@@ -9,7 +9,7 @@ one object (an array for several prompts), or SSE with one event per token and a
 real server's 500. Every response carries ``Server: llama.cpp``.
 
 **Why ``/raw`` exists.** Kong's docs say a llama.cpp upstream for ``llama2_format: raw`` "should
-be set to RAW mode", but stock llama.cpp has no such mode (§2.7): Kong sends HF-style
+be set to RAW mode", but stock llama.cpp has no such mode: Kong sends HF-style
 ``{"inputs", "parameters"}`` and reads ``data[0].generated_text``, which ``/completion`` neither
 takes nor returns. A real deployment needs an adapter in front of llama.cpp; ``POST /raw`` is that
 adapter. It echoes the prompt before the reply (Kong keeps what follows the last ``[/INST]``),
@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
-from . import generation, openai_compat
+from . import generation, llamacpp_v1, openai_compat
 from . import llamacpp_request as fields
 from .base import (
     NOT_JSON,
@@ -446,13 +446,13 @@ KIND = MockKind(
     default_port=8080,
     endpoints=tuple(
         replace(endpoint, handler=_with_server_header(endpoint.handler))
-        for endpoint in NATIVE_ENDPOINTS + openai_compat.endpoints(openai_compat.LLAMACPP)
+        for endpoint in NATIVE_ENDPOINTS + openai_compat.endpoints(llamacpp_v1.DIALECT)
     ),
     unauthorized=unauthorized,
     not_found=not_found,
     error=error,
     loading=loading,
-    stream_error=openai_compat.LLAMACPP.stream_error,
+    stream_error=llamacpp_v1.DIALECT.stream_error,
     description="llama.cpp llama-server: /completion (SSE), /health, /props, /tokenize, "
     "/detokenize, /v1/*, and /raw (Kong's llama2_format=raw adapter)",
     x_api_key=True,

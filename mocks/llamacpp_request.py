@@ -1,5 +1,5 @@
 """How llama.cpp's ``llama-server`` reads a request, and its error bodies (shared by the native
-routes and the OpenAI-compatible ``/v1/*`` ones; ``shared/reference/ollama_llamacpp.md`` §2).
+routes and the OpenAI-compatible ``/v1/*`` ones).
 
 nlohmann::json parses the body first: a body that is not JSON throws, and the server's exception
 wrapper answers 500. Fields are then read leniently, as ``json_value`` does: a field of the wrong

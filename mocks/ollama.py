@@ -1,9 +1,9 @@
 """The Ollama mock: the native ``/api/*`` protocol plus Ollama's OpenAI-compatible ``/v1/*``.
 
-Written from Ollama's ``server/routes.go`` and ``docs/api.md`` (see
-``shared/reference/ollama_llamacpp.md`` §1): NDJSON streams by default, integer-nanosecond
-metrics, RFC 3339 ``created_at``, flat ``{"error": "..."}`` bodies with the real status codes and
-messages (Go's JSON decoding errors included), empty prompt = load, ``keep_alive: 0`` = unload.
+Written from Ollama's ``server/routes.go`` and ``docs/api.md``: NDJSON streams by default,
+integer-nanosecond metrics, RFC 3339 ``created_at``, flat ``{"error": "..."}`` bodies with the
+real status codes and messages (Go's JSON decoding errors included), empty prompt = load,
+``keep_alive: 0`` = unload.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import generation, ollama_request, openai_compat
+from . import generation, ollama_request, ollama_v1, openai_compat
 from .base import BytesReply, Call, Endpoint, JsonReply, MockKind, Reply, StreamReply, ndjson_line
 from .ollama_request import (
     EMBEDDING_SIZE,
@@ -437,7 +437,7 @@ NATIVE_ENDPOINTS: tuple[Endpoint, ...] = (
 KIND = MockKind(
     name="ollama",
     default_port=11434,
-    endpoints=NATIVE_ENDPOINTS + openai_compat.endpoints(openai_compat.OLLAMA),
+    endpoints=NATIVE_ENDPOINTS + openai_compat.endpoints(ollama_v1.DIALECT),
     unauthorized=unauthorized,
     not_found=not_found,
     error=error,

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from . import openai_compat
 from .base import Call, MockKind, Reply
+from .openai_compat_dialect import Dialect, openai_error
+
+DIALECT = Dialect(name="openai")  # the defaults are the OpenAI API's own
 
 _NO_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization header "
@@ -39,8 +42,8 @@ def _presented_key(call: Call) -> str | None:
 def unauthorized(call: Call) -> Reply:
     key = _presented_key(call)
     if key is None:
-        return openai_compat.openai_error(401, _NO_KEY)
-    return openai_compat.openai_error(
+        return openai_error(401, _NO_KEY)
+    return openai_error(
         401,
         f"Incorrect API key provided: {masked_key(key)}. You can find your API key at "
         "https://platform.openai.com/account/api-keys.",
@@ -49,12 +52,12 @@ def unauthorized(call: Call) -> Reply:
 
 
 def not_found(call: Call) -> Reply:
-    return openai_compat.openai_error(404, f"Invalid URL ({call.method} {call.path})")
+    return openai_error(404, f"Invalid URL ({call.method} {call.path})")
 
 
 def loading(call: Call, estimated_time: float) -> Reply:
     # api.openai.com has no loading state; an OpenAI-style GGUF server warming up answers 503.
-    reply = openai_compat.openai_error(
+    reply = openai_error(
         503,
         f"The model is loading; please try again in {estimated_time:g} seconds.",
         code="model_loading",
@@ -66,12 +69,12 @@ def loading(call: Call, estimated_time: float) -> Reply:
 KIND = MockKind(
     name="openai",
     default_port=8082,
-    endpoints=openai_compat.endpoints(openai_compat.OPENAI),
+    endpoints=openai_compat.endpoints(DIALECT),
     unauthorized=unauthorized,
     not_found=not_found,
-    error=openai_compat.openai_error,
+    error=openai_error,
     loading=loading,
-    stream_error=openai_compat.OPENAI.stream_error,
+    stream_error=DIALECT.stream_error,
     description="OpenAI-style server: /v1/chat/completions, /v1/completions, /v1/models, "
     "/v1/embeddings",
 )

@@ -1,9 +1,9 @@
-"""OpenAI-compatible routes (chat, legacy completions, models, embeddings) as pure handlers.
+"""OpenAI-compatible endpoints (chat, legacy completions, models, embeddings) as pure handlers.
 
-One implementation serves four servers. A ``Dialect`` holds what differs between them, as data:
-the OpenAI API itself (the defaults), Ollama's ``/v1/*`` (``openai/openai.go`` + its middleware),
-llama.cpp's OpenAI routes (``server-task.cpp``) and TGI's Messages API (``router/src/chat.rs``).
-See ``shared/reference/hf_openai.md`` §2.6 and §4-§8 and ``ollama_llamacpp.md`` §1.10 and §2.4.
+One implementation serves four servers. What differs between them is data, a ``Dialect``
+(``openai_compat_dialect``), and each server's lives with that server: the OpenAI API's own
+(``openai``), Ollama's ``/v1/*`` (``ollama_v1``), llama.cpp's (``llamacpp_v1``) and TGI's Messages
+API (``tgi_v1``). This layer knows no server: it imports none of their modules.
 
 Choices worth knowing:
 
@@ -31,324 +31,18 @@ import hashlib
 import json
 import struct
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from . import generation, llamacpp_request, llamacpp_timings, ollama_request, tgi_request
+from . import generation
 from .base import NOT_JSON, Call, Endpoint, Handler, JsonReply, Reply, StreamReply, sse_frame
+from .openai_compat_dialect import MODEL_CREATED, Dialect
 
-EMBEDDING_DIMENSIONS = 384
-MODEL_CREATED = 1_700_000_000  # "created" of listed models: a fixed date, there is no model file
 CREATED_SPAN = 31_536_000  # replies are "created" within a year after MODEL_CREATED
 MAX_STOP_SEQUENCES = 4
 DONE_FRAME = sse_frame("[DONE]")
-_ALPHANUMERIC = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # The request digest's encoding: key order and spacing must not change a reply.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-# --- the OpenAI API's own wording -----------------------------------------------------------
-
-
-def openai_error(
-    status: int, message: str, param: str | None = None, code: str | None = None
-) -> JsonReply:
-    """OpenAI's ``{"error": {message, type, param, code}}``."""
-    if status == 429:
-        kind, code = "requests", code or "rate_limit_exceeded"
-    elif status >= 500:
-        kind = "server_error"
-    else:
-        kind = "invalid_request_error"
-        if status == 401:
-            code = code or "invalid_api_key"
-    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
-    return JsonReply(status, body)
-
-
-def _openai_not_json(body: bytes) -> Reply:
-    return openai_error(
-        400,
-        "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
-        "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was "
-        "sent was not valid JSON. If you have trouble figuring out how to fix this, please "
-        "contact us through our help center at help.openai.com.)",
-    )
-
-
-def _alphanumeric(digest: bytes, length: int) -> str:
-    number = int.from_bytes(digest, "big")
-    chars = []
-    for _ in range(length):
-        number, index = divmod(number, len(_ALPHANUMERIC))
-        chars.append(_ALPHANUMERIC[index])
-    return "".join(chars)
-
-
-def _exact_model(models: tuple[str, ...], requested: str) -> str | None:
-    return requested if requested in models else None
-
-
-# --- dialects -------------------------------------------------------------------------------
-
-ErrorBuilder = Callable[[int, str, str | None, str | None], Reply]
-
-
-@dataclass(frozen=True, eq=False)
-class Dialect:
-    """Everything that differs between the OpenAI-compatible servers, as data.
-
-    The defaults are the OpenAI API's; another server's dialect states only where it departs.
-    """
-
-    name: str
-    build_error: ErrorBuilder = openai_error  # (status, message, param, code) -> error reply
-    stream_error_body: Callable[[str], Any] | None = None  # None: the body of error(500, message)
-    json_content_type: str = "application/json"
-    sse_content_type: str = "text/event-stream; charset=utf-8"
-    system_fingerprint: str | None = "fp_6b68a8204b"  # None: the key is absent
-    chat_id: Callable[[bytes], str] = lambda digest: "chatcmpl-" + _alphanumeric(digest, 29)
-    completion_id: Callable[[bytes], str] = lambda digest: "cmpl-" + _alphanumeric(digest, 29)
-    owned_by: str | None = "system"  # None: the model id itself (TGI)
-    model_created: int = MODEL_CREATED  # "created" of a listed model
-    serves_one_model: bool = False  # ignores the requested model; reports settings.models[0]
-    strict: bool = True  # OpenAI's own validation (roles, max_tokens >= 1, stream_options, n)
-    role_chunk_content: str | None | bool = ""  # False: no separate role chunk; else its content
-    role_on_every_delta: bool = False
-    finish_delta: Mapping[str, Any] = field(default_factory=dict)  # delta of the finish chunk
-    finish_on_last_token: bool = False  # TGI: a "length" finish rides on the last token's chunk
-    chat_logprobs: bool = True  # choices carry "logprobs": null
-    completion_logprobs: bool = True
-    usage_null: str = "requested"  # "never" | "requested" (with include_usage) | "always"
-    message_extras: Mapping[str, Any] = field(
-        default_factory=lambda: {"refusal": None, "annotations": []}
-    )  # extra keys of a non-stream chat message
-    response_extras: Mapping[str, Any] = field(
-        default_factory=lambda: {"service_tier": "default"}
-    )  # extra top-level keys of a non-stream chat response
-    usage_details: bool = True  # OpenAI's prompt/completion token details
-    # llama.cpp's "timings" (prompt tokens, predicted tokens) -> object, on the final chunk and
-    # the non-stream reply; None: no timings
-    timings: Callable[[int, int], dict[str, float]] | None = None
-    completion_final_usage: bool = False  # llama.cpp: the final completions chunk carries usage
-    completion_max_tokens_default: int | None = 16  # OpenAI legacy completions
-    max_tokens_fields: tuple[str, ...] = ("max_completion_tokens", "max_tokens")  # precedence
-    stop_sequence_finish: str = "stop"  # finish_reason when a stop sequence ended the text
-    stop_must_be_list: bool = False  # TGI: a string "stop" is a deserialization error
-    models_public: bool = False  # /v1/models reachable without the API key
-    retrieve_model: bool = True  # GET /v1/models/{model}
-    embeddings: bool = True
-    embedding_dimensions: int = EMBEDDING_DIMENSIONS  # vector length without "dimensions"
-    # requested dimensions -> vector length, for a server that accepts any integer (Ollama);
-    # None: exactly as requested, which must be >= 1
-    fit_dimensions: Callable[[int], int] | None = None
-    missing_model: str = "you must provide a model parameter"
-    missing_messages: str = "'messages' is a required property"
-    empty_messages: str = (
-        "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an "
-        "empty array instead."
-    )
-    missing_prompt: str | None = "you must provide a 'prompt' parameter"  # None: prompt is ""
-    not_json: Callable[[bytes], Reply] = _openai_not_json
-    model_matcher: Callable[[tuple[str, ...], str], str | None] = _exact_model
-    model_not_found: Callable[[str], str] = (  # the 404 message
-        lambda m: f"The model `{m}` does not exist or you do not have access to it."
-    )
-    model_list: Callable[[Call], Any] | None = None  # None: model_entry of each served model
-    aliases: tuple[tuple[str, str], ...] = ()  # (v1 path, alias path) served by the same handler
-    reject_body: Callable[[int, str], Reply] | None = None  # None: self.error
-    body_status: int = 400  # status of a body the server cannot deserialise (TGI/axum: 422)
-    rejects_n: bool = True  # n != 1 is refused (where the real server would honour it)
-    prompt_string_only: bool = False  # Ollama: /v1/completions takes only a string prompt
-    shown_model: Callable[[str], str] = lambda name: name  # a model id as listed (Ollama tags)
-
-    def error(
-        self, status: int, message: str, *, param: str | None = None, code: str | None = None
-    ) -> Reply:
-        """An error in this server's dialect; fits ``MockKind.error``."""
-        return self.build_error(status, message, param, code)
-
-    def stream_error(self, message: str) -> bytes:
-        """The SSE event this server sends for an error after the stream started."""
-        if self.stream_error_body is not None:
-            return sse_frame(self.stream_error_body(message))
-        error = self.error(500, message)
-        assert isinstance(error, JsonReply)
-        return sse_frame(error.body)
-
-    def rejected_body(self, status: int, message: str) -> Reply:
-        return (self.reject_body or self.error)(status, message)
-
-    def model_entry(self, name: str) -> dict[str, Any]:
-        """A model as ``/v1/models`` lists it."""
-        return {
-            "id": self.shown_model(name),
-            "object": "model",
-            "created": self.model_created,
-            "owned_by": self.owned_by or name,
-        }
-
-
-def ollama_openai_error(
-    status: int, message: str, param: str | None = None, code: str | None = None
-) -> JsonReply:
-    """Ollama's ``openai.NewError``: the OpenAI shape, type by status, ``param``/``code`` null."""
-    kind = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
-    body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
-    return JsonReply(status, body)
-
-
-def _ollama_not_json(body: bytes) -> Reply:
-    return ollama_openai_error(400, ollama_request.syntax_error(body))
-
-
-def _ollama_id(prefix: str) -> Callable[[bytes], str]:
-    return lambda digest: f"{prefix}{int.from_bytes(digest[:4], 'big') % 999}"
-
-
-def _llamacpp_models(call: Call) -> Any:
-    model = call.settings.models[0]
-    meta = {
-        "vocab_type": 1,
-        "n_vocab": 32000,
-        "n_ctx_train": 4096,
-        "n_embd": 4096,
-        "n_params": 6_738_415_616,
-        "size": 3_825_065_984,
-    }
-    entry = {**LLAMACPP.model_entry(model), "meta": meta}
-    # The Ollama-style list llama.cpp adds for clients that probe /api/tags-like shapes.
-    legacy = {
-        "name": model,
-        "model": model,
-        "modified_at": "",
-        "size": "",
-        "digest": "",
-        "type": "model",
-        "description": "",
-        "tags": [""],
-        "capabilities": ["completion"],
-        "parameters": "",
-        "details": {
-            "parent_model": "",
-            "format": "gguf",
-            "family": "",
-            "families": [""],
-            "parameter_size": "",
-            "quantization_level": "",
-        },
-    }
-    return {"models": [legacy], "object": "list", "data": [entry]}
-
-
-OPENAI = Dialect(name="openai")
-
-OLLAMA = Dialect(
-    name="ollama",
-    build_error=ollama_openai_error,
-    json_content_type=ollama_request.GIN_JSON,
-    sse_content_type="text/event-stream",
-    system_fingerprint="fp_ollama",
-    chat_id=_ollama_id("chatcmpl-"),
-    completion_id=_ollama_id("cmpl-"),
-    owned_by="library",
-    strict=False,
-    role_chunk_content=False,
-    role_on_every_delta=True,
-    finish_delta={"role": "assistant", "content": ""},
-    chat_logprobs=False,
-    completion_logprobs=False,
-    usage_null="never",
-    message_extras={},
-    response_extras={},
-    usage_details=False,
-    completion_max_tokens_default=None,
-    max_tokens_fields=("max_tokens",),
-    embedding_dimensions=ollama_request.EMBEDDING_SIZE,
-    fit_dimensions=ollama_request.embedding_size,
-    missing_model="model is required",
-    missing_messages="[] is too short - 'messages'",
-    empty_messages="[] is too short - 'messages'",
-    missing_prompt=None,
-    not_json=_ollama_not_json,
-    model_matcher=ollama_request.resolve_model,
-    model_not_found=lambda m: f"model '{m}' not found",
-    rejects_n=False,
-    prompt_string_only=True,
-    shown_model=ollama_request.tagged,
-)
-
-LLAMACPP = Dialect(
-    name="llamacpp",
-    build_error=lambda status, message, param, code: llamacpp_request.error(status, message),
-    json_content_type=llamacpp_request.JSON_UTF8,
-    sse_content_type="text/event-stream",
-    system_fingerprint="b6100-3f4fc97f",
-    chat_id=lambda digest: "chatcmpl-" + _alphanumeric(digest, 32),
-    completion_id=lambda digest: "chatcmpl-" + _alphanumeric(digest, 32),
-    owned_by="llamacpp",
-    serves_one_model=True,
-    strict=False,
-    role_chunk_content=None,
-    chat_logprobs=False,
-    usage_null="never",
-    message_extras={},
-    response_extras={},
-    usage_details=False,
-    timings=llamacpp_timings.timings,
-    completion_final_usage=True,
-    completion_max_tokens_default=None,
-    max_tokens_fields=("n_predict", "max_completion_tokens", "max_tokens"),
-    models_public=True,
-    retrieve_model=False,
-    missing_messages="'messages' is required",
-    empty_messages="'messages' is required",
-    missing_prompt='"prompt" is required',
-    not_json=llamacpp_request.not_json,
-    model_list=_llamacpp_models,
-    aliases=(("/v1/chat/completions", "/chat/completions"), ("/v1/models", "/models")),
-)
-
-TGI = Dialect(
-    name="tgi",
-    build_error=lambda status, message, param, code: tgi_request.error(status, message),
-    stream_error_body=lambda message: {"error": {"message": message, "http_status_code": 500}},
-    sse_content_type="text/event-stream",
-    system_fingerprint="3.3.6-sha-9b2f6d7",
-    chat_id=lambda digest: "",
-    completion_id=lambda digest: "",
-    owned_by=None,
-    model_created=0,
-    serves_one_model=True,
-    strict=False,
-    role_chunk_content=False,
-    role_on_every_delta=True,
-    finish_delta={"role": "assistant", "content": ""},
-    finish_on_last_token=True,
-    usage_null="always",
-    message_extras={},
-    response_extras={},
-    usage_details=False,
-    completion_max_tokens_default=None,
-    stop_sequence_finish="stop_sequence",
-    stop_must_be_list=True,
-    models_public=True,
-    retrieve_model=False,
-    embeddings=False,
-    missing_messages=(
-        "Failed to deserialize the JSON body into the target type: missing field `messages` "
-        "at line 1 column 2"
-    ),
-    empty_messages="Input validation error: `inputs` cannot be empty",
-    missing_prompt=(
-        "Failed to deserialize the JSON body into the target type: missing field `prompt` "
-        "at line 1 column 2"
-    ),
-    not_json=tgi_request.not_json,
-    reject_body=tgi_request.rejection,
-    body_status=422,
-    rejects_n=False,
-)
 
 
 # --- request parsing ------------------------------------------------------------------------
@@ -380,7 +74,7 @@ class _Invalid(Exception):
 
     def reply(self, dialect: Dialect) -> Reply:
         if self.body:
-            return dialect.rejected_body(dialect.body_status, self.message)
+            return dialect.rejected_body(dialect.errors.body_status, self.message)
         return dialect.error(self.status, self.message, param=self.param, code=self.code)
 
 
@@ -435,26 +129,27 @@ def _is_int(value: Any) -> bool:
 
 
 def _model(dialect: Dialect, call: Call, request: Mapping[str, Any], *, check: bool) -> str:
-    if dialect.serves_one_model:
+    if dialect.requests.serves_one_model:
         return call.settings.models[0]
     requested = request.get("model")
     if requested is None or requested == "":
-        raise _Invalid(dialect.missing_model, "model")
+        raise _Invalid(dialect.errors.missing_model, "model")
     if not isinstance(requested, str):
         raise _wrong_type("model", "a string", requested)
-    if check and dialect.model_matcher(call.settings.models, requested) is None:
-        raise _Invalid(dialect.model_not_found(requested), status=404, code="model_not_found")
+    if check and dialect.requests.model_matcher(call.settings.models, requested) is None:
+        message = dialect.errors.model_not_found(requested)
+        raise _Invalid(message, status=404, code="model_not_found")
     return requested
 
 
 def _max_tokens(dialect: Dialect, request: Mapping[str, Any], default: int | None) -> int | None:
-    for name in dialect.max_tokens_fields:
+    for name in dialect.requests.max_tokens_fields:
         value = request.get(name)
         if value is None:
             continue
         if not _is_int(value):
             raise _wrong_type(name, "an integer", value)
-        if dialect.strict and value < 1:
+        if dialect.requests.strict and value < 1:
             raise _Invalid(
                 f"Invalid '{name}': integer below minimum value. Expected a value >= 1, "
                 f"but got {value} instead.",
@@ -470,7 +165,7 @@ def _stop(dialect: Dialect, request: Mapping[str, Any]) -> tuple[str, ...]:
     if stop is None:
         return ()
     if isinstance(stop, str):
-        if dialect.stop_must_be_list:
+        if dialect.requests.stop_must_be_list:
             raise _Invalid(
                 "Failed to deserialize the JSON body into the target type: stop: invalid type: "
                 f"string {stop!r}, expected a sequence",
@@ -479,7 +174,7 @@ def _stop(dialect: Dialect, request: Mapping[str, Any]) -> tuple[str, ...]:
         return (stop,)
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
         raise _wrong_type("stop", "a string or an array of strings", stop)
-    if dialect.strict and len(stop) > MAX_STOP_SEQUENCES:
+    if dialect.requests.strict and len(stop) > MAX_STOP_SEQUENCES:
         raise _Invalid(
             f"Invalid 'stop': array too long. Expected an array with maximum length "
             f"{MAX_STOP_SEQUENCES}, but got an array with length {len(stop)} instead.",
@@ -499,7 +194,7 @@ def _options(
     stream_options = request.get("stream_options")
     if stream_options is not None and not isinstance(stream_options, dict):
         raise _wrong_type("stream_options", "an object", stream_options)
-    if dialect.strict and stream_options is not None and not stream:
+    if dialect.requests.strict and stream_options is not None and not stream:
         raise _Invalid(
             "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
             "stream_options",
@@ -510,7 +205,7 @@ def _options(
     if seed is not None and not _is_int(seed):
         raise _wrong_type("seed", "an integer", seed)
     n = request.get("n")
-    if n is not None and n != 1 and dialect.rejects_n:
+    if n is not None and n != 1 and dialect.requests.rejects_n:
         raise _Invalid(
             f"This mock generates one choice per request: 'n' must be 1, got {n!r}.", "n",
             code="invalid_value",
@@ -531,12 +226,13 @@ _ROLES = ("system", "assistant", "user", "function", "tool", "developer")
 def _messages(dialect: Dialect, request: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     messages = request.get("messages")
     if messages is None:
-        raise _Invalid(dialect.missing_messages, "messages", body=True)
+        raise _Invalid(dialect.errors.missing_messages, "messages", body=True)
     if not isinstance(messages, list):
         raise _wrong_type("messages", "an array of objects", messages)
     if not messages:
+        errors = dialect.errors
         raise _Invalid(
-            dialect.empty_messages, "messages", status=dialect.body_status, code="empty_array"
+            errors.empty_messages, "messages", status=errors.body_status, code="empty_array"
         )
     for index, message in enumerate(messages):
         where = f"messages[{index}]"
@@ -548,7 +244,7 @@ def _messages(dialect: Dialect, request: Mapping[str, Any]) -> list[Mapping[str,
                            code="missing_required_parameter")
         if not isinstance(role, str):
             raise _wrong_type(f"{where}.role", "a string", role)
-        if dialect.strict and role not in _ROLES:
+        if dialect.requests.strict and role not in _ROLES:
             raise _Invalid(
                 f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', "
                 "'function', 'tool', and 'developer'.",
@@ -562,14 +258,14 @@ def _prompt(dialect: Dialect, request: Mapping[str, Any]) -> tuple[str, int]:
     """The prompt key and prompt token count of a legacy completions request."""
     prompt = request.get("prompt")
     if prompt is None:
-        if dialect.missing_prompt is None:
+        if not dialect.requests.prompt_required:
             return "", 0
-        raise _Invalid(dialect.missing_prompt, "prompt", body=True)
+        raise _Invalid(dialect.errors.missing_prompt, "prompt", body=True)
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str | list):
         prompt = prompt[0]  # a batch of one is that prompt
     if isinstance(prompt, str):
         return prompt, generation.count_tokens(prompt)
-    if dialect.prompt_string_only:
+    if dialect.requests.prompt_string_only:
         raise _Invalid(
             f"json: cannot unmarshal {'array' if isinstance(prompt, list) else 'value'} into Go "
             "struct field CompletionRequest.prompt of type string"
@@ -597,13 +293,13 @@ class _Context:
 
 def _context(dialect: Dialect, call: Call, options: _Options, *, chat: bool) -> _Context:
     digest = hashlib.blake2b(_CANONICAL.encode(call.json).encode(), digest_size=24).digest()
-    make_id = dialect.chat_id if chat else dialect.completion_id
+    make_id = dialect.replies.chat_id if chat else dialect.replies.completion_id
     created = MODEL_CREATED + int.from_bytes(digest[-4:], "big") % CREATED_SPAN
     return _Context(make_id(digest), created, options.model, options.include_usage)
 
 
 def _finish_reason(dialect: Dialect, gen: generation.Generation) -> str:
-    return dialect.stop_sequence_finish if gen.stopped_by else gen.finish_reason
+    return dialect.replies.stop_sequence_finish if gen.stopped_by else gen.finish_reason
 
 
 def _usage(dialect: Dialect, gen: generation.Generation) -> dict[str, Any]:
@@ -612,7 +308,7 @@ def _usage(dialect: Dialect, gen: generation.Generation) -> dict[str, Any]:
         "completion_tokens": gen.completion_tokens,
         "total_tokens": gen.prompt_tokens + gen.completion_tokens,
     }
-    if dialect.usage_details:
+    if dialect.replies.usage_details:
         usage["prompt_tokens_details"] = {"cached_tokens": 0, "audio_tokens": 0}
         usage["completion_tokens_details"] = {
             "reasoning_tokens": 0,
@@ -630,8 +326,8 @@ def _envelope(dialect: Dialect, ctx: _Context, object_name: str) -> dict[str, An
         "created": ctx.created,
         "model": ctx.model,
     }
-    if dialect.system_fingerprint is not None:
-        envelope["system_fingerprint"] = dialect.system_fingerprint
+    if dialect.replies.system_fingerprint is not None:
+        envelope["system_fingerprint"] = dialect.replies.system_fingerprint
     return envelope
 
 
@@ -647,9 +343,9 @@ def _whole(
     body["choices"] = [choice]
     body["usage"] = _usage(dialect, gen)
     body.update(extras)
-    if dialect.timings is not None:
-        body["timings"] = dialect.timings(gen.prompt_tokens, gen.completion_tokens)
-    return JsonReply(200, body, content_type=dialect.json_content_type)
+    if dialect.replies.timings is not None:
+        body["timings"] = dialect.replies.timings(gen.prompt_tokens, gen.completion_tokens)
+    return JsonReply(200, body, content_type=dialect.replies.content_type)
 
 
 class _ChunkMaker:
@@ -658,8 +354,8 @@ class _ChunkMaker:
     def __init__(self, dialect: Dialect, ctx: _Context, object_name: str, logprobs: bool) -> None:
         self.envelope = _envelope(dialect, ctx, object_name)
         self.logprobs = logprobs
-        self.usage_null = dialect.usage_null == "always" or (
-            dialect.usage_null == "requested" and ctx.include_usage
+        self.usage_null = dialect.stream.usage_null == "always" or (
+            dialect.stream.usage_null == "requested" and ctx.include_usage
         )
 
     def choice_chunk(self, choice: dict[str, Any], finish: str | None) -> dict[str, Any]:
@@ -683,7 +379,7 @@ def _choice_chunks(
     its own (``finish_choice``), or on the last token's chunk where TGI puts a finish that is not
     a natural end."""
     finish = _finish_reason(dialect, gen)
-    rides_last = dialect.finish_on_last_token and finish != "stop" and bool(gen.tokens)
+    rides_last = dialect.stream.finish_on_last_token and finish != "stop" and bool(gen.tokens)
     last = len(gen.tokens) - 1
     chunks = [
         maker.choice_chunk(piece(token), finish if rides_last and position == last else None)
@@ -695,23 +391,23 @@ def _choice_chunks(
 
 
 def _stream(dialect: Dialect, chunks: list[dict[str, Any]], gen: generation.Generation) -> Reply:
-    if dialect.timings is not None:
-        chunks[-1]["timings"] = dialect.timings(gen.prompt_tokens, gen.completion_tokens)
+    if dialect.replies.timings is not None:
+        chunks[-1]["timings"] = dialect.replies.timings(gen.prompt_tokens, gen.completion_tokens)
     frames = [sse_frame(chunk) for chunk in chunks]
     frames.append(DONE_FRAME)
-    return StreamReply(frames, content_type=dialect.sse_content_type)
+    return StreamReply(frames, content_type=dialect.stream.content_type)
 
 
 def _chat_stream(dialect: Dialect, ctx: _Context, gen: generation.Generation) -> Reply:
-    maker = _ChunkMaker(dialect, ctx, "chat.completion.chunk", dialect.chat_logprobs)
-    every_delta = {"role": "assistant"} if dialect.role_on_every_delta else {}
+    maker = _ChunkMaker(dialect, ctx, "chat.completion.chunk", dialect.replies.chat_logprobs)
+    every_delta = {"role": "assistant"} if dialect.stream.role_on_every_delta else {}
     chunks = []
-    if dialect.role_chunk_content is not False:
-        role = {"role": "assistant", "content": dialect.role_chunk_content}
+    if dialect.stream.role_chunk_content is not False:
+        role = {"role": "assistant", "content": dialect.stream.role_chunk_content}
         chunks.append(maker.choice_chunk({"index": 0, "delta": role}, None))
     chunks += _choice_chunks(
         dialect, gen, maker, lambda token: {"index": 0, "delta": {**every_delta, "content": token}},
-        {"index": 0, "delta": dict(dialect.finish_delta)},
+        {"index": 0, "delta": dict(dialect.stream.finish_delta)},
     )
     if ctx.include_usage:
         chunks.append(maker.usage_chunk(_usage(dialect, gen)))
@@ -719,11 +415,11 @@ def _chat_stream(dialect: Dialect, ctx: _Context, gen: generation.Generation) ->
 
 
 def _completion_stream(dialect: Dialect, ctx: _Context, gen: generation.Generation) -> Reply:
-    maker = _ChunkMaker(dialect, ctx, "text_completion", dialect.completion_logprobs)
+    maker = _ChunkMaker(dialect, ctx, "text_completion", dialect.replies.completion_logprobs)
     chunks = _choice_chunks(
         dialect, gen, maker, lambda token: {"text": token, "index": 0}, {"text": "", "index": 0}
     )
-    if dialect.completion_final_usage:
+    if dialect.stream.completion_final_usage:
         chunks[-1]["usage"] = _usage(dialect, gen)
     elif ctx.include_usage:
         chunks.append(maker.usage_chunk(_usage(dialect, gen)))
@@ -741,7 +437,7 @@ def _guarded(handler: Callable[[Dialect, Call], Reply]) -> Callable[[Dialect, Ca
         try:
             return handler(dialect, call)
         except _NotJson:
-            return dialect.not_json(call.body)
+            return dialect.errors.not_json(call.body)
         except _Invalid as problem:
             return problem.reply(dialect)
 
@@ -764,10 +460,10 @@ def chat_completions(dialect: Dialect, call: Call) -> Reply:
     ctx = _context(dialect, call, options, chat=True)
     if options.stream:
         return _chat_stream(dialect, ctx, gen)
-    message = {"role": "assistant", "content": gen.text, **dialect.message_extras}
+    message = {"role": "assistant", "content": gen.text, **dialect.replies.message_extras}
     return _whole(
         dialect, ctx, gen, "chat.completion", {"index": 0, "message": message},
-        logprobs=dialect.chat_logprobs, extras=dialect.response_extras,
+        logprobs=dialect.replies.chat_logprobs, extras=dialect.replies.response_extras,
     )
 
 
@@ -775,7 +471,7 @@ def chat_completions(dialect: Dialect, call: Call) -> Reply:
 def completions(dialect: Dialect, call: Call) -> Reply:
     request = _request_object(call)
     key, prompt_tokens = _prompt(dialect, request)
-    options = _options(dialect, call, request, default_max=dialect.completion_max_tokens_default)
+    options = _options(dialect, call, request, default_max=dialect.requests.completion_max_tokens)
     gen = call.generate(
         options.model,
         key,
@@ -789,24 +485,26 @@ def completions(dialect: Dialect, call: Call) -> Reply:
         return _completion_stream(dialect, ctx, gen)
     return _whole(
         dialect, ctx, gen, "text_completion", {"text": gen.text, "index": 0},
-        logprobs=dialect.completion_logprobs, extras={},
+        logprobs=dialect.replies.completion_logprobs, extras={},
     )
 
 
 def list_models(dialect: Dialect, call: Call) -> Reply:
-    if dialect.model_list is not None:
-        body = dialect.model_list(call)
+    if dialect.models.listing is not None:
+        body = dialect.models.listing(call)
     else:
-        served = call.settings.models[:1] if dialect.serves_one_model else call.settings.models
+        served = call.settings.models
+        if dialect.requests.serves_one_model:
+            served = served[:1]
         body = {"object": "list", "data": [dialect.model_entry(model) for model in served]}
-    return JsonReply(200, body, content_type=dialect.json_content_type)
+    return JsonReply(200, body, content_type=dialect.replies.content_type)
 
 
 def retrieve_model(dialect: Dialect, call: Call) -> Reply:
     requested = call.match_info.get("model", "")
-    if dialect.model_matcher(call.settings.models, requested) is None:
-        return dialect.error(404, dialect.model_not_found(requested), code="model_not_found")
-    return JsonReply(200, dialect.model_entry(requested), content_type=dialect.json_content_type)
+    if dialect.requests.model_matcher(call.settings.models, requested) is None:
+        return dialect.error(404, dialect.errors.model_not_found(requested), code="model_not_found")
+    return JsonReply(200, dialect.model_entry(requested), content_type=dialect.replies.content_type)
 
 
 def _embedding_inputs(request: Mapping[str, Any]) -> list[str]:
@@ -826,11 +524,13 @@ def _embedding_inputs(request: Mapping[str, Any]) -> list[str]:
 
 
 def _embedding_size(dialect: Dialect, request: Mapping[str, Any]) -> int:
+    assert dialect.embeddings is not None
     if "dimensions" not in request:
-        return dialect.embedding_dimensions
+        return dialect.embeddings.dimensions
     requested = request["dimensions"]
-    if dialect.fit_dimensions is not None and (requested is None or _is_int(requested)):
-        return dialect.fit_dimensions(requested or 0)  # Go: null is the zero value
+    fit = dialect.embeddings.fit
+    if fit is not None and (requested is None or _is_int(requested)):
+        return fit(requested or 0)  # Go: null is the zero value
     if not _is_int(requested) or requested < 1:
         raise _Invalid(
             f"Invalid 'dimensions': expected a positive integer, got {requested!r}.",
@@ -866,7 +566,7 @@ def embeddings(dialect: Dialect, call: Call) -> Reply:
         "model": model,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
-    return JsonReply(200, body, content_type=dialect.json_content_type)
+    return JsonReply(200, body, content_type=dialect.replies.content_type)
 
 
 def _bind(dialect: Dialect, function: Callable[[Dialect, Call], Reply]) -> Handler:
@@ -886,15 +586,15 @@ def endpoints(dialect: Dialect) -> tuple[Endpoint, ...]:
                  public: bool = False) -> Endpoint:
         return Endpoint(method, path, _bind(dialect, function), public, dialect.stream_error)
 
-    public = dialect.models_public
+    public = dialect.models.public
     table = [
         endpoint("POST", "/v1/chat/completions", chat_completions),
         endpoint("POST", "/v1/completions", completions),
         endpoint("GET", "/v1/models", list_models, public),
     ]
-    if dialect.retrieve_model:
+    if dialect.models.retrievable:
         table.append(endpoint("GET", "/v1/models/{model:.+}", retrieve_model, public))
-    if dialect.embeddings:
+    if dialect.embeddings is not None:
         table.append(endpoint("POST", "/v1/embeddings", embeddings))
     by_path = {entry.path: entry for entry in table}
     table += [replace(by_path[original], path=alias) for original, alias in dialect.aliases]

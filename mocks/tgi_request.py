@@ -1,7 +1,7 @@
 """How text-generation-inference reads a generate request: decoding, then validation, and the
 error bodies of both (shared by the native routes and the Messages API under ``/v1``).
 
-Two layers, as in TGI's router (``shared/reference/hf_openai.md`` §2.2, §2.8):
+Two layers, as in TGI's router:
 
 - axum's ``Json`` extractor with serde rejects a malformed body *before* any TGI code runs, with
   a plain-text body: 415 without a JSON content type, 400 for bad JSON syntax, 422 for a body of

@@ -11,7 +11,7 @@ import pytest
 from proxyproof.mocks import generation
 from proxyproof.mocks.app import RunningMock, run_mock
 from proxyproof.mocks.generation import embedding_vector
-from proxyproof.mocks.openai_compat import EMBEDDING_DIMENSIONS
+from proxyproof.mocks.openai_compat_dialect import EMBEDDING_DIMENSIONS
 
 KEY = "sk-test-0123456789abcdef"
 MESSAGES = [

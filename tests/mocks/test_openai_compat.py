@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import ast
 import base64
+import importlib
 import json
 import struct
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import proxyproof.mocks as mocks_package
 from proxyproof.fixtures import validate
-from proxyproof.mocks import generation
+from proxyproof.mocks import generation, llamacpp_v1, ollama_v1, tgi_v1
+from proxyproof.mocks import openai as openai_mock
 from proxyproof.mocks import openai_compat as oc
 from proxyproof.mocks.base import BytesReply, Call, JsonReply, MockSettings, StreamReply
+from proxyproof.mocks.openai_compat_dialect import Dialect
 
+OPENAI, OLLAMA = openai_mock.DIALECT, ollama_v1.DIALECT
+LLAMACPP, TGI = llamacpp_v1.DIALECT, tgi_v1.DIALECT
 MESSAGES = [{"role": "user", "content": "What is 1+1?"}]
 SETTINGS = MockSettings(models=("llama2", "mistral:7b"))
 
@@ -41,11 +49,11 @@ def chunks(reply: Any) -> list[Any]:
     return decoded
 
 
-def chat(dialect: oc.Dialect, **request: Any) -> Any:
+def chat(dialect: Dialect, **request: Any) -> Any:
     return oc.chat_completions(dialect, call({"model": "llama2", "messages": MESSAGES, **request}))
 
 
-def completion(dialect: oc.Dialect, **request: Any) -> Any:
+def completion(dialect: Dialect, **request: Any) -> Any:
     body = {"model": "llama2", "prompt": "Tell me", **request}
     return oc.completions(dialect, call(body, "/v1/completions"))
 
@@ -56,12 +64,12 @@ def text_of(events: list[Any]) -> str:
     )
 
 
-ALL = [pytest.param(d, id=d.name) for d in (oc.OPENAI, oc.OLLAMA, oc.LLAMACPP, oc.TGI)]
+ALL = [pytest.param(d, id=d.name) for d in (OPENAI, OLLAMA, LLAMACPP, TGI)]
 
 
 @pytest.mark.parametrize("dialect", ALL)
 @pytest.mark.parametrize("limit", [None, 2])
-def test_stream_and_whole_reply_agree(dialect: oc.Dialect, limit: int | None) -> None:
+def test_stream_and_whole_reply_agree(dialect: Dialect, limit: int | None) -> None:
     extra = {} if limit is None else {"max_tokens": limit}
     whole = chat(dialect, **extra).body
     events = chunks(chat(dialect, stream=True, stream_options={"include_usage": True}, **extra))
@@ -85,96 +93,96 @@ def test_stream_and_whole_reply_agree(dialect: oc.Dialect, limit: int | None) ->
 
 
 def test_openai_shapes() -> None:
-    body = chat(oc.OPENAI).body
+    body = chat(OPENAI).body
     assert body["choices"][0]["message"]["refusal"] is None
     assert body["choices"][0]["logprobs"] is None
     assert body["system_fingerprint"].startswith("fp_")
-    events = chunks(chat(oc.OPENAI, stream=True, stream_options={"include_usage": True}))
+    events = chunks(chat(OPENAI, stream=True, stream_options={"include_usage": True}))
     assert events[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     assert events[-2]["choices"][0]["delta"] == {}
     assert all(e["usage"] is None for e in events[:-1])
-    plain = chunks(chat(oc.OPENAI, stream=True))
+    plain = chunks(chat(OPENAI, stream=True))
     assert all("usage" not in e for e in plain)
-    assert completion(oc.OPENAI).body["usage"]["completion_tokens"] <= 16
+    assert completion(OPENAI).body["usage"]["completion_tokens"] <= 16
 
 
 def test_ollama_shapes() -> None:
-    body = chat(oc.OLLAMA, model="llama2:latest").body
+    body = chat(OLLAMA, model="llama2:latest").body
     assert body["system_fingerprint"] == "fp_ollama"
     assert body["id"].startswith("chatcmpl-") and body["id"][9:].isdigit()
     assert "logprobs" not in body["choices"][0] and "refusal" not in body["choices"][0]["message"]
-    events = chunks(chat(oc.OLLAMA, stream=True))
+    events = chunks(chat(OLLAMA, stream=True))
     assert all(e["choices"][0]["delta"]["role"] == "assistant" for e in events)
     assert events[-1]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     assert all("usage" not in e for e in events)
-    models = oc.list_models(oc.OLLAMA, call(None, "/v1/models")).body
+    models = oc.list_models(OLLAMA, call(None, "/v1/models")).body
     assert [m["id"] for m in models["data"]] == ["llama2:latest", "mistral:7b"]
     assert {m["owned_by"] for m in models["data"]} == {"library"}
-    missing = chat(oc.OLLAMA, model="phi3")
+    missing = chat(OLLAMA, model="phi3")
     assert missing.status == 404
     assert missing.body["error"] == {
         "message": "model 'phi3' not found", "type": "not_found_error", "param": None,
         "code": None,
     }
-    assert chat(oc.OLLAMA, messages=[]).body["error"]["message"] == "[] is too short - 'messages'"
-    not_json = oc.chat_completions(oc.OLLAMA, call(None, raw=b"hello"))
+    assert chat(OLLAMA, messages=[]).body["error"]["message"] == "[] is too short - 'messages'"
+    not_json = oc.chat_completions(OLLAMA, call(None, raw=b"hello"))
     assert (not_json.status, not_json.body["error"]["message"]) == (
         400, "invalid character 'h' looking for beginning of value"
     )
-    assert oc.chat_completions(oc.OLLAMA, call(None, raw=b"")).body["error"]["message"] == "EOF"
+    assert oc.chat_completions(OLLAMA, call(None, raw=b"")).body["error"]["message"] == "EOF"
 
 
 def test_llamacpp_shapes() -> None:
-    body = chat(oc.LLAMACPP, model="anything-at-all").body
+    body = chat(LLAMACPP, model="anything-at-all").body
     assert body["model"] == "llama2"  # llama.cpp reports the model it serves
     assert len(body["id"]) == len("chatcmpl-") + 32
     assert set(body["timings"]) >= {"prompt_n", "prompt_ms", "predicted_n", "predicted_ms"}
-    events = chunks(chat(oc.LLAMACPP, stream=True))
+    events = chunks(chat(LLAMACPP, stream=True))
     assert events[0]["choices"][0]["delta"] == {"role": "assistant", "content": None}
     assert "timings" in events[-1] and all("timings" not in e for e in events[:-1])
-    final = chunks(completion(oc.LLAMACPP, stream=True))[-1]
+    final = chunks(completion(LLAMACPP, stream=True))[-1]
     assert final["usage"]["completion_tokens"] > 0 and final["choices"][0]["text"] == ""
-    models = oc.list_models(oc.LLAMACPP, call(None, "/v1/models")).body
+    models = oc.list_models(LLAMACPP, call(None, "/v1/models")).body
     validate("LlamaCppModelList", models)
     assert [m["owned_by"] for m in models["data"]] == ["llamacpp"]
-    paths = {e.path: e.public for e in oc.endpoints(oc.LLAMACPP)}
+    paths = {e.path: e.public for e in oc.endpoints(LLAMACPP)}
     assert paths["/chat/completions"] is False and paths["/models"] is True
-    missing = completion(oc.LLAMACPP, prompt=None)
+    missing = completion(LLAMACPP, prompt=None)
     assert missing.status == 400
     assert missing.body["error"] == {
         "code": 400, "message": '"prompt" is required', "type": "invalid_request_error",
     }
-    broken = oc.chat_completions(oc.LLAMACPP, call(None, raw=b"nope"))
+    broken = oc.chat_completions(LLAMACPP, call(None, raw=b"nope"))
     assert broken.status == 500 and broken.body["error"]["type"] == "server_error"
 
 
 def test_tgi_shapes() -> None:
-    body = chat(oc.TGI, model="ignored").body
+    body = chat(TGI, model="ignored").body
     assert body["id"] == "" and body["model"] == "llama2"
-    events = chunks(chat(oc.TGI, stream=True, max_tokens=2))
+    events = chunks(chat(TGI, stream=True, max_tokens=2))
     assert all(e["choices"][0]["delta"]["role"] == "assistant" for e in events)
     assert all(e["usage"] is None for e in events)
     assert [e["choices"][0]["finish_reason"] for e in events] == [None, "length"]
-    ended = chunks(chat(oc.TGI, stream=True))
+    ended = chunks(chat(TGI, stream=True))
     assert ended[-1]["choices"][0] == {
         "index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
         "finish_reason": "stop",
     }
-    full = chat(oc.TGI).body["choices"][0]["message"]["content"]
-    stopped = chat(oc.TGI, stop=[full.split()[1]]).body["choices"][0]
+    full = chat(TGI).body["choices"][0]["message"]["content"]
+    stopped = chat(TGI, stop=[full.split()[1]]).body["choices"][0]
     assert stopped["finish_reason"] == "stop_sequence"
-    string_stop = chat(oc.TGI, stop="x")
+    string_stop = chat(TGI, stop="x")
     assert isinstance(string_stop, BytesReply) and string_stop.status == 422
-    no_messages = oc.chat_completions(oc.TGI, call({"model": "tgi"}))
+    no_messages = oc.chat_completions(TGI, call({"model": "tgi"}))
     assert no_messages.status == 422 and b"missing field `messages`" in no_messages.body
-    assert {e.path for e in oc.endpoints(oc.TGI)} == {
+    assert {e.path for e in oc.endpoints(TGI)} == {
         "/v1/chat/completions", "/v1/completions", "/v1/models",
     }
-    assert oc.list_models(oc.TGI, call(None, "/v1/models")).body["data"][0]["created"] == 0
+    assert oc.list_models(TGI, call(None, "/v1/models")).body["data"][0]["created"] == 0
 
 
 @pytest.mark.parametrize("dialect", ALL)
-def test_endpoints_carry_their_stream_error_frame(dialect: oc.Dialect) -> None:
+def test_endpoints_carry_their_stream_error_frame(dialect: Dialect) -> None:
     for endpoint in oc.endpoints(dialect):
         assert endpoint.stream_error is not None
         frame = endpoint.stream_error("boom")
@@ -185,40 +193,40 @@ def test_endpoints_carry_their_stream_error_frame(dialect: oc.Dialect) -> None:
 
 def test_replies_are_a_function_of_the_request_content() -> None:
     request = {"model": "llama2", "messages": MESSAGES, "seed": 5}
-    compact = oc.chat_completions(oc.OPENAI, call(request))
+    compact = oc.chat_completions(OPENAI, call(request))
     spaced = json.dumps(dict(reversed(request.items())), indent=2).encode()
-    reordered = oc.chat_completions(oc.OPENAI, call(None, raw=spaced))
+    reordered = oc.chat_completions(OPENAI, call(None, raw=spaced))
     assert compact.body == reordered.body  # id and created included
     assert isinstance(compact.body["created"], int)
-    other = chat(oc.OPENAI, seed=1).body
+    other = chat(OPENAI, seed=1).body
     assert (other["id"], other["created"]) != (compact.body["id"], compact.body["created"])
 
 
 def test_embeddings() -> None:
-    reply = oc.embeddings(oc.OPENAI, call({"model": "m", "input": "hi", "dimensions": 4,
+    reply = oc.embeddings(OPENAI, call({"model": "m", "input": "hi", "dimensions": 4,
                                            "encoding_format": "base64"}, "/v1/embeddings"))
     assert isinstance(reply, JsonReply)
     packed = base64.b64decode(reply.body["data"][0]["embedding"])
     assert list(struct.unpack("<4f", packed)) == generation.embedding_vector("hi", 4)
     assert reply.body["usage"] == {"prompt_tokens": 1, "total_tokens": 1}
-    bad = oc.embeddings(oc.OPENAI, call({"model": "m", "input": "x", "encoding_format": "hex"},
+    bad = oc.embeddings(OPENAI, call({"model": "m", "input": "x", "encoding_format": "hex"},
                                         "/v1/embeddings"))
     assert bad.status == 400 and bad.body["error"]["param"] == "encoding_format"
     assert generation.embedding_vector("a", 8) != generation.embedding_vector("b", 8)
 
 
 def test_token_prompts_and_batches_of_one() -> None:
-    by_ids = completion(oc.OPENAI, prompt=[1, 2, 3], max_tokens=50).body
+    by_ids = completion(OPENAI, prompt=[1, 2, 3], max_tokens=50).body
     assert by_ids["usage"]["prompt_tokens"] == 3
-    single = completion(oc.OPENAI, prompt=["Tell me"], max_tokens=50).body
-    assert single["choices"][0]["text"] == completion(oc.OPENAI, max_tokens=50).body[
+    single = completion(OPENAI, prompt=["Tell me"], max_tokens=50).body
+    assert single["choices"][0]["text"] == completion(OPENAI, max_tokens=50).body[
         "choices"][0]["text"]
-    assert completion(oc.OLLAMA, prompt=["a", "b"]).status == 400
+    assert completion(OLLAMA, prompt=["a", "b"]).status == 400
 
 
 @settings(max_examples=60, deadline=None)
 @given(
-    dialect=st.sampled_from([oc.OPENAI, oc.OLLAMA, oc.LLAMACPP, oc.TGI]),
+    dialect=st.sampled_from([OPENAI, OLLAMA, LLAMACPP, TGI]),
     content=st.text(max_size=40),
     seed=st.none() | st.integers(0, 2**31),
     limit=st.none() | st.integers(1, 25),
@@ -226,7 +234,7 @@ def test_token_prompts_and_batches_of_one() -> None:
     include_usage=st.booleans(),
 )
 def test_property_stream_and_whole_agree(
-    dialect: oc.Dialect, content: str, seed: int | None, limit: int | None, stop: list[str],
+    dialect: Dialect, content: str, seed: int | None, limit: int | None, stop: list[str],
     include_usage: bool,
 ) -> None:
     request: dict[str, Any] = {
@@ -255,6 +263,52 @@ def test_property_stream_and_whole_agree(
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     finish = whole["choices"][0]["finish_reason"]
     assert finish == ("length" if expected.finish_reason == "length" else (
-        "stop_sequence" if expected.stopped_by and dialect is oc.TGI else "stop"))
+        "stop_sequence" if expected.stopped_by and dialect is TGI else "stop"))
     assert not any(s and s in text for s in stop)
     assert (events[-1].get("usage") is not None) == include_usage
+
+
+def _imported_mocks_modules(path: Path) -> set[str]:
+    """The ``proxyproof.mocks`` modules a source file imports, by their short names."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module is None:  # from . import a, b
+                found.update(alias.name for alias in node.names)
+            else:
+                found.add(node.module.split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(MOCKS + "."):
+            found.add(node.module[len(MOCKS) + 1 :].split(".")[0])
+        elif isinstance(node, ast.Import):
+            found.update(
+                alias.name[len(MOCKS) + 1 :].split(".")[0]
+                for alias in node.names if alias.name.startswith(MOCKS + ".")
+            )
+    return found
+
+
+MOCKS = "proxyproof.mocks"
+
+
+def test_the_shared_layer_imports_no_server_module() -> None:
+    folder = Path(mocks_package.__file__).parent
+    shared = {path.stem: path for path in folder.glob("openai_compat*.py")}
+    assert "openai_compat" in shared and "openai_compat_dialect" in shared
+    allowed = {"base", "generation", "strict_json", *shared}
+    for name, path in shared.items():
+        assert _imported_mocks_modules(path) <= allowed, name
+    # Each server's dialect lives with that server.
+    for dialect, server in ((OPENAI, "openai"), (OLLAMA, "ollama_v1"),
+                            (LLAMACPP, "llamacpp_v1"), (TGI, "tgi_v1")):
+        assert importlib.import_module(f"{MOCKS}.{server}").DIALECT is dialect
+
+
+def test_the_import_reader_sees_every_form(tmp_path: Path) -> None:
+    source = tmp_path / "probe.py"
+    source.write_text(
+        "from . import ollama, base\nfrom .tgi_request import error\n"
+        "from proxyproof.mocks.llamacpp_request import JSON_UTF8\nimport proxyproof.mocks.openai\n"
+    )
+    assert _imported_mocks_modules(source) == {
+        "ollama", "base", "tgi_request", "llamacpp_request", "openai",
+    }
