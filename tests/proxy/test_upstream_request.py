@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from multidict import CIMultiDict, MultiDict
 
-from proxyproof.proxy_impl import auth, upstream
+from proxyproof.proxy_impl import auth, forwarding
 from proxyproof.proxy_impl.behaviour import FIXED, KONG
 from proxyproof.proxy_impl.model import Auth
 
 
 def url_and_query(upstream_url, client_query=(), behaviour=FIXED):
-    url, query = upstream.target_url(upstream_url, MultiDict(client_query), behaviour)
+    url, query = forwarding.target_url(upstream_url, MultiDict(client_query), behaviour)
     return str(url), list(query.items())
 
 
@@ -53,7 +53,7 @@ def test_headers_forwarded_and_set():
         client_ip="10.0.0.1", client_host="gw:8000", client_port=8000, client_path="/chat",
         request_id="rid",
     )  # fmt: skip
-    fixed = upstream.request_headers(client, behaviour=FIXED, **kw)
+    fixed = forwarding.request_headers(client, behaviour=FIXED, **kw)
     assert fixed["Content-Type"] == "application/json"
     assert fixed["Accept-Encoding"] == "gzip, identity"
     assert fixed["X-Custom"] == "1" and fixed["Authorization"] == "Bearer client"
@@ -61,7 +61,7 @@ def test_headers_forwarded_and_set():
     assert fixed["X-Forwarded-For"] == "10.0.0.1"
     assert fixed["X-Forwarded-Host"] == "gw"
     assert fixed["X-Kong-Request-Id"] == "rid"
-    assert upstream.request_headers(client, behaviour=KONG, **kw)["Accept-Encoding"] == "br"
+    assert forwarding.request_headers(client, behaviour=KONG, **kw)["Accept-Encoding"] == "br"
 
 
 def test_header_credential_rules():
