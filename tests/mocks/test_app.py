@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from proxyproof.mocks import app as mock_app
-from proxyproof.mocks.app import EndpointTable, run_mock
+from proxyproof.mocks.app import run_mock
 from proxyproof.mocks.base import BytesReply, Call, Endpoint, JsonReply, MockKind, Reply, sse_frame
+from proxyproof.mocks.endpoint_table import EndpointTable
 
 CHAT = {"model": "llama2", "messages": [{"role": "user", "content": "hi"}]}
 ROOT = Path(__file__).resolve().parents[2]
