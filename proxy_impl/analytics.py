@@ -1,5 +1,5 @@
 """One JSON log line per request, with Kong's ``ai.proxy`` analytics when the target asks for
-them (kong_semantics §5, §10.18). Credentials never reach the line: body credentials are
+them (docs/kong-behaviour.md#analytics). Credentials never reach the line: body credentials are
 masked and headers are not logged at all.
 """
 
@@ -57,7 +57,7 @@ def _ai_proxy(outcome: Outcome) -> dict[str, Any]:
     section: dict[str, Any] = {}
     if target.log_statistics:
         section.update(_statistics(outcome, target, outcome.llm_latency_ms))
-    # Kong logs payloads only beside statistics; the fixed proxy on log_payloads alone (§10.18).
+    # Kong logs payloads only beside statistics; the fixed proxy on log_payloads alone.
     if target.log_payloads and (target.log_statistics or not outcome.kong_compat):
         request = outcome.client_body
         section["payload"] = {
@@ -103,8 +103,8 @@ def _reply_usage(reply: Mapping[str, Any], kong_compat: bool) -> tuple[int, int,
     prompt = as_count(usage.get("prompt_tokens"))
     completion = as_count(usage.get("completion_tokens"))
     total = prompt + completion
-    if not kong_compat:
-        total = max(total, as_count(usage.get("total_tokens")))  # reasoning tokens (Kong #14816)
+    if not kong_compat:  # the upstream's total may count reasoning tokens (Kong issue #14816)
+        total = max(total, as_count(usage.get("total_tokens")))
     return prompt, completion, total
 
 
@@ -112,7 +112,7 @@ def _stream_usage(stream: StreamOutcome, target: Target, kong_compat: bool) -> t
     prompt = stream.usage.prompt_tokens if stream.usage else 0
     completion = stream.usage.completion_tokens if stream.usage else 0
     # Kong estimates the completion from the text, but keeps the text only for payload logging
-    # (#14535); the fixed proxy always has the length.
+    # (Kong issue #14535); the fixed proxy always has the length.
     if completion == 0 and (target.log_payloads or not kong_compat):
         completion = stream.estimated_completion_tokens
     return prompt, completion, prompt + completion

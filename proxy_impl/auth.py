@@ -1,4 +1,5 @@
-"""The configured upstream credential, by header, query parameter or body field (§6, §10.17).
+"""The configured upstream credential, by header, query parameter or body field
+(docs/kong-behaviour.md#auth).
 
 The configured value is used unless the client sent its own *and* ``allow_override`` is on.
 Values are secrets: they are written into the upstream request and nowhere else.

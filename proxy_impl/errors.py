@@ -2,7 +2,8 @@
 
 Plugin errors (bad client input, a failed transformation) are ``{"error":{"message":...}}``;
 Kong core errors (no route, upstream unreachable, timeout, DNS) are
-``{"message":...,"request_id":...}``. Both are ``application/json; charset=utf-8``.
+``{"message":...,"request_id":...}``. Both are ``application/json; charset=utf-8``
+(docs/kong-behaviour.md#request-checks, #upstream-failures).
 """
 
 from __future__ import annotations

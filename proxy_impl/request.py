@@ -1,4 +1,5 @@
-"""The client's request body: parsing, then Kong's checks in Kong's order (kong_semantics §1.2).
+"""The client's request body: parsing, then Kong's checks in Kong's order
+(docs/kong-behaviour.md#request-body, #request-checks).
 
 ``parse_body`` turns bytes into the body table (or None, which every later check reports as
 "no valid prompts"). ``plan_request`` runs the checks and returns either a ``Plan`` for the codec
@@ -27,7 +28,7 @@ class Rejection:
 
     message: str
     status: int = 400
-    plain_text: bool = False  # Kong's one plain-string error body (§1.2 edge)
+    plain_text: bool = False  # Kong's one plain-string error body (`messages:[]` + prompt)
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,8 @@ def plan_request(
     response_streaming: str,
     behaviour: Behaviour,
 ) -> Plan | Rejection:
-    """Kong's checks 2-7 of §1.2, in order (templates, check 1, are rendered by the caller)."""
+    """Kong's checks 2-6, in order (docs/kong-behaviour.md#request-checks); check 1, the
+    templates, is the caller's, and the codec's encode is check 7."""
     chat = body is not None and has_chat(body)
     completion = body is not None and has_completion(body)
     if body is None or not (chat or completion):

@@ -1,5 +1,6 @@
 """``$(headers.x)``, ``$(uri_captures.x)`` and ``$(query_params.x)`` in ``model.name`` and
-``model.options.upstream_url``, resolved per request (kong_semantics §1.2 check 1).
+``model.options.upstream_url``, resolved per request (check 1 of
+docs/kong-behaviour.md#request-checks).
 
 Each template is replaced by the request value it names; a missing value or a malformed
 template is the client's 400, with Kong's messages. The config loader checks the templates'

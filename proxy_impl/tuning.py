@@ -1,4 +1,5 @@
-"""Model name, tuning options and the stream decision for one request (kong_semantics §1.4, §2).
+"""Model name, tuning options and the stream decision for one request
+(docs/kong-behaviour.md#model-and-tuning, #request-checks).
 
 Pure functions of the client body and the configuration; ``Behaviour`` says which Kong quirks
 apply.
@@ -34,7 +35,7 @@ def foreign_model(body: Mapping[str, Any], resolved: str | None) -> bool:
 def merge_tuning(body: Mapping[str, Any], configured: Mapping[str, Any]) -> dict[str, Any]:
     """The client body with each configured tuning option overriding the client's value.
 
-    Kong's code and unit tests make the configuration win (its docs say the opposite, §2).
+    Kong's code and unit tests make the configuration win; its docs say the opposite.
     """
     merged = dict(body)
     for name in TUNING_FIELDS:

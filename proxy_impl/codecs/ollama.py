@@ -1,5 +1,6 @@
 """``llama2_format: ollama``: Ollama's native ``/api/chat`` and ``/api/generate`` bodies
-(kong_semantics §3.4, §3.5, §10.11, §10.12).
+(Kong: ``kong/llm/drivers/shared.lua``, ``to_ollama()`` and ``from_ollama()``;
+docs/kong-behaviour.md#ollama-format).
 
 Kong reports ``created`` as Ollama's ISO string and guesses ``finish_reason`` from the
 configured max_tokens only; the fixed codec gives OpenAI's integer ``created``, an ``id``, and

@@ -1,5 +1,6 @@
 """``llama2_format: openai``: an OpenAI-compatible server (llama-cpp-python, vLLM, LocalAI, ...)
-behind the proxy (kong_semantics §1.3, §3.6, §10.13).
+behind the proxy (Kong: ``kong/llm/drivers/openai.lua``, which llama2 delegates to;
+docs/kong-behaviour.md#openai-format).
 
 The client's body goes upstream with the resolved model, a boolean ``stream``, the configured
 tuning options and no ``top_k``; a 200 that is JSON with ``choices`` comes back untouched,

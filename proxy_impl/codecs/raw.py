@@ -1,5 +1,6 @@
 """``llama2_format: raw``: a hand-built Llama 2 ``[INST]`` prompt in ``{"inputs", "parameters"}``,
-and the generated text read back (kong_semantics §3.2, §3.3, §10.9, §10.10).
+and the generated text read back (Kong: ``kong/llm/drivers/llama2.lua``, ``to_raw()``,
+``messages_to_inst()`` and ``from_raw()``; docs/kong-behaviour.md#raw-format).
 
 Kong builds the chat prompt by message position and drops assistant turns, closes the completions
 system block with ``<<SYS>>``, and reads only ``{"data":[{"generated_text"}]}``; the fixed codec

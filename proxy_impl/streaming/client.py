@@ -13,7 +13,8 @@ Fixed mode speaks OpenAI's streaming dialect for the route type:
 Relayed payloads (openai format) are written unchanged, and then only ``[DONE]`` is added.
 
 Kong-compatibility mode writes Kong's chunk shapes (no id, role or finish chunk), ends with
-``data: [DONE]`` with no line end at all, and has no error event: Kong ends the stream silently.
+``data: [DONE]`` with no line end at all, and has no error event: Kong ends the stream silently
+(docs/kong-behaviour.md#streaming).
 """
 
 from __future__ import annotations

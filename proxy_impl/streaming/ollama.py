@@ -7,9 +7,10 @@ mid-stream error is one more line, ``{"error": "..."}``, and then the stream sim
 Fixed mode emits a ``Delta`` per line with text or tool calls and a ``Finish`` from the done line;
 an error line, a line that is not a JSON object, or an end without ``done: true`` is a ``Failure``.
 
-Kong-compatibility mode reproduces Kong's translator: every line but the done line becomes a
-chunk, even an empty one (an error line gives an empty chunk with no model); the done line's own
-text is dropped; a broken line is skipped silently; an early end is not reported.
+Kong-compatibility mode reproduces Kong's translator (``kong/llm/drivers/shared.lua``,
+``from_ollama()`` on stream frames): every line but the done line becomes a chunk, even an empty
+one (an error line gives an empty chunk with no model); the done line's own text is dropped; a
+broken line is skipped silently; an early end is not reported.
 """
 
 from __future__ import annotations

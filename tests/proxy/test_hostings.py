@@ -106,7 +106,8 @@ def test_seed_request(setup: Setup, route_type: str, kong_compat: bool):
 
     (received,) = mock.control.journal()
     if kong_compat and hosting.mock == "huggingface":
-        # Kong reads only {"data": [...]}: the HF Inference API's array is not understood (§3.3)
+        # Kong reads only {"data": [...]}: the HF Inference API's array is not understood
+        # (docs/kong-behaviour.md#raw-format)
         assert response.status_code == 500
         assert response.json() == {"error": {"message": f"transformation failed from type "
                                    f"llama2://{route_type}: cannot parse response from llama2 "

@@ -1,5 +1,5 @@
 """Bad input and failing upstreams, each with its exact status, body and headers
-(kong_semantics §1.2, §7, §10.1-3, §10.14)."""
+(docs/kong-behaviour.md#request-body, #request-checks, #upstream-failures)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Parsing the client body and Kong's checks in Kong's order (kong_semantics §1.2, §2, §10.1-7),
-as pure functions."""
+"""Parsing the client body and Kong's checks in Kong's order, as pure functions
+(docs/kong-behaviour.md#request-body, #request-checks, #model-and-tuning)."""
 
 from __future__ import annotations
 

@@ -238,5 +238,5 @@ def test_an_upstream_error_before_the_stream_is_passed_through(hosted: Hosted, c
     response = httpx.post(url + path, json={**body, "stream": True}, timeout=WAIT)
     assert response.status_code == 503
     assert response.json() == problem
-    if not compat:  # Kong forces text/event-stream even here (kong_semantics §4)
+    if not compat:  # Kong forces text/event-stream even here (docs/kong-behaviour.md#streaming)
         assert response.headers["content-type"].startswith("application/problem+json")
