@@ -11,6 +11,7 @@ EXAMPLES = resources.files("proxyproof.fixtures") / "examples"
 
 @dataclass(frozen=True)
 class Hosting:
+    key: str  # how cases and command lines name it
     name: str  # shown in reports
     mock: str  # the mock upstream kind that plays the server
     llama2_format: str
@@ -18,8 +19,10 @@ class Hosting:
 
 
 HOSTINGS = (
-    Hosting("HuggingFace", "huggingface", "raw", EXAMPLES / "huggingface-raw.yaml"),
-    Hosting("Ollama", "ollama", "ollama", EXAMPLES / "ollama.yaml"),
-    Hosting("llama.cpp", "llamacpp", "raw", EXAMPLES / "llamacpp-raw.yaml"),
-    Hosting("self-hosted GGUF", "openai", "openai", EXAMPLES / "gguf-openai.yaml"),
+    Hosting("huggingface", "HuggingFace", "huggingface", "raw",
+            EXAMPLES / "huggingface-raw.yaml"),
+    Hosting("ollama", "Ollama", "ollama", "ollama", EXAMPLES / "ollama.yaml"),
+    Hosting("llamacpp", "llama.cpp", "llamacpp", "raw", EXAMPLES / "llamacpp-raw.yaml"),
+    Hosting("gguf", "self-hosted GGUF", "openai", "openai", EXAMPLES / "gguf-openai.yaml"),
 )
+BY_KEY = {hosting.key: hosting for hosting in HOSTINGS}

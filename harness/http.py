@@ -1,15 +1,15 @@
 """The harness's HTTP client: synchronous, stdlib only, and deaf to ``*_proxy`` variables — the
-harness talks to the gateway and the mocks it was given, never through a proxy of the environment."""
+harness talks to the gateway and the mocks it was given, never through the environment's proxy."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -19,6 +19,10 @@ class Response:
     status: int
     headers: Mapping[str, str]
     body: bytes
+    complete: bool = True  # False: the connection ended before the body did
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -34,10 +38,19 @@ def request(
     req = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
     try:
         with _OPENER.open(req, timeout=timeout) as reply:
-            return Response(reply.status, dict(reply.headers), reply.read())
+            return _read(reply.status, reply.headers, reply)
     except urllib.error.HTTPError as error:  # a non-2xx status is an answer, not a failure
         with error:
-            return Response(error.code, dict(error.headers), error.read())
+            return _read(error.code, error.headers, error)
+
+
+def _read(status: int, headers: Any, stream: Any) -> Response:
+    try:
+        return Response(status, dict(headers), stream.read())
+    except http.client.IncompleteRead as cut:
+        return Response(status, dict(headers), cut.partial, complete=False)
+    except (ConnectionError, http.client.HTTPException):
+        return Response(status, dict(headers), b"", complete=False)
 
 
 def post_json(url: str, payload: Any, headers: Mapping[str, str] | None = None) -> Response:

@@ -69,3 +69,11 @@ def point_at(config: dict[str, Any], base_url: str) -> dict[str, Any]:
                     (new.scheme, new.netloc, old.path, old.query, old.fragment)
                 )
     return config
+
+
+def ai_targets(config: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every AI target (an ai-proxy config, or one of ai-proxy-advanced's targets), in order."""
+    for _route, plugins in _routes_with_plugins(config):
+        for plugin in plugins:
+            if plugin.get("name") in AI_PLUGINS:
+                yield from _targets_of(plugin)

@@ -1,8 +1,9 @@
 """The independent oracle: what an upstream must receive and what the client must get back.
 
-Written from the specification (``shared/reference/kong_semantics.md`` §3 and §10), never from the
-reference proxy's codecs: a conformance check is only worth something if the checker does not
-share code with the thing it checks. ``kong_compat`` selects Kong's observable behaviour (its
+Written from the specification (Kong's llama2 driver, ``kong/llm/drivers/llama2.lua``, and the
+fixed behaviour in ``docs/kong-behaviour.md``), never from the reference proxy's codecs: a
+conformance check is only worth something if the checker does not share code with the thing it
+checks. ``kong_compat`` selects Kong's observable behaviour (its
 [BUG]s included) instead of the fixed reference behaviour.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 CHAT = "llm/v1/chat"
@@ -19,17 +20,18 @@ TUNING = ("max_tokens", "temperature", "top_p", "top_k")
 
 
 def effective_tuning(request: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
-    """§2: for each tuning field a configured value wins, otherwise the client's is kept."""
+    """For each tuning field a configured value wins, otherwise the client's is kept (Kong's
+    ``merge_config_defaults``)."""
     merged = {}
-    for field in TUNING:
-        value = options.get(field, request.get(field))
+    for name in TUNING:
+        value = options.get(name, request.get(name))
         if value is not None:
-            merged[field] = value
+            merged[name] = value
     return merged
 
 
 def llama2_chat_prompt(messages: Sequence[Mapping[str, Any]], kong_compat: bool) -> str:
-    """The Llama 2 ``[INST]`` prompt for a conversation (§3.2 for Kong, §10.9 fixed)."""
+    """The Llama 2 ``[INST]`` prompt for a conversation (Kong's ``messages_to_inst``, or fixed)."""
     if kong_compat:
         # Kong places messages purely by position and drops every assistant turn.
         parts = []
@@ -67,7 +69,7 @@ def llama2_chat_prompt(messages: Sequence[Mapping[str, Any]], kong_compat: bool)
 
 
 def llama2_completion_prompt(prompt: str, kong_compat: bool) -> str:
-    closing = "<<SYS>>" if kong_compat else "<</SYS>>"  # Kong's typo, §3.2
+    closing = "<<SYS>>" if kong_compat else "<</SYS>>"  # Kong's typo in to_raw
     return f"<s> [INST] <<SYS>> You are a helpful assistant. {closing} {prompt} [/INST]"
 
 
@@ -79,13 +81,15 @@ class RouteSetup:
     route_type: str  # llm/v1/chat | llm/v1/completions
     model: str | None
     options: Mapping[str, Any]
+    auth: Mapping[str, Any] = field(default_factory=dict)
 
 
 def expected_upstream_body(
     target: RouteSetup, request: Mapping[str, Any], kong_compat: bool = False
 ) -> dict[str, Any]:
-    """The JSON body the upstream must receive for a non-streaming client request."""
+    """The JSON body the upstream must receive for ``request`` (``stream`` the decided mode)."""
     tuning = effective_tuning(request, target.options)
+    stream = streams(request, kong_compat)
     chat = target.route_type == CHAT
     if target.llama2_format == "raw":
         inputs = (
@@ -96,8 +100,11 @@ def expected_upstream_body(
         parameters = {"max_new_tokens": tuning.get("max_tokens")}
         parameters.update({k: tuning.get(k) for k in ("temperature", "top_p", "top_k")})
         parameters = {k: v for k, v in parameters.items() if v is not None}
-        parameters["stream"] = False
-        return {"inputs": inputs, "parameters": parameters}
+        parameters["stream"] = stream
+        raw: dict[str, Any] = {"inputs": inputs, "parameters": parameters}
+        if stream and not kong_compat:  # TGI and the Inference API read the top-level flag
+            raw["stream"] = True
+        return _with_body_auth(raw, target, request, kong_compat)
     if target.llama2_format == "ollama":
         options = {"num_predict": tuning.get("max_tokens")}
         options.update({k: tuning.get(k) for k in ("temperature", "top_p", "top_k")})
@@ -106,15 +113,87 @@ def expected_upstream_body(
             body["messages"] = request["messages"]
         else:
             body["prompt"] = request["prompt"]
-        body["stream"] = False
+        body["stream"] = stream
         body["options"] = {k: v for k, v in options.items() if v is not None}
-        return body
+        return _with_body_auth(body, target, request, kong_compat)
     # openai: the client's body, with the model, a boolean stream, config tuning and no top_k
     body = {k: v for k, v in request.items() if k != "top_k"}
     body.update({k: v for k, v in tuning.items() if k != "top_k"})
     body["model"] = target.model or request.get("model")
-    body["stream"] = bool(request.get("stream") or False)
+    body["stream"] = stream
+    return _with_body_auth(body, target, request, kong_compat, openai=True)
+
+
+def streams(request: Mapping[str, Any], kong_compat: bool) -> bool:
+    """Whether the gateway streams: only a JSON ``true`` (Kong: any present value but false)."""
+    if kong_compat:  # cjson's null is a truthy userdata
+        return "stream" in request and request["stream"] is not False
+    return request.get("stream") is True
+
+
+def _client_supplied(auth: Mapping[str, Any], present: bool) -> bool:
+    return present and bool(auth.get("allow_override"))
+
+
+def _with_body_auth(body: dict[str, Any], target: RouteSetup, request: Mapping[str, Any],
+                    kong_compat: bool, openai: bool = False) -> dict[str, Any]:
+    """Body-param auth: the configured value unless the client's wins by ``allow_override``.
+    Kong writes it after the format transform, so only the openai format carries it."""
+    auth = target.auth
+    if auth.get("param_location") != "body" or not auth.get("param_name"):
+        return body
+    name = auth["param_name"]
+    if kong_compat and not openai:
+        return body
+    body[name] = request[name] if _client_supplied(auth, name in request) else auth.get(
+        "param_value")
     return body
+
+
+def expected_auth(target: RouteSetup, headers: Mapping[str, str], query: Mapping[str, Any]
+                  ) -> tuple[dict[str, str], dict[str, Any]]:
+    """The credential header and query parameter the upstream must receive."""
+    auth = target.auth
+    want_headers: dict[str, str] = {}
+    want_query: dict[str, Any] = {}
+    if auth.get("header_name"):
+        name = auth["header_name"]
+        client = next((v for k, v in headers.items() if k.lower() == name.lower()), None)
+        want_headers[name] = client if _client_supplied(auth, client is not None) else auth.get(
+            "header_value")
+    if auth.get("param_location") == "query" and auth.get("param_name"):
+        name = auth["param_name"]
+        want_query[name] = (query[name] if _client_supplied(auth, name in query)
+                            else auth.get("param_value"))
+    return want_headers, want_query
+
+
+def kong_quirks(target: RouteSetup, request: Mapping[str, Any], hosting_mock: str) -> list[str]:
+    """The names of Kong's known deviations that can show in this exchange."""
+    chat = target.route_type == CHAT
+    names = []
+    stream = streams(request, kong_compat=True)
+    if target.llama2_format == "raw":
+        prompts = [expected_upstream_body(target, request, flag)["inputs"]
+                   if isinstance(request.get("messages" if chat else "prompt"), list | str)
+                   else None for flag in (True, False)]
+        if prompts[0] != prompts[1]:
+            names.append("raw chat prompt built by position (assistant turns dropped)" if chat
+                         else "raw completions prompt closes <<SYS>> with <<SYS>>")
+        if stream:
+            names.append("raw streaming has no transformer (empty 200 or an error event)")
+        elif hosting_mock != "llamacpp":
+            names.append("raw reads only {data: [...]}: HuggingFace replies fail with 500")
+    elif target.llama2_format == "ollama":
+        names.append("Ollama streams lack role and finish chunks" if stream
+                     else "Ollama replies: created as a string, done_reason ignored")
+    if stream:
+        names.append("[DONE] sent without its closing blank line")
+    if target.auth.get("param_location") == "body" and target.llama2_format != "openai":
+        names.append("body-param auth not sent for raw and ollama formats")
+    if request.get("stream") not in (None, True, False):
+        names.append("any non-false stream value streams")
+    return names
 
 
 @dataclass(frozen=True)

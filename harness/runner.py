@@ -1,0 +1,186 @@
+"""Running the catalogue against a gateway: start the mocks, load one config carrying every case,
+send each case's request, and judge what the upstream received and what the client got.
+
+A case passes when the reference expectation holds. When it does not but Kong's flavour does, the
+case is a *deviation*, reported by the name of Kong's known behaviour; otherwise it fails."""
+
+from __future__ import annotations
+
+import copy
+import json
+import socket
+import time
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import ExitStack
+from typing import Any
+from urllib.parse import urlencode
+
+from proxyproof.mocks import run_mock
+
+from . import oracle
+from .catalogue import gateway_config
+from .catalogue.model import Case
+from .checks import Exchange, problems
+from .gateway import Gateway
+from .hostings import BY_KEY
+from .http import Response, request
+from .journal import replayed_request
+from .results import CaseResult, Report
+from .secrets import CREDENTIAL_HEADERS, Masker, secrets_in_plugin
+
+CLIENT_TIMEOUT = 30.0
+# What the mocks serve: the examples' model and the clients' own choices in the catalogue.
+MODELS = ("llama2", "mistral", "try-to-override-the-model")
+Progress = Callable[[Case, CaseResult | None], None]  # (case, None) when it starts
+
+
+def _closed_port() -> int:
+    """A loopback port nobody listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _without_streaming(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The journaled upstream request asked for as one JSON reply instead of a stream."""
+    entry = copy.deepcopy(dict(entry))
+    body = entry.get("body")
+    if isinstance(body, dict):
+        body.pop("stream_options", None)
+        if "stream" in body:
+            body["stream"] = False
+        if isinstance(body.get("parameters"), dict):
+            body["parameters"]["stream"] = False
+            body.pop("stream", None)
+    return entry
+
+
+class CatalogueRun:
+    """The mocks of one run, and how one case is sent and judged."""
+
+    def __init__(self, gateway: Gateway, stack: ExitStack, kinds: Iterable[str]) -> None:
+        self.gateway = gateway
+        self.mocks = {kind: stack.enter_context(run_mock(kind, models=MODELS))
+                      for kind in sorted(set(kinds))}
+        self.places = gateway_config.Places({k: m.url for k, m in self.mocks.items()},
+                                            _closed_port())
+
+    def _replay(self, mock: Any) -> Callable[[Mapping[str, Any], bool | None], Response]:
+        def replay(entry: Mapping[str, Any], stream: bool | None) -> Response:
+            mock.control.clear_scripts()  # the replay learns the upstream's own answer
+            again = replayed_request(entry if stream is None else _without_streaming(entry),
+                                     mock.url)
+            return request(again.method, again.url, again.body, dict(again.headers),
+                           timeout=CLIENT_TIMEOUT)
+
+        return replay
+
+    def _send(self, case: Case, proxy_url: str) -> Response:
+        req = case.request
+        url = proxy_url + gateway_config.route_path(case)
+        body_json = req.body
+        headers = dict(req.headers)
+        adapt = getattr(self.gateway, "adapt", None)
+        if adapt is not None:  # a gateway that is not Kong-shaped addresses cases its own way
+            url, body_json, headers = adapt(case, proxy_url, body_json, headers)
+        if req.query:
+            url += "?" + urlencode(req.query, doseq=True)
+        if req.content_type:
+            headers.setdefault("Content-Type", req.content_type)
+        if req.raw_body is not None:
+            data: bytes | None = req.raw_body.encode()
+        else:
+            data = None if body_json is None else json.dumps(body_json).encode()
+        return request(req.method, url, data, headers, timeout=CLIENT_TIMEOUT)
+
+    def _journal(self, mock: Any) -> list[dict[str, Any]]:
+        entries = mock.control.journal()
+        return [mock.control.wait(e["id"]) if e.get("outcome") == "pending" else e
+                for e in entries]
+
+    def run_case(self, case: Case, proxy_url: str) -> CaseResult:
+        started = time.monotonic()
+        hosting = BY_KEY[case.hosting]
+        mock = self.mocks[hosting.mock]
+        target = gateway_config.case_target(case, self.places)
+        mask = Masker(self._secrets(case, target))
+        result = CaseResult(case.id, case.title, case.features, hosting.name, "pass",
+                            route=gateway_config.route_path(case))
+        reason = getattr(self.gateway, "supports", lambda _case: None)(case)
+        if reason:
+            result.outcome, result.details = "n/a", [reason]
+            return result
+        mock.control.reset()
+        if case.script:
+            mock.control.script(**{"times": 1, **case.script})
+        response = self._send(case, proxy_url)
+        journal = self._journal(mock)
+        exchange = Exchange(case, gateway_config.route_setup(target),
+                            target["model"]["options"]["upstream_url"],
+                            case.request.body if case.request.raw_body is None else None,
+                            response, journal, self._replay(mock))
+        found = problems(exchange, case.expect, kong=False)
+        kong = case.kong or (case.expect if case.expect.oracle else None)
+        if found and kong is not None and not problems(exchange, kong, kong=True):
+            names = [case.deviation] if case.deviation else oracle.kong_quirks(
+                exchange.setup, exchange.request_body or {}, hosting.mock)
+            result.outcome = "deviation"
+            result.details = [f"Kong: {name}" for name in names or ["Kong's behaviour"]]
+            result.details += [f"differs from the reference: {p}" for p in found]
+        elif found:
+            result.outcome = "fail"
+            result.details = found
+        result.expected = self._expected(case, exchange)
+        result.actual = {"status": response.status, "headers": dict(response.headers),
+                         "body": response.body[:4000].decode("utf-8", "replace"),
+                         "complete": response.complete}
+        result.journal = [{k: e.get(k) for k in ("method", "path", "query", "headers", "body",
+                                                  "status", "outcome")} for e in journal]
+        result.details = [mask.text(d) for d in result.details]
+        result.expected, result.actual, result.journal = (
+            mask(result.expected), mask(result.actual), mask(result.journal))
+        result.seconds = time.monotonic() - started
+        return result
+
+    @staticmethod
+    def _expected(case: Case, ex: Exchange) -> dict[str, Any]:
+        want = {k: v for k, v in vars(case.expect).items() if v not in (None, {}, False)}
+        if case.expect.oracle and isinstance(ex.request_body, dict):
+            want["upstream_body (oracle)"] = oracle.expected_upstream_body(
+                ex.setup, ex.request_body, kong_compat=False)
+        return want
+
+    @staticmethod
+    def _secrets(case: Case, target: Mapping[str, Any]) -> list[str]:
+        found = secrets_in_plugin(target)
+        auth = target.get("auth") or {}
+        for name, value in case.request.headers.items():
+            if name.lower() in CREDENTIAL_HEADERS or name.lower() == str(
+                    auth.get("header_name", "")).lower():
+                found += [value, value.partition(" ")[2]]
+        if auth.get("param_name"):
+            body = case.request.body if isinstance(case.request.body, dict) else {}
+            for value in (case.request.query.get(auth["param_name"]),
+                          body.get(auth["param_name"])):
+                if isinstance(value, str):
+                    found.append(value)
+        return found
+
+
+def run_catalogue(gateway: Gateway, cases: list[Case], progress: Progress | None = None,
+                  describe: Mapping[str, Any] | None = None) -> Report:
+    """Every case of ``cases`` through ``gateway``, in order."""
+    report = Report({"name": gateway.name, **(describe or {})})
+    with ExitStack() as stack:
+        run = CatalogueRun(gateway, stack, (BY_KEY[c.hosting].mock for c in cases))
+        proxy_url = gateway.load(gateway_config.build(cases, run.places))
+        stack.callback(gateway.close)
+        report.gateway["proxy_url"] = proxy_url
+        for case in cases:
+            if progress:
+                progress(case, None)
+            result = run.run_case(case, proxy_url)
+            report.cases.append(result)
+            if progress:
+                progress(case, result)
+    return report
