@@ -9,7 +9,17 @@ Public entry (used by the CLI and the harness's bundled-gateway adapter)::
     app = proxy_app(config, kong_compat=False)      # an aiohttp web.Application
 
 The fixed (reference) behaviour is the default; ``kong_compat=True`` reproduces Kong's quirks
-(``proxy_impl.behaviour`` lists them).
+(``behaviour`` has a flag for each; docs/kong-behaviour.md describes them).
+
+One job per module:
+
+- loading a config: ``config`` (the entry) reads the document with ``declarative`` and each AI
+  plugin with ``plugin_config``, through ``config_fields`` (typed reads) against
+  ``kong_schema`` (Kong's vocabulary), into ``model`` (the values every other module reads);
+- serving: ``server`` (the aiohttp app) hands each request to ``pipeline``, which moves it through
+  ``routing``, ``templates``, ``request`` and ``tuning``, ``codecs``, ``auth``, ``forwarding``,
+  ``upstream``, ``streaming`` or ``reply``, and answers with ``errors``, ``timing`` and
+  ``analytics``; ``json_text`` writes all the JSON.
 """
 
 from .config import ConfigError, describe, load_config
