@@ -2,9 +2,10 @@
 
 A handler is a pure function from a ``Call`` (the received request plus the mock's settings) to a
 reply value: ``JsonReply``, ``BytesReply`` or ``StreamReply`` (a list of ready-made frames). The
-I/O edge (``mocks.app``) owns the socket: it journals the request, checks the API key, applies
-scripted responses and faults (latency, per-chunk delay, resets, truncation, ...) and writes the
-reply. Handlers therefore never sleep, never touch the transport and are trivially testable.
+request pipeline (``pipeline``) journals the request, checks the API key and applies scripted
+responses and faults; ``transmit`` alone owns the socket (latency, per-chunk delay, resets,
+truncation, ...). Handlers therefore never sleep, never touch the transport and are trivially
+testable.
 
 Each server module (``ollama``, ``huggingface``, ``llamacpp``, ``openai``) exposes ``KIND``: a
 ``MockKind`` naming its endpoints and the error bodies it answers in its own dialect.
@@ -40,7 +41,7 @@ class Call:
     settings: MockSettings
     json: Any = NOT_JSON
     scripted_reply: str | None = None  # text a control-API script put in place of the generation
-    generated: bool = False  # set by ``generate``: the I/O edge applies ``settings.latency`` then
+    generated: bool = False  # set by ``generate``: the pipeline applies ``settings.latency`` then
 
     def generate(
         self,
@@ -115,7 +116,7 @@ class MockKind:
     not_found: Handler  # the reply to an unknown path
     error: Callable[[int, str], Reply]  # any error (status, message) in this server's dialect
     loading: Callable[[Call, float], Reply]  # the "model is loading" reply (estimated seconds)
-    stream_error: Callable[[str], bytes]  # the frame a streaming route sends for a mid-stream error
+    stream_error: Callable[[str], bytes]  # a stream's mid-stream error frame (Endpoint's overrides)
     description: str = ""
     x_api_key: bool = False  # the API key is also accepted in an X-Api-Key header (llama.cpp)
 

@@ -75,9 +75,10 @@ def number(data: dict, key: str, default: Any) -> Any:
     return float(value) if isinstance(default, float) else int(value)
 
 
-def flag(data: dict, key: str, default: bool = False) -> bool:
+def flag(data: dict, key: str) -> bool:
+    """``json_value`` for a boolean that defaults to false: anything but a JSON bool is false."""
     value = data.get(key)
-    return value if isinstance(value, bool) else default
+    return value if isinstance(value, bool) else False
 
 
 def stop_words(data: dict) -> list[str]:

@@ -180,11 +180,13 @@ def _is_json_content_type(call: Call) -> bool:
 
 
 def decode(
-    call: Call, *, compat: bool = False, require_content_type: bool = True
+    call: Call, *, compat: bool, require_content_type: bool
 ) -> GenerateRequest | BytesReply:
     """The request as axum would deserialize it, or axum's plain-text rejection.
 
-    ``compat`` is the ``/`` route's ``CompatGenerateRequest`` (it also reads ``stream``).
+    ``compat`` is the ``/`` route's ``CompatGenerateRequest`` (it also reads ``stream``);
+    ``require_content_type``: axum's 415 without a JSON content type (HF's Inference API front
+    does not insist).
     """
     if require_content_type and not _is_json_content_type(call):
         return rejection(415, "Expected request with `Content-Type: application/json`")
