@@ -175,7 +175,11 @@ def client_problems(ex: Exchange, want: Expectation, kong: bool) -> list[str]:
                         f"expected {want.body_text!r}")
     if want.body_contains is not None:
         problems += _subset(want.body_contains, body, "body")
-    problems += _headers(want.headers, response.headers, "response")
+    model = ex.setup.model or (ex.request_body or {}).get("model") if isinstance(
+        ex.request_body, dict) else ex.setup.model
+    wanted = {name: value.replace("{model}", str(model)) if isinstance(value, str) else value
+              for name, value in want.headers.items()}
+    problems += _headers(wanted, response.headers, "response")
     streaming = isinstance(ex.request_body, dict) and oracle.streams(ex.request_body, kong)
     if want.schema and not streaming:
         problem = _schema_problem(want.schema, body)

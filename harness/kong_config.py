@@ -21,7 +21,7 @@ def load(path: Path | Traversable) -> dict[str, Any]:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def _routes_with_plugins(config: dict[str, Any]) -> Iterator[tuple[dict, list[dict]]]:
+def routes_with_plugins(config: dict[str, Any]) -> Iterator[tuple[dict, list[dict]]]:
     for service in config.get("services") or []:
         for route in service.get("routes") or []:
             yield route, list(route.get("plugins") or []) + list(service.get("plugins") or [])
@@ -29,7 +29,7 @@ def _routes_with_plugins(config: dict[str, Any]) -> Iterator[tuple[dict, list[di
         yield route, list(route.get("plugins") or [])
 
 
-def _targets_of(plugin: dict[str, Any]) -> list[dict[str, Any]]:
+def targets_of(plugin: dict[str, Any]) -> list[dict[str, Any]]:
     config = plugin.get("config") or {}
     return config.get("targets") or [] if plugin["name"] == "ai-proxy-advanced" else [config]
 
@@ -37,11 +37,11 @@ def _targets_of(plugin: dict[str, Any]) -> list[dict[str, Any]]:
 def targets(config: dict[str, Any]) -> dict[str, RouteSetup]:
     """Route path → the (first) AI target serving it."""
     found = {}
-    for route, plugins in _routes_with_plugins(config):
+    for route, plugins in routes_with_plugins(config):
         for plugin in plugins:
-            if plugin.get("name") not in AI_PLUGINS or not _targets_of(plugin):
+            if plugin.get("name") not in AI_PLUGINS or not targets_of(plugin):
                 continue
-            target = _targets_of(plugin)[0]
+            target = targets_of(plugin)[0]
             model = target.get("model") or {}
             options = model.get("options") or {}
             for path in route.get("paths") or []:
@@ -58,11 +58,11 @@ def point_at(config: dict[str, Any], base_url: str) -> dict[str, Any]:
     """A copy of ``config`` whose upstream_urls keep their path but use ``base_url``'s host."""
     config = copy.deepcopy(config)
     new = urlsplit(base_url)
-    for _route, plugins in _routes_with_plugins(config):
+    for _route, plugins in routes_with_plugins(config):
         for plugin in plugins:
             if plugin.get("name") not in AI_PLUGINS:
                 continue
-            for target in _targets_of(plugin):
+            for target in targets_of(plugin):
                 options = target["model"]["options"]
                 old = urlsplit(options["upstream_url"])
                 options["upstream_url"] = urlunsplit(
@@ -73,7 +73,7 @@ def point_at(config: dict[str, Any], base_url: str) -> dict[str, Any]:
 
 def ai_targets(config: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Every AI target (an ai-proxy config, or one of ai-proxy-advanced's targets), in order."""
-    for _route, plugins in _routes_with_plugins(config):
+    for _route, plugins in routes_with_plugins(config):
         for plugin in plugins:
             if plugin.get("name") in AI_PLUGINS:
-                yield from _targets_of(plugin)
+                yield from targets_of(plugin)

@@ -12,12 +12,13 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from proxyproof.mocks import run_mock
 
-from . import oracle
+from . import oracle, user_routes
 from .catalogue import gateway_config
 from .catalogue.model import Case
 from .checks import Exchange, problems
@@ -32,6 +33,35 @@ CLIENT_TIMEOUT = 30.0
 # What the mocks serve: the examples' model and the clients' own choices in the catalogue.
 MODELS = ("llama2", "mistral", "try-to-override-the-model")
 Progress = Callable[[Case, CaseResult | None], None]  # (case, None) when it starts
+
+
+@dataclass(frozen=True)
+class MockPlacement:
+    """Where the mocks listen (``bind``) and the host name the gateway reaches them by (``host``:
+    e.g. ``host.docker.internal`` for a gateway in a container)."""
+
+    bind: str = "127.0.0.1"
+    host: str | None = None
+
+    def seen_as(self, url: str) -> str:
+        if not self.host:
+            return url
+        port = urlsplit(url).port
+        return f"http://{self.host}:{port}"
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A case bound to a gateway route: the path to call and the target config behind it."""
+
+    case: Case
+    path: str
+    target: dict[str, Any]  # the route's ai-proxy config, upstream pointed at its mock
+    result_id: str = ""  # the case id, or "case@route" when run on a user's routes
+
+    @property
+    def id(self) -> str:
+        return self.result_id or self.case.id
 
 
 def _closed_port() -> int:
@@ -58,12 +88,16 @@ def _without_streaming(entry: Mapping[str, Any]) -> dict[str, Any]:
 class CatalogueRun:
     """The mocks of one run, and how one case is sent and judged."""
 
-    def __init__(self, gateway: Gateway, stack: ExitStack, kinds: Iterable[str]) -> None:
+    def __init__(self, gateway: Gateway, stack: ExitStack, kinds: Iterable[str],
+                 models: Iterable[str] = MODELS, mocks: MockPlacement | None = None) -> None:
         self.gateway = gateway
-        self.mocks = {kind: stack.enter_context(run_mock(kind, models=MODELS))
+        placement = mocks or MockPlacement()
+        models = tuple(dict.fromkeys([*MODELS, *models]))
+        self.mocks = {kind: stack.enter_context(run_mock(kind, models=models,
+                                                         host=placement.bind))
                       for kind in sorted(set(kinds))}
-        self.places = gateway_config.Places({k: m.url for k, m in self.mocks.items()},
-                                            _closed_port())
+        self.places = gateway_config.Places(
+            {k: placement.seen_as(m.url) for k, m in self.mocks.items()}, _closed_port())
 
     def _replay(self, mock: Any) -> Callable[[Mapping[str, Any], bool | None], Response]:
         def replay(entry: Mapping[str, Any], stream: bool | None) -> Response:
@@ -75,9 +109,9 @@ class CatalogueRun:
 
         return replay
 
-    def _send(self, case: Case, proxy_url: str) -> Response:
+    def _send(self, case: Case, proxy_url: str, path: str) -> Response:
         req = case.request
-        url = proxy_url + gateway_config.route_path(case)
+        url = proxy_url + path
         body_json = req.body
         headers = dict(req.headers)
         adapt = getattr(self.gateway, "adapt", None)
@@ -98,14 +132,14 @@ class CatalogueRun:
         return [mock.control.wait(e["id"]) if e.get("outcome") == "pending" else e
                 for e in entries]
 
-    def run_case(self, case: Case, proxy_url: str) -> CaseResult:
+    def run_case(self, binding: Binding, proxy_url: str) -> CaseResult:
         started = time.monotonic()
+        case, target = binding.case, binding.target
         hosting = BY_KEY[case.hosting]
         mock = self.mocks[hosting.mock]
-        target = gateway_config.case_target(case, self.places)
         mask = Masker(self._secrets(case, target))
-        result = CaseResult(case.id, case.title, case.features, hosting.name, "pass",
-                            route=gateway_config.route_path(case))
+        result = CaseResult(binding.id, case.title, case.features, hosting.name, "pass",
+                            route=binding.path)
         reason = getattr(self.gateway, "supports", lambda _case: None)(case)
         if reason:
             result.outcome, result.details = "n/a", [reason]
@@ -113,7 +147,7 @@ class CatalogueRun:
         mock.control.reset()
         if case.script:
             mock.control.script(**{"times": 1, **case.script})
-        response = self._send(case, proxy_url)
+        response = self._send(case, proxy_url, binding.path)
         journal = self._journal(mock)
         exchange = Exchange(case, gateway_config.route_setup(target),
                             target["model"]["options"]["upstream_url"],
@@ -167,20 +201,53 @@ class CatalogueRun:
         return found
 
 
+def _run(run: CatalogueRun, proxy_url: str, bindings: list[Binding], report: Report,
+         progress: Progress | None) -> Report:
+    report.gateway["proxy_url"] = proxy_url
+    for binding in bindings:
+        if progress:
+            progress(binding.case, None)
+        result = run.run_case(binding, proxy_url)
+        report.cases.append(result)
+        if progress:
+            progress(binding.case, result)
+    return report
+
+
 def run_catalogue(gateway: Gateway, cases: list[Case], progress: Progress | None = None,
-                  describe: Mapping[str, Any] | None = None) -> Report:
-    """Every case of ``cases`` through ``gateway``, in order."""
+                  describe: Mapping[str, Any] | None = None,
+                  mocks: MockPlacement | None = None) -> Report:
+    """Every case of ``cases`` through ``gateway``, each on a route of its own, in order."""
     report = Report({"name": gateway.name, **(describe or {})})
     with ExitStack() as stack:
-        run = CatalogueRun(gateway, stack, (BY_KEY[c.hosting].mock for c in cases))
+        run = CatalogueRun(gateway, stack, (BY_KEY[c.hosting].mock for c in cases),
+                           mocks=mocks)
+        bindings = [Binding(case, gateway_config.route_path(case),
+                            gateway_config.case_target(case, run.places)) for case in cases]
         proxy_url = gateway.load(gateway_config.build(cases, run.places))
         stack.callback(gateway.close)
-        report.gateway["proxy_url"] = proxy_url
-        for case in cases:
-            if progress:
-                progress(case, None)
-            result = run.run_case(case, proxy_url)
-            report.cases.append(result)
-            if progress:
-                progress(case, result)
-    return report
+        return _run(run, proxy_url, bindings, report, progress)
+
+
+def run_user_config(gateway: Gateway, config: dict[str, Any], cases: list[Case],
+                    progress: Progress | None = None,
+                    describe: Mapping[str, Any] | None = None,
+                    mocks: MockPlacement | None = None) -> Report:
+    """The applicable cases on each llama2 route of the user's own ``config`` (their options and
+    auth), its upstreams pointed at the mocks."""
+    routes = user_routes.find(config)
+    if not routes:
+        raise user_routes.UserConfigError("no ai-proxy or ai-proxy-advanced route with the "
+                                          "llama2 provider was found in the config")
+    report = Report({"name": gateway.name, **(describe or {})})
+    with ExitStack() as stack:
+        run = CatalogueRun(gateway, stack, (BY_KEY[r.hosting].mock for r in routes),
+                           models=[r.model for r in routes if r.model], mocks=mocks)
+        pointed = user_routes.point_at_mocks(config, routes, run.places.mocks)
+        bindings = [
+            Binding(case, route.path, route.pointed_target(pointed), f"{case.id}@{route.name}")
+            for route in routes for case in cases if user_routes.applies(case, route)
+        ]
+        proxy_url = gateway.load(pointed)
+        stack.callback(gateway.close)
+        return _run(run, proxy_url, bindings, report, progress)

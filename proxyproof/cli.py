@@ -6,6 +6,7 @@ import argparse
 import sys
 from importlib import resources
 
+from proxyproof.check import UsageError
 from proxyproof.mocks import KIND_NAMES
 from proxyproof.serving import ListenError
 
@@ -17,7 +18,9 @@ proxyproof: a reference proxy, mock upstreams and a conformance harness for Kong
 
 EPILOG = """\
 examples:
-  proxyproof check                          seed conformance run: bundled proxy + mocks
+  proxyproof check                          the conformance catalogue: bundled proxy + mocks
+  proxyproof check --gateway kong --admin-url URL --proxy-url URL   check a real Kong
+  proxyproof lint kong.yaml                 llama2 pitfalls in your config
   proxyproof mock all                       every mock upstream on its default port
   proxyproof proxy --example ollama         the reference proxy with a bundled example config
   proxyproof examples ollama > kong.yaml    start your own config from an example
@@ -26,13 +29,17 @@ examples:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from proxyproof.gateways import bundled_gateway
-    from proxyproof.harness import report
-    from proxyproof.harness.seed import run_seed
+    from proxyproof.check import run_check
 
-    results = run_seed(bundled_gateway(args.kong_compat), kong_compat=args.kong_compat)
-    print(report.as_json(results) if args.json else report.table(results))
-    return 0 if all(result.conforms for result in results) else 1
+    return run_check(args)
+
+
+def _lint(args: argparse.Namespace) -> int:
+    from proxyproof.harness.lint import exit_status, findings_as_json, format_findings, lint_file
+
+    findings = lint_file(args.file)
+    print(findings_as_json(findings) if args.json else format_findings(findings))
+    return exit_status(findings)
 
 
 def _proxy(args: argparse.Namespace) -> int:
@@ -133,16 +140,34 @@ def parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "check",
-        help="run the conformance scenario against the bundled proxy and the mocks",
-        description="Start each mock upstream and the bundled reference proxy (configured from "
-        "examples/), send the seed chat and completions requests through it for every hosting, "
-        "and report what conforms to the specification and what deviates. Exit status 0 when "
-        "everything conforms, 1 otherwise.",
+        help="run the conformance catalogue against a gateway (default: the bundled proxy)",
+        description="Start the mock upstreams, load one gateway config that carries every "
+        "selected case (or your own kong.yaml with --config), send each case's request "
+        "through the gateway, and judge what the upstream received and what the client got "
+        "against an independent oracle. A case passes, fails, is a named Kong deviation "
+        "(Kong's known behaviour where it differs from the reference) or is n/a for the "
+        "gateway. Exit status 0 when no case fails, 1 when one does, 2 for a usage or "
+        "configuration error.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=CHECK_EPILOG,
     )
-    check.add_argument("--kong-compat", action="store_true",
-                       help="expect (and run the proxy with) Kong's own behaviour, bugs included")
-    check.add_argument("--json", action="store_true", help="print a JSON report instead of a table")
+    from proxyproof.check import add_arguments
+
+    add_arguments(check)
     check.set_defaults(run=_check)
+
+    lint = commands.add_parser(
+        "lint",
+        help="report llama2 pitfalls in a Kong declarative config, each with its fix",
+        description="Read a Kong declarative config and report the llama2 pitfalls it holds "
+        "(raw format at llama.cpp's /completion, http:// upstreams without a port, body-param "
+        "auth that Kong does not send, client-chosen upstream hosts, vault references, "
+        "unknown plugins, duplicate names, what Kong would refuse), each with its field path "
+        "and fix. Exit status 1 when it finds an error, 0 otherwise.",
+    )
+    lint.add_argument("file", metavar="FILE", help="the config to read, e.g. kong.yaml")
+    lint.add_argument("--json", action="store_true", help="print the findings as JSON")
+    lint.set_defaults(run=_lint)
 
     proxy = commands.add_parser(
         "proxy",
@@ -226,6 +251,19 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+CHECK_EPILOG = """\
+examples:
+  proxyproof check                                   the catalogue against the bundled proxy
+  proxyproof check --kong-compat                     ... run in Kong's mode: deviations named
+  proxyproof check --profile core,streaming -k ollama
+  proxyproof check --config kong.yaml                your routes, options and auth
+  proxyproof check --gateway kong --admin-url http://127.0.0.1:8001 \\
+                   --proxy-url http://127.0.0.1:8000 --junit report.xml
+  proxyproof check --gateway litellm                 a LiteLLM proxy (pip install litellm)
+  proxyproof check --list --json -                   the catalogue as JSON
+"""
+
+
 def _port(text: str) -> int:
     try:
         port = int(text)
@@ -250,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     try:
         sys.exit(args.run(args))
-    except ListenError as error:
+    except (ListenError, UsageError) as error:
         print(f"proxyproof {args.command}: {error}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

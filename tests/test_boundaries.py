@@ -25,7 +25,7 @@ PARTS = {
     "fixtures": "proxyproof.fixtures",
 }
 BARE = ("proxy_impl", "mocks", "harness", "fixtures")
-WIRING = {"proxyproof.cli", "proxyproof.gateways", "proxyproof.pytest_plugin"}
+WIRING = {"proxyproof.cli", "proxyproof.check", "proxyproof.gateways", "proxyproof.pytest_plugin"}
 
 
 def _module_name(path: Path) -> str:

@@ -27,11 +27,11 @@ from urllib.parse import urlsplit
 from proxyproof.mocks.control import MockControl
 
 from .. import kong_config
+from ..catalogue.loader import SEED
 from ..gateway import GatewayApp
 from ..hostings import HOSTINGS, Hosting
 from ..http import request
 from ..journal import replayed_request
-from ..seed import SEED_CHAT
 from .frames import FirstTextScanner
 from .http1 import BenchRequest
 from .layout import current_layout
@@ -41,7 +41,7 @@ from .servers import LoadGenerator, ServerProcess, mock_factory
 
 CHAT_ROUTE = "/llama2-chat"
 STREAMING_MOCKS = ("ollama", "openai")  # Ollama's NDJSON and OpenAI-style SSE
-_MESSAGES = SEED_CHAT["messages"]
+_MESSAGES = SEED["chat"]["messages"]
 MOCK_REQUESTS = (
     ("openai", "/v1/chat/completions", {"model": "llama2", "messages": _MESSAGES}, ""),
     ("ollama", "/api/chat", {"model": "llama2", "messages": _MESSAGES, "stream": False},
@@ -115,7 +115,7 @@ class _Bench:
     def overhead(self, hosted: _Hosted) -> Comparison:
         name = hosted.hosting.name
         self.progress(f"proxy overhead: {name}")
-        proxied = BenchRequest(hosted.proxy.url + CHAT_ROUTE, _json(SEED_CHAT))
+        proxied = BenchRequest(hosted.proxy.url + CHAT_ROUTE, _json(SEED["chat"]))
         try:
             direct = capture_direct_call(proxied, hosted.mock.url)
         except Unavailable as problem:
@@ -129,7 +129,8 @@ class _Bench:
     def streaming(self, hosted: _Hosted) -> Comparison:
         name = hosted.hosting.name
         self.progress(f"streaming: {name}")
-        proxied = BenchRequest(hosted.proxy.url + CHAT_ROUTE, _json({**SEED_CHAT, "stream": True}))
+        streaming = {**SEED["chat"], "stream": True}
+        proxied = BenchRequest(hosted.proxy.url + CHAT_ROUTE, _json(streaming))
         try:
             direct = capture_direct_call(proxied, hosted.mock.url, stream=True)
         except Unavailable as problem:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import httpx
+from junitparser import JUnitXml
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,22 +50,60 @@ def test_help_explains_every_command():
         assert command in out
 
 
-def test_check_reports_every_hosting_as_json():
-    run = subprocess.run([sys.executable, "-m", "proxyproof", "check", "--json"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
-    report = json.loads(run.stdout)
+def test_check_writes_every_report(tmp_path):
+    files = {kind: tmp_path / f"report.{kind}" for kind in ("json", "junit", "markdown")}
+    run = subprocess.run(
+        [sys.executable, "-m", "proxyproof", "check", "--profile", "seed",
+         *(arg for kind, path in files.items() for arg in (f"--{kind}", str(path)))],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert report["total"] == 8 and report["conforming"] == 8
+    report = json.loads(files["json"].read_text())
+    assert report["summary"] == {"pass": 8, "fail": 0, "deviation": 0, "n/a": 0}
     assert {case["hosting"] for case in report["cases"]} == {
         "HuggingFace", "Ollama", "llama.cpp", "self-hosted GGUF"}
+    assert {"id", "features", "outcome", "details"} <= set(report["cases"][0])
+    suites = JUnitXml.fromfile(str(files["junit"]))
+    assert sum(suite.tests for suite in suites) == 8
+    assert sum(suite.failures for suite in suites) == 0
+    assert "| seed | 2 ✅ | 2 ✅ | 2 ✅ | 2 ✅ |" in files["markdown"].read_text()
+    assert "8 pass" in run.stdout
 
 
-def test_check_prints_a_table():
-    run = subprocess.run([sys.executable, "-m", "proxyproof", "check"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert run.stdout.splitlines()[0].split()[:2] == ["hosting", "format"]
-    assert "8 of 8 cases conform" in run.stdout
+def test_check_json_to_stdout_keeps_stdout_clean():
+    run = _run("check", "--case", "seed.ollama.chat", "--json", "-")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["summary"]["pass"] == 1
+
+
+def test_check_lists_the_catalogue():
+    listing = json.loads(_run("check", "--list", "--json", "-").stdout)["cases"]
+    assert len(listing) >= 120 and set(listing[0]) == {"id", "title", "features"}
+    assert _run("check", "--list", "-k", "seed and ollama").stdout.count("seed.ollama") == 2
+
+
+def test_check_usage_errors_exit_2():
+    for args in (["--profile", "nope"], ["--case", "no.such"], ["--gateway", "kong"],
+                 ["--gateway", "manual"], ["-k", "("]):
+        run = _run("check", *args)
+        assert run.returncode == 2, (args, run.stderr)
+        assert run.stderr.startswith("proxyproof check: ") and "Traceback" not in run.stderr
+
+
+def test_check_on_a_users_own_config(tmp_path):
+    config = tmp_path / "kong.yaml"
+    config.write_text(_run("examples", "ollama").stdout)
+    run = _run("check", "--config", str(config), "--json", "-")
+    assert run.returncode == 0, run.stderr
+    cases = json.loads(run.stdout)["cases"]
+    assert {case["route"] for case in cases} == {"/llama2-chat", "/llama2-completions"}
+
+
+def test_lint_reports_and_exits_1_on_an_error(tmp_path):
+    assert _run("lint", "/nonexistent.yaml").returncode == 1
+    config = tmp_path / "kong.yaml"
+    config.write_text(_run("examples", "ollama").stdout.replace("127.0.0.1:11434", "ollama"))
+    run = _run("lint", str(config))
+    assert run.returncode == 1 and "fix:" in run.stdout
 
 
 def test_mock_and_proxy_by_hand_then_ctrl_c(tmp_path):

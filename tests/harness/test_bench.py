@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 
 from proxyproof.cli import main
+from proxyproof.gateways import bundled_gateway
 from proxyproof.harness import kong_config
 from proxyproof.harness.bench import BenchSettings, cputime, report
 from proxyproof.harness.bench.frames import FirstTextScanner, carries_text
@@ -25,9 +26,8 @@ from proxyproof.harness.bench.load import Run, measure
 from proxyproof.harness.bench.results import BenchReport, Comparison, MockThroughput, Side
 from proxyproof.harness.bench.scenario import Unavailable, capture_direct_call
 from proxyproof.harness.bench.stats import percentile, ratio
-from proxyproof.gateways import bundled_gateway
+from proxyproof.harness.catalogue.loader import SEED
 from proxyproof.harness.hostings import HOSTINGS
-from proxyproof.harness.seed import SEED_CHAT
 from proxyproof.mocks.app import run_mock
 from proxyproof.serving import ThreadedServer
 
@@ -271,14 +271,14 @@ def test_the_direct_call_replays_what_the_mock_received():
         config = kong_config.point_at(kong_config.load(hosting.example), mock.url)
         with bundled_gateway() as gateway:
             proxy_url = gateway.load(config)
-            proxied = BenchRequest(proxy_url + "/llama2-chat", json.dumps(SEED_CHAT).encode())
+            proxied = BenchRequest(proxy_url + "/llama2-chat", json.dumps(SEED["chat"]).encode())
             direct = capture_direct_call(proxied, mock.url)
-            streamed_body = json.dumps({**SEED_CHAT, "stream": True}).encode()
+            streamed_body = json.dumps({**SEED["chat"], "stream": True}).encode()
             streaming = BenchRequest(proxied.url, streamed_body)
             streamed = capture_direct_call(streaming, mock.url, stream=True)
     assert direct.url == mock.url + "/api/chat"
     sent = json.loads(direct.body)
-    assert sent["messages"] == SEED_CHAT["messages"] and sent["stream"] is False
+    assert sent["messages"] == SEED["chat"]["messages"] and sent["stream"] is False
     assert json.loads(streamed.body)["stream"] is True
     assert not {name.lower() for name, _ in direct.headers} & {"host", "content-length"}
 

@@ -1,0 +1,217 @@
+"""``proxyproof check``: the catalogue against a gateway, with a live view and report files.
+
+Exit status: 0 when no case fails (deviations and n/a do not fail), 1 when one does, 2 for a
+usage or configuration error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+GATEWAYS = ("bundled", "kong", "manual", "litellm")
+
+
+class UsageError(Exception):
+    """A mistake in the command line or the files it names: one line, exit status 2."""
+
+
+def _cases(args: argparse.Namespace) -> list[Any]:
+    from proxyproof.harness.catalogue import CatalogueError, load_catalogue, select
+
+    profiles = [p.strip() for p in (args.profile or "").split(",") if p.strip()]
+    try:
+        return select(load_catalogue(), profiles, args.case or [], args.k or "")
+    except CatalogueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _list(cases: list[Any], args: argparse.Namespace) -> int:
+    listing = {"cases": [{"id": c.id, "title": c.title, "features": list(c.features)}
+                         for c in cases]}
+    if args.json:
+        _write_text(args.json, json.dumps(listing, indent=2) + "\n")
+    else:
+        width = max((len(c.id) for c in cases), default=0)
+        for case in cases:
+            print(f"{case.id:{width}}  [{','.join(case.features)}] {case.title}")
+        print(f"{len(cases)} cases")
+    return 0
+
+
+def _write_text(path: str, text: str) -> None:
+    if path == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def _user_config(path: str) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise UsageError(f"{path}: {error.strerror or error}") from None
+    except yaml.YAMLError as error:
+        raise UsageError(f"{path}: not valid YAML or JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise UsageError(f"{path}: expected a Kong declarative config, a mapping with "
+                         "_format_version: \"3.0\" and services or routes")
+    return document
+
+
+def _require(args: argparse.Namespace, *names: str) -> None:
+    missing = [f"--{n.replace('_', '-')}" for n in names if not getattr(args, n)]
+    if missing:
+        raise UsageError(f"--gateway {args.gateway} needs {' and '.join(missing)}")
+
+
+def _gateway(args: argparse.Namespace) -> Any:
+    if args.gateway == "bundled":
+        from proxyproof.gateways import bundled_gateway
+
+        return bundled_gateway(args.kong_compat)
+    if args.gateway == "kong":
+        _require(args, "admin_url", "proxy_url")
+        from proxyproof.harness.adapters.kong import KongGateway
+
+        return KongGateway(args.admin_url, args.proxy_url)
+    if args.gateway == "litellm":
+        from proxyproof.harness.adapters.litellm import LiteLLMGateway
+
+        return LiteLLMGateway()
+    _require(args, "proxy_url", "write_config")
+    return ManualGateway(args.proxy_url, args.write_config, args.load_command, args.yes)
+
+
+class ManualGateway:
+    """Any gateway the user loads by hand (or with ``--load-command``): the harness writes the
+    declarative config the cases need, waits until it is loaded, and calls ``--proxy-url``."""
+
+    name = "manual"
+
+    def __init__(self, proxy_url: str, path: str, load_command: str | None, yes: bool) -> None:
+        self.proxy_url, self.path = proxy_url.rstrip("/"), path
+        self.load_command, self.yes = load_command, yes
+
+    def load(self, config: dict[str, Any]) -> str:
+        _write_text(self.path, yaml.safe_dump(config, sort_keys=False))
+        print(f"wrote the gateway config the cases need to {self.path}", file=sys.stderr)
+        if self.load_command:
+            command = self.load_command.replace("{config}", shlex.quote(self.path))
+            done = subprocess.run(command, shell=True, check=False)
+            if done.returncode != 0:
+                raise UsageError(f"--load-command exited with {done.returncode}: {command}")
+        elif not self.yes:
+            if not sys.stdin.isatty():
+                raise UsageError("no terminal to confirm that the config is loaded: "
+                                 "pass --yes or --load-command")
+            input(f"load {self.path} into your gateway, then press Enter… ")
+        return self.proxy_url
+
+    def close(self) -> None:
+        pass
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from proxyproof.harness.reports import (
+        LiveProgress,
+        make_console,
+        print_summary,
+        write_report_file,
+    )
+    from proxyproof.harness.runner import MockPlacement, run_catalogue, run_user_config
+    from proxyproof.harness.user_routes import UserConfigError
+
+    cases = _cases(args)
+    if args.list:
+        return _list(cases, args)
+    if not cases:
+        raise UsageError("no case matches the selection (see --list)")
+    if args.kong_compat and args.gateway != "bundled":
+        raise UsageError("--kong-compat runs the bundled proxy in Kong's mode: use it with "
+                         "--gateway bundled (any gateway's Kong behaviour is reported as a "
+                         "named deviation anyway)")
+    user_config = _user_config(args.config) if args.config else None
+    gateway = _gateway(args)
+    to_stdout = "-" in (args.json, args.junit, args.markdown)
+    console = make_console(sys.stderr if to_stdout else sys.stdout)
+    describe = {"mode": "Kong-compatible" if args.kong_compat else "reference",
+                "adapter": args.gateway}
+    if args.config:
+        describe["config"] = args.config
+    with LiveProgress(total=None, console=console) as live:
+        def progress(case: Any, result: Any) -> None:
+            if result is None:
+                live.case_started(case.id, case.title)
+            else:
+                live.case_finished(result)
+
+        try:
+            placement = MockPlacement(args.mock_bind, args.mock_host)
+            if user_config is not None:
+                report = run_user_config(gateway, user_config, cases, progress, describe,
+                                         placement)
+            else:
+                report = run_catalogue(gateway, cases, progress, describe, placement)
+        except UserConfigError as error:
+            raise UsageError(f"{args.config}: {error}") from None
+    print_summary(report, console)
+    for kind in ("json", "junit", "markdown"):
+        target = getattr(args, kind)
+        if target:
+            try:
+                write_report_file(kind, target, report)
+            except ValueError as error:
+                raise UsageError(str(error)) from None
+    return 1 if report.failed else 0
+
+
+def add_arguments(check: argparse.ArgumentParser) -> None:
+    where = check.add_argument_group("the gateway")
+    where.add_argument("--gateway", choices=GATEWAYS, default="bundled",
+                       help="bundled: proxyproof's reference proxy (default); kong: a Kong in "
+                       "DB-less mode, configured through its Admin API; manual: any gateway "
+                       "you load the written config into; litellm: a LiteLLM proxy started "
+                       "with a generated config")
+    where.add_argument("--proxy-url", metavar="URL", help="where the gateway proxies (kong, "
+                       "manual), e.g. http://127.0.0.1:8000")
+    where.add_argument("--admin-url", metavar="URL", help="Kong's Admin API (kong), e.g. "
+                       "http://127.0.0.1:8001")
+    where.add_argument("--config", metavar="FILE", help="your own kong.yaml: run the cases on "
+                       "its llama2 routes, with its options and auth, upstreams pointed at "
+                       "the mocks (bundled or kong)")
+    where.add_argument("--kong-compat", action="store_true",
+                       help="run the bundled proxy with Kong's behaviour, bugs included")
+    manual = check.add_argument_group("--gateway manual")
+    manual.add_argument("--write-config", metavar="FILE",
+                        help="where to write the declarative config the cases need")
+    manual.add_argument("--load-command", metavar="CMD", help="a shell command that loads it, "
+                        "{config} standing for the file (e.g. 'deck gateway sync {config}')")
+    manual.add_argument("--yes", action="store_true",
+                        help="do not wait for Enter: the config is loaded already")
+    manual.add_argument("--mock-host", metavar="HOST", help="the host name the gateway reaches "
+                        "the mocks by, written into the config (e.g. host.docker.internal)")
+    manual.add_argument("--mock-bind", metavar="ADDR", default="127.0.0.1",
+                        help="the address the mocks listen on (default 127.0.0.1; a container "
+                        "may need the docker bridge's address)")
+    which = check.add_argument_group("which cases")
+    which.add_argument("--profile", metavar="P,...", help="only these features: "
+                       "core, seed, streaming, auth, errors, headers, options, kong")
+    which.add_argument("--case", action="append", metavar="ID", help="only this case "
+                       "(repeatable)")
+    which.add_argument("-k", metavar="EXPR", help="only cases whose id, title or features "
+                       "match, as pytest's -k: 'ollama and not stream'")
+    which.add_argument("--list", action="store_true", help="print the selected cases and stop")
+    out = check.add_argument_group("reports (FILE '-' is standard output)")
+    out.add_argument("--json", metavar="FILE", help="the JSON report (with --list: the list)")
+    out.add_argument("--junit", metavar="FILE", help="JUnit XML for CI servers")
+    out.add_argument("--markdown", metavar="FILE", help="Markdown for a README or pull request")
