@@ -10,8 +10,8 @@ import copy
 import json
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -201,53 +201,63 @@ class CatalogueRun:
         return found
 
 
-def _run(run: CatalogueRun, proxy_url: str, bindings: list[Binding], report: Report,
-         progress: Progress | None) -> Report:
-    report.gateway["proxy_url"] = proxy_url
-    for binding in bindings:
-        if progress:
-            progress(binding.case, None)
-        result = run.run_case(binding, proxy_url)
-        report.cases.append(result)
-        if progress:
-            progress(binding.case, result)
-    return report
+@dataclass
+class Prepared:
+    """Mocks running, the gateway loaded: what remains is to run each binding."""
+
+    run: CatalogueRun
+    proxy_url: str
+    bindings: list[Binding]
+
+    def result(self, binding: Binding) -> CaseResult:
+        return self.run.run_case(binding, self.proxy_url)
+
+
+@contextmanager
+def prepared(gateway: Gateway, cases: list[Case], user_config: dict[str, Any] | None = None,
+             mocks: MockPlacement | None = None) -> Iterator[Prepared]:
+    """Start the mocks and load the gateway: with the catalogue's own config (a route per case),
+    or with the user's ``user_config``, its llama2 upstreams pointed at the mocks and the cases
+    that apply bound to each of its routes."""
+    with ExitStack() as stack:
+        if user_config is None:
+            run = CatalogueRun(gateway, stack, (BY_KEY[c.hosting].mock for c in cases),
+                               mocks=mocks)
+            bindings = [Binding(case, gateway_config.route_path(case),
+                                gateway_config.case_target(case, run.places))
+                        for case in cases]
+            config = gateway_config.build(cases, run.places)
+        else:
+            routes = user_routes.find(user_config)
+            if not routes:
+                raise user_routes.UserConfigError(
+                    "no ai-proxy or ai-proxy-advanced route with the llama2 provider was found")
+            run = CatalogueRun(gateway, stack, (BY_KEY[r.hosting].mock for r in routes),
+                               models=[r.model for r in routes if r.model], mocks=mocks)
+            config = user_routes.point_at_mocks(user_config, routes, run.places.mocks)
+            bindings = [Binding(case, route.path, route.pointed_target(config),
+                                f"{case.id}@{route.name}")
+                        for route in routes for case in cases
+                        if user_routes.applies(case, route)]
+        proxy_url = gateway.load(config)
+        stack.callback(gateway.close)
+        yield Prepared(run, proxy_url, bindings)
 
 
 def run_catalogue(gateway: Gateway, cases: list[Case], progress: Progress | None = None,
                   describe: Mapping[str, Any] | None = None,
-                  mocks: MockPlacement | None = None) -> Report:
-    """Every case of ``cases`` through ``gateway``, each on a route of its own, in order."""
+                  mocks: MockPlacement | None = None,
+                  user_config: dict[str, Any] | None = None) -> Report:
+    """Every case of ``cases`` through ``gateway`` (each on a route of its own, or on the user's
+    routes it applies to), in order."""
     report = Report({"name": gateway.name, **(describe or {})})
-    with ExitStack() as stack:
-        run = CatalogueRun(gateway, stack, (BY_KEY[c.hosting].mock for c in cases),
-                           mocks=mocks)
-        bindings = [Binding(case, gateway_config.route_path(case),
-                            gateway_config.case_target(case, run.places)) for case in cases]
-        proxy_url = gateway.load(gateway_config.build(cases, run.places))
-        stack.callback(gateway.close)
-        return _run(run, proxy_url, bindings, report, progress)
-
-
-def run_user_config(gateway: Gateway, config: dict[str, Any], cases: list[Case],
-                    progress: Progress | None = None,
-                    describe: Mapping[str, Any] | None = None,
-                    mocks: MockPlacement | None = None) -> Report:
-    """The applicable cases on each llama2 route of the user's own ``config`` (their options and
-    auth), its upstreams pointed at the mocks."""
-    routes = user_routes.find(config)
-    if not routes:
-        raise user_routes.UserConfigError("no ai-proxy or ai-proxy-advanced route with the "
-                                          "llama2 provider was found in the config")
-    report = Report({"name": gateway.name, **(describe or {})})
-    with ExitStack() as stack:
-        run = CatalogueRun(gateway, stack, (BY_KEY[r.hosting].mock for r in routes),
-                           models=[r.model for r in routes if r.model], mocks=mocks)
-        pointed = user_routes.point_at_mocks(config, routes, run.places.mocks)
-        bindings = [
-            Binding(case, route.path, route.pointed_target(pointed), f"{case.id}@{route.name}")
-            for route in routes for case in cases if user_routes.applies(case, route)
-        ]
-        proxy_url = gateway.load(pointed)
-        stack.callback(gateway.close)
-        return _run(run, proxy_url, bindings, report, progress)
+    with prepared(gateway, cases, user_config, mocks) as ready:
+        report.gateway["proxy_url"] = ready.proxy_url
+        for binding in ready.bindings:
+            if progress:
+                progress(binding.case, None)
+            result = ready.result(binding)
+            report.cases.append(result)
+            if progress:
+                progress(binding.case, result)
+    return report

@@ -14,6 +14,7 @@ from .config import load_config
 from .model import Config
 from .pipeline import ProxyState, handle
 from .request import NGINX_BODY_BUFFER
+from .resolver import UpstreamResolver
 from .routing import Router
 
 UNLIMITED_BODY_CAP = 64 * 1024 * 1024  # what "max_request_body_size: 0" still reads at most
@@ -42,7 +43,7 @@ def proxy_app(
 
     async def client_session(app: web.Application) -> AsyncIterator[None]:
         state = app[STATE]
-        connector = aiohttp.TCPConnector(limit=256, resolver=resolver)
+        connector = aiohttp.TCPConnector(limit=256, resolver=UpstreamResolver(resolver))
         # auto_decompress: a gzip upstream body is inflated before translation, as Kong does.
         state.session = aiohttp.ClientSession(
             connector=connector, auto_decompress=True, trust_env=False

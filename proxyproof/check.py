@@ -128,7 +128,7 @@ def run_check(args: argparse.Namespace) -> int:
         print_summary,
         write_report_file,
     )
-    from proxyproof.harness.runner import MockPlacement, run_catalogue, run_user_config
+    from proxyproof.harness.runner import MockPlacement, run_catalogue
     from proxyproof.harness.user_routes import UserConfigError
 
     cases = _cases(args)
@@ -157,11 +157,7 @@ def run_check(args: argparse.Namespace) -> int:
 
         try:
             placement = MockPlacement(args.mock_bind, args.mock_host)
-            if user_config is not None:
-                report = run_user_config(gateway, user_config, cases, progress, describe,
-                                         placement)
-            else:
-                report = run_catalogue(gateway, cases, progress, describe, placement)
+            report = run_catalogue(gateway, cases, progress, describe, placement, user_config)
         except UserConfigError as error:
             raise UsageError(f"{args.config}: {error}") from None
     print_summary(report, console)

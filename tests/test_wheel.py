@@ -56,7 +56,7 @@ def test_the_wheel_holds_exactly_one_top_level_package(wheel: Path):
     for resource in ("oas.yaml", "ERRATA.md", "examples/ollama.yaml", "examples/gguf-openai.yaml"):
         assert f"proxyproof/fixtures/{resource}" in names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "proxyproof = proxyproof.mocks.pytest_plugin" in zipfile.ZipFile(wheel).read(
+    assert "proxyproof = proxyproof.pytest_plugin" in zipfile.ZipFile(wheel).read(
         entry_points).decode()
 
 

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import httpx
-from junitparser import JUnitXml
 import pytest
+from junitparser import JUnitXml
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_CHAT = {"messages": [{"role": "system", "content": "You are a mathematician"},
@@ -183,9 +183,10 @@ def test_a_busy_port_is_one_clear_line(command):
 
 
 def test_an_address_that_cannot_be_bound_is_one_clear_line():
-    run = _run("mock", "ollama", "--host", "host.invalid", "--port", "0")
+    run = _run("mock", "ollama", "--host", "192.0.2.1", "--port", "0")  # TEST-NET-1: not ours
     assert run.returncode == 2
-    assert run.stderr.strip() == "proxyproof mock: cannot listen on host.invalid:0: unknown host name"
+    assert run.stderr.strip() == (
+        "proxyproof mock: cannot listen on 192.0.2.1:0: this machine has no such address")
 
 
 def test_examples_are_listed_and_printed():

@@ -19,7 +19,7 @@ from proxyproof.gateways import bundled_app, bundled_gateway
 from proxyproof.harness.catalogue import CatalogueError, load_catalogue, select
 from proxyproof.harness.catalogue.loader import HOSTING_KEYS
 from proxyproof.harness.gateway import InProcessGateway
-from proxyproof.harness.runner import run_catalogue, run_user_config
+from proxyproof.harness.runner import run_catalogue
 from proxyproof.serving import ThreadedServer
 
 CATALOGUE = load_catalogue()
@@ -83,7 +83,7 @@ def test_credentials_never_reach_a_result():
 @pytest.mark.parametrize("example", sorted(e.name for e in EXAMPLES.iterdir()))
 def test_the_cases_run_on_a_users_own_routes(example):
     config = yaml.safe_load((EXAMPLES / example).read_text(encoding="utf-8"))
-    report = run_user_config(bundled_gateway(), config, CATALOGUE)
+    report = run_catalogue(bundled_gateway(), CATALOGUE, user_config=config)
     assert len(report.cases) >= 8
     assert {c.route for c in report.cases} == {"/llama2-chat", "/llama2-completions"}
     assert all("@" in c.id for c in report.cases)

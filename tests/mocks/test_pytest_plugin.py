@@ -44,12 +44,12 @@ def test_the_factory_starts_any_number_of_mocks(mock_server) -> None:
 
 def test_the_plugin_is_registered_through_its_entry_point() -> None:
     plugins = {ep.name: ep.value for ep in entry_points(group="pytest11")}
-    assert plugins.get("proxyproof") == "proxyproof.mocks.pytest_plugin"
+    assert plugins.get("proxyproof") == "proxyproof.pytest_plugin"
 
 
 def test_importing_the_plugin_stays_cheap() -> None:
     probe = (
-        "import sys, proxyproof.mocks.pytest_plugin\n"
+        "import sys, proxyproof.pytest_plugin\n"
         "heavy = ('aiohttp', 'httpx', 'proxyproof.mocks.app', 'proxyproof.mocks.control')\n"
         "print(sorted(m for m in heavy if m in sys.modules))"
     )
@@ -88,3 +88,52 @@ def test_a_foreign_project_gets_the_fixtures(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
+
+
+def _pytest_in(where: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rA", *args],
+        cwd=where, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_the_catalogue_runs_as_pytest_tests(tmp_path: Path) -> None:
+    run = _pytest_in(tmp_path, "--proxyproof-catalogue", "--proxyproof-profile", "seed")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "8 passed" in run.stdout
+    assert "PASSED ::seed.ollama.chat" in run.stdout and "warning" not in run.stdout
+
+
+def test_pytest_k_and_kong_deviations(tmp_path: Path) -> None:
+    run = _pytest_in(tmp_path, "--proxyproof-catalogue", "--proxyproof-kong-compat",
+                     "--proxyproof-profile", "seed", "-k", "huggingface")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 passed" in run.stdout and "6 deselected" in run.stdout
+    assert "proxyproof: Kong deviations (not failures)" in run.stdout
+    assert "HuggingFace replies fail with 500" in run.stdout
+
+
+def test_a_failing_case_shows_its_diff(tmp_path: Path) -> None:
+    kong = textwrap.dedent(
+        """
+        _format_version: "3.0"
+        services:
+          - name: s
+            url: http://127.0.0.1:9
+            routes:
+              - name: chat
+                paths: [/chat]
+                plugins:
+                  - name: ai-proxy
+                    config:
+                      route_type: llm/v1/chat
+                      model: {provider: llama2, name: llama2,
+                              options: {llama2_format: ollama,
+                                        upstream_url: "http://127.0.0.1:1/api/chat"}}
+        """
+    )
+    (tmp_path / "kong.yaml").write_text(kong)
+    run = _pytest_in(tmp_path, "--proxyproof-catalogue", "--proxyproof-config", "kong.yaml",
+                     "-k", "seed")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 passed" in run.stdout and "seed.ollama.chat@chat" in run.stdout

@@ -148,11 +148,11 @@ def test_upstream_timeout_is_504(proxy, ollama):
 
 def test_dns_failure_is_503():
     resolver = FailingResolver()
-    config = declarative({"/chat": ai_proxy(CHAT, "ollama", "http://llama.invalid/api/chat")})
+    config = declarative({"/chat": ai_proxy(CHAT, "ollama", "http://llama.example/api/chat")})
     with running_proxy(config, resolver=resolver) as proxy:
         response = post(proxy.url + "/chat", SEED_CHAT)
     assert_core_error(response, 503, "name resolution failed")
-    assert resolver.asked == ["llama.invalid"]
+    assert resolver.asked == ["llama.example"]
 
 
 def test_upstream_reset_is_502(proxy, ollama):
@@ -247,3 +247,12 @@ def test_route_without_ai_plugin_is_501(ollama):
         response = post(proxy.url + "/plain", SEED_CHAT)
     assert response.status_code == 501
     assert "has no ai-proxy plugin" in response.json()["message"]
+
+
+def test_a_reserved_invalid_name_is_a_dns_failure_without_asking_the_network():
+    """RFC 6761: ``.invalid`` never resolves; the proxy says so at once (503, Kong's message)."""
+    config = declarative({"/chat": ai_proxy(CHAT, "ollama", "http://upstream.invalid/api/chat")})
+    with running_proxy(config) as proxy:
+        reply = httpx.post(proxy.url + "/chat", json=SEED_CHAT, timeout=10)
+    assert reply.status_code == 503
+    assert reply.json()["message"] == "name resolution failed"
