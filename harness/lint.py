@@ -2,8 +2,9 @@
 provider fail on Kong, or behave differently there than on the bundled proxy, found before
 anything runs.
 
-Written from Kong's documented and observed behaviour (kong_semantics §1.2 config errors, §3.1
-upstream target, §6 auth, §8 AI Proxy Advanced; ollama_llamacpp §2.7), not from the proxy's code:
+Written from Kong's documented and observed behaviour (its schema's config errors, the llama2
+driver's upstream target and auth, AI Proxy Advanced's targets; llama.cpp's server, which has no
+raw mode: docs/kong-behaviour.md), not from the proxy's code:
 the lint judges configs the proxy reads, so it must not share its reading of them.
 
 ``lint_config`` is pure, on the decoded YAML; ``lint_file`` reads a file first. Each ``Finding``
@@ -27,6 +28,8 @@ from typing import Any, Literal
 
 import yaml
 
+from proxyproof import fixtures
+
 Severity = Literal["error", "warning"]
 
 
@@ -49,37 +52,9 @@ def _warning(path: str, code: str, message: str, fix: str) -> Finding:
 
 # --- Kong's vocabulary (Kong 3.x schemas and docs) ----------------------------------------------
 
-# Kong OSS's bundled plugins (kong/constants.lua) and Kong Enterprise's, so that a config written
-# for either is not flagged; only a name neither knows makes Kong refuse the whole config.
-OSS_PLUGINS = frozenset({
-    "acl", "acme", "ai-prompt-decorator", "ai-prompt-guard", "ai-prompt-template", "ai-proxy",
-    "ai-request-transformer", "ai-response-transformer", "aws-lambda", "azure-functions",
-    "basic-auth", "bot-detection", "correlation-id", "cors", "datadog", "file-log", "grpc-gateway",
-    "grpc-web", "hmac-auth", "http-log", "ip-restriction", "jwt", "key-auth", "ldap-auth",
-    "loggly", "oauth2", "opentelemetry", "post-function", "pre-function", "prometheus",
-    "proxy-cache", "rate-limiting", "redirect", "request-size-limiting", "request-termination",
-    "request-transformer", "response-ratelimiting", "response-transformer", "session",
-    "standard-webhooks", "statsd", "syslog", "tcp-log", "udp-log", "zipkin",
-})  # fmt: skip
-ENTERPRISE_PLUGINS = frozenset({
-    "ai-aws-guardrails", "ai-azure-content-safety", "ai-gcp-model-armor", "ai-lakera-guard",
-    "ai-llm-as-judge", "ai-mcp-oauth2", "ai-mcp-proxy", "ai-prompt-compressor", "ai-proxy-advanced",
-    "ai-rag-injector", "ai-rate-limiting-advanced", "ai-sanitizer", "ai-semantic-cache",
-    "ai-semantic-prompt-guard", "ai-semantic-response-guard", "app-dynamics",
-    "application-registration", "canary", "confluent", "confluent-consume", "datakit", "degraphql",
-    "exit-transformer", "forward-proxy", "graphql-proxy-cache-advanced",
-    "graphql-rate-limiting-advanced", "header-cert-auth", "injection-protection", "jq",
-    "json-threat-protection", "jwe-decrypt", "jwt-signer", "kafka-consume", "kafka-log",
-    "kafka-upstream", "key-auth-enc", "ldap-auth-advanced", "mocking", "mtls-auth",
-    "oas-validation", "oauth2-introspection", "opa", "openid-connect", "proxy-cache-advanced",
-    "rate-limiting-advanced", "request-callout", "request-transformer-advanced",
-    "request-validator", "response-transformer-advanced", "route-by-header",
-    "route-transformer-advanced", "saml", "service-protection", "solace-consume", "solace-log",
-    "solace-upstream", "statsd-advanced", "tls-handshake-modifier", "tls-metadata-headers",
-    "upstream-oauth", "upstream-timeout", "vault-auth", "websocket-size-limit",
-    "websocket-validator", "xml-threat-protection",
-})  # fmt: skip
-KONG_PLUGINS = OSS_PLUGINS | ENTERPRISE_PLUGINS
+# Kong OSS's and Kong Enterprise's plugins, so that a config written for either is not flagged;
+# only a name neither knows makes Kong refuse the whole config.
+KONG_PLUGINS = fixtures.kong_plugin_names()
 
 AI_PROXY = "ai-proxy"
 AI_PROXY_ADVANCED = "ai-proxy-advanced"

@@ -43,6 +43,11 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> Config:
             document = yaml.safe_load(text)
         except yaml.YAMLError as error:
             raise ConfigError([f"not valid YAML or JSON: {error}"]) from None
+    if not isinstance(document, Mapping):
+        found = "nothing (the file is empty)" if document is None else (
+            f"a {type(document).__name__.replace('dict', 'mapping')}")
+        raise ConfigError([f"expected a Kong declarative config: a mapping with "
+                           f"_format_version: \"3.0\" and services (or routes); found {found}"])
     problems = Problems()
     routes = read_routes(document, problems)
     if problems.errors:

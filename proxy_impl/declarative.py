@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from proxyproof import fixtures
+
 from . import kong_schema as kong
 from .config_fields import Problems, Record, join
 from .model import AI_PLUGINS, DEFAULT_TIMEOUT_MS, AiPlugin, PathRule, Route, UpstreamPolicy
@@ -127,9 +129,13 @@ def _collect_plugin(plugin: Record, into: _AiPlugins) -> None:
     if name is None or not plugin.boolean("enabled", True):
         return
     if name not in AI_PLUGINS:
-        plugin.problems.warn(
-            plugin.path, f"plugin '{name}' is not implemented by proxyproof: ignored"
-        )
+        if name in fixtures.kong_plugin_names():
+            plugin.problems.warn(
+                plugin.path, f"plugin '{name}' is not implemented by proxyproof: ignored"
+            )
+        else:  # Kong refuses the whole config
+            plugin.problems.error(plugin.at("name"), f"plugin '{name}' not enabled; add it to "
+                                  "the 'plugins' configuration property")
         return
     for scope in ("consumer", "consumer_group"):
         if plugin.raw(scope) is not None:

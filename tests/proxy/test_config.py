@@ -383,3 +383,26 @@ def test_write_timeout_is_accepted_with_a_warning():
         "services[0].write_timeout: is set but is not enforced by proxyproof (only connect and "
         "read timeouts are; request bodies are written at once)"
     ]
+
+
+@pytest.mark.parametrize(("text", "found"), [("", "nothing (the file is empty)"),
+                                             ("- a\n- b\n", "a list"), ("just text\n", "a str")])
+def test_a_file_that_is_not_a_config_says_what_it_should_hold(text, found):
+    with pytest.raises(ConfigError) as raised:
+        load_config(text if "\n" in text else text + "\n")
+    assert raised.value.problems == [
+        'expected a Kong declarative config: a mapping with _format_version: "3.0" and services '
+        f"(or routes); found {found}"]
+
+
+def test_a_misspelled_plugin_is_refused_as_kong_refuses_it():
+    config = declarative({"/chat": {"plugin": "ai-proxi", "config": {}}})
+    with pytest.raises(ConfigError) as raised:
+        load_config(config)
+    assert raised.value.problems == [
+        "services[0].routes[0].plugins[0].name: plugin 'ai-proxi' not enabled; add it to the "
+        "'plugins' configuration property"]
+    known = declarative({"/chat": {"plugin": "key-auth", "config": {}},
+                         "/c": ai_proxy(CHAT, "raw", "http://n")})
+    assert "plugin 'key-auth' is not implemented by proxyproof: ignored" in " ".join(
+        load_config(known).warnings)
