@@ -122,6 +122,7 @@ class ManualGateway:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from proxyproof.harness.adapters import GatewayError
     from proxyproof.harness.reports import (
         LiveProgress,
         make_console,
@@ -160,6 +161,8 @@ def run_check(args: argparse.Namespace) -> int:
             report = run_catalogue(gateway, cases, progress, describe, placement, user_config)
         except UserConfigError as error:
             raise UsageError(f"{args.config}: {error}") from None
+        except GatewayError as error:
+            raise UsageError(str(error)) from None
     print_summary(report, console)
     for kind in ("json", "junit", "markdown"):
         target = getattr(args, kind)

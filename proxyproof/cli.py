@@ -44,12 +44,20 @@ def _lint(args: argparse.Namespace) -> int:
 
 def _proxy(args: argparse.Namespace) -> int:
     from proxyproof.proxy_impl import ConfigError, describe, load_config, proxy_app
+    from proxyproof.proxy_impl.admin import EMPTY, Loaded, proxy_and_admin_apps, read_source
     from proxyproof.serving import serve_forever
 
-    source = args.config or _example(args.example).read_text(encoding="utf-8")
+    if not (args.config or args.example) and args.admin_port is None:
+        args.proxy_parser.error("one of the arguments --config --example is required (or "
+                                "--admin-port, to start with no config and POST one)")
+    source = args.config or (_example(args.example).read_text(encoding="utf-8")
+                             if args.example else None)
     shown = args.config or f"example {args.example}"
     try:
-        config = load_config(source)
+        if args.admin_port is None:  # nothing can add a route later: none is an error
+            loaded = Loaded(load_config(source))
+        else:  # Kong DB-less: any config, or none, until one is POSTed
+            loaded = EMPTY if source is None else read_source(source)
     except ConfigError as error:
         print(f"{shown}: invalid configuration", file=sys.stderr)
         for problem in error.problems:
@@ -58,15 +66,25 @@ def _proxy(args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"{shown}: {error.strerror or error}", file=sys.stderr)
         return 2
+    config = loaded.config
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     mode = "Kong-compatible" if args.kong_compat else "fixed (reference)"
     print(f"proxyproof proxy, {mode} behaviour", flush=True)
-    for line in describe(config):
+    for line in describe(config) or ["no routes yet: POST a config to the Admin API"]:
         print(f"  {line}", flush=True)
+    if args.admin_port is None:
+        apps = [("proxy", lambda: proxy_app(config, kong_compat=args.kong_compat),
+                 args.host, args.port)]
+    else:
+        proxy_factory, admin_factory = proxy_and_admin_apps(loaded, kong_compat=args.kong_compat)
+        apps = [("proxy", proxy_factory, args.host, args.port),
+                ("admin", admin_factory, args.admin_host, args.admin_port)]
+    label = (lambda name: f"{name} ") if len(apps) > 1 else (lambda name: "")
     serve_forever(
-        [("proxy", lambda: proxy_app(config, kong_compat=args.kong_compat), args.host, args.port)],
-        announce=lambda name, url: print(f"listening on {url} (Ctrl-C to stop)", flush=True),
+        apps,
+        announce=lambda name, url: print(f"{label(name)}listening on {url} (Ctrl-C to stop)",
+                                         flush=True),
     )
     return 0
 
@@ -176,7 +194,7 @@ def parser() -> argparse.ArgumentParser:
         "with a Kong declarative config (_format_version 3.0) holding ai-proxy or "
         "ai-proxy-advanced plugins. Runs in the foreground until Ctrl-C.",
     )
-    source = proxy.add_mutually_exclusive_group(required=True)
+    source = proxy.add_mutually_exclusive_group()
     source.add_argument("--config", metavar="FILE",
                         help="your Kong declarative config (YAML or JSON), e.g. kong.yaml")
     source.add_argument("--example", choices=_example_names(), metavar="NAME",
@@ -187,7 +205,13 @@ def parser() -> argparse.ArgumentParser:
                        help="port (default 8000, Kong's proxy port; 0 = any free port)")
     proxy.add_argument("--kong-compat", action="store_true",
                        help="reproduce Kong's quirks and bugs instead of the fixed behaviour")
-    proxy.set_defaults(run=_proxy)
+    proxy.add_argument("--admin-port", type=_port, default=None, metavar="PORT",
+                       help="also serve Kong's Admin API, DB-less (GET /, GET /status, POST "
+                       "/config), on PORT (Kong's is 8001; 0 = any free port); with it, "
+                       "--config and --example may be left out to start with no routes")
+    proxy.add_argument("--admin-host", default="127.0.0.1",
+                       help="address for the Admin API (default 127.0.0.1)")
+    proxy.set_defaults(run=_proxy, proxy_parser=proxy)
 
     mock = commands.add_parser(
         "mock",

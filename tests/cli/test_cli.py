@@ -193,3 +193,16 @@ def test_examples_are_listed_and_printed():
     listing = _run("examples").stdout.split()
     assert {"ollama", "huggingface-raw", "llamacpp-raw", "gguf-openai"} <= set(listing)
     assert _run("examples", "ollama").stdout.count("_format_version") == 1
+
+
+def test_check_a_kong_admin_api_served_by_the_proxy():
+    proxy = _start("proxy", "--port", "0", "--admin-port", "0")
+    try:
+        proxy_url = _read_url(proxy, "proxy listening on")
+        admin_url = _read_url(proxy, "admin listening on")
+        run = _run("check", "--gateway", "kong", "--admin-url", admin_url, "--proxy-url",
+                   proxy_url, "--profile", "seed", "--json", "-")
+        assert run.returncode == 0, run.stderr
+        assert json.loads(run.stdout)["summary"]["pass"] == 8
+    finally:
+        assert _interrupt(proxy) == 0
