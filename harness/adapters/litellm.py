@@ -16,12 +16,14 @@ What maps to what, what is n/a and why, and the start-up facts: ``docs/litellm.m
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import ipaddress
 import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -103,6 +105,11 @@ def _routes(config: Mapping[str, Any]) -> Iterator[tuple[dict, dict, list[dict]]
         ref = route.get("service")
         service = services.get(ref.get("name") if isinstance(ref, dict) else ref) or {}
         yield route, service, [*(route.get("plugins") or []), *(service.get("plugins") or [])]
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the group is gone already
+        os.killpg(process.pid, sig)  # its session's group id is its pid
 
 
 def _loopback(host: str | None) -> bool:
@@ -250,7 +257,8 @@ class LiteLLMGateway:
                  "--port", str(port)],
                 cwd=self._dir,  # no stray .env or config of the caller's directory
                 env=self.environment(), stdin=subprocess.DEVNULL, stdout=self._log,
-                stderr=subprocess.STDOUT)
+                stderr=subprocess.STDOUT,
+                start_new_session=True)  # a group of its own: close() stops all it started
         except OSError as error:
             self.close()
             raise LiteLLMError(f"cannot start LiteLLM ({self.command[0]}): {error}") from None
@@ -264,12 +272,13 @@ class LiteLLMGateway:
 
     def close(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
+        if process is not None:
+            # The whole group: a wrapper command (strace, a script) leaves LiteLLM behind otherwise.
+            _signal_group(process, signal.SIGTERM)
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                process.kill()
+                _signal_group(process, signal.SIGKILL)
                 process.wait(timeout=10)
         if self._log is not None:
             self._log.close()

@@ -6,7 +6,9 @@ tests that start it error out saying so instead of skipping."""
 
 from __future__ import annotations
 
+import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -128,12 +130,29 @@ def test_a_litellm_that_dies_is_a_clear_error_with_its_log() -> None:
     assert gateway.process is None and gateway.workdir is None
 
 
-def test_a_litellm_that_never_gets_ready_is_stopped() -> None:
-    gateway = LiteLLMGateway(startup_timeout=1, command=[
-        sys.executable, "-c", "import time; print('starting', flush=True); time.sleep(60)"])
-    with pytest.raises(LiteLLMError, match=r"not ready[\s\S]*starting"):
+def _gone(pid: int) -> bool:
+    """No such process, or only its zombie (stopped, waiting for whoever adopted it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(")")[2].split()[0] == "Z"
+
+
+def test_a_litellm_that_never_gets_ready_is_stopped_with_all_it_started() -> None:
+    # A wrapper (strace, a script) with LiteLLM under it: stopping the wrapper alone is not enough.
+    wrapper = ("import subprocess, sys, time; "
+               "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+               "print('starting', child.pid, flush=True); time.sleep(60)")
+    gateway = LiteLLMGateway(startup_timeout=1, command=[sys.executable, "-c", wrapper])
+    with pytest.raises(LiteLLMError, match=r"not ready[\s\S]*starting") as raised:
         gateway.load(gateway_config.build([CATALOGUE["core.ollama.chat.json"]], PLACES))
     assert gateway.process is None and gateway.workdir is None
+    child = int(re.search(r"starting (\d+)", str(raised.value)).group(1))
+    deadline = time.monotonic() + 10
+    while not _gone(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(child)
 
 
 # ------------------------------------------------------------------ a real LiteLLM, one start
