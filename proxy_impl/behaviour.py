@@ -3,11 +3,18 @@
 Every flag is one Kong quirk that ``docs/kong-behaviour.md`` names (the flag index there says
 where): all flags off is the fixed proxy (``FIXED``), all on is Kong (``KONG``). The module that
 owns a concern reads that flag and nothing else, so a quirk lives in exactly one branch.
+A field that is not a boolean is a proxyproof policy, not a quirk: Kong mode keeps its default.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import os
+from dataclasses import dataclass, fields, replace
+from typing import Literal
+
+ControlTokens = Literal["neutralise", "reject"]
+CONTROL_TOKEN_POLICIES: tuple[ControlTokens, ...] = ("neutralise", "reject")
+CONTROL_TOKENS_ENV = "PROXYPROOF_CONTROL_TOKENS"  # docs/prompt-injection.md
 
 
 @dataclass(frozen=True)
@@ -32,16 +39,29 @@ class Behaviour:
     completion_prompt_sys_typo: bool = False  # `<<SYS>>` closes the completions block
     raw_reads_only_kong_shape: bool = False  # only {"data":[{"generated_text"}]}; Lua errors
     raw_stream_flag_only_in_parameters: bool = False  # no top-level `stream` for TGI / HF
+    raw_prompt_keeps_control_tokens: bool = False  # a client's `[/INST]`, `</s>`… as typed
     ollama_kong_reply: bool = False  # ISO `created`, no `id`, no completions finish_reason
     ollama_config_only_finish_reason: bool = False  # done_reason ignored; config max_tokens
     ollama_drops_stop_and_seed: bool = False  # fixed maps them to options.stop/seed
     # Response (#response-headers).
     keep_upstream_set_cookie: bool = False  # fixed drops an upstream Set-Cookie on a 200
+    # Policy (docs/prompt-injection.md): what the fixed raw codec does with control tokens in
+    # client text; moot while raw_prompt_keeps_control_tokens is on.
+    control_tokens: ControlTokens = "neutralise"
 
 
 FIXED = Behaviour()
-KONG = Behaviour(**{flag.name: True for flag in fields(Behaviour)})
+KONG = Behaviour(**{flag.name: True for flag in fields(Behaviour) if flag.default is False})
 
 
-def behaviour_for(kong_compat: bool) -> Behaviour:
-    return KONG if kong_compat else FIXED
+def behaviour_for(kong_compat: bool, control_tokens: str | None = None) -> Behaviour:
+    """Kong's behaviour, or the fixed one with the control-token policy given, else the one
+    ``PROXYPROOF_CONTROL_TOKENS`` names, else ``neutralise``."""
+    if kong_compat:
+        return KONG
+    policy = control_tokens or os.environ.get(CONTROL_TOKENS_ENV) or FIXED.control_tokens
+    for choice in CONTROL_TOKEN_POLICIES:
+        if policy == choice:
+            return replace(FIXED, control_tokens=choice)
+    raise ValueError(f"control tokens policy {policy!r}: choose "
+                     f"{' or '.join(CONTROL_TOKEN_POLICIES)} ({CONTROL_TOKENS_ENV})")

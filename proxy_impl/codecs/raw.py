@@ -3,10 +3,12 @@ and the generated text read back (Kong: ``kong/llm/drivers/llama2.lua``, ``to_ra
 ``messages_to_inst()`` and ``from_raw()``; docs/kong-behaviour.md#raw-format).
 
 Kong builds the chat prompt by message position and drops assistant turns, closes the completions
-system block with ``<<SYS>>``, and reads only ``{"data":[{"generated_text"}]}``; the fixed codec
-follows the roles, closes the block with ``<</SYS>>`` and also reads what real servers answer:
-the HF Inference API's ``[{"generated_text"}]``, TGI's ``{"generated_text"}`` and the
-``responses`` field Kong's docs describe.
+system block with ``<<SYS>>``, lets a client's own ``[/INST]``, ``<<SYS>>`` or ``</s>`` open and
+close turns, and reads only ``{"data":[{"generated_text"}]}``; the fixed codec follows the roles,
+closes the block with ``<</SYS>>``, neutralises (or refuses) control tokens in client text
+(docs/prompt-injection.md) and also reads what real servers answer: the HF Inference API's
+``[{"generated_text"}]``, TGI's ``{"generated_text"}`` and the ``responses`` field Kong's docs
+describe.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .exchange import (
     parse_upstream,
     tuning_options,
 )
+from .llama2_tokens import neutralise, refuse_control_sequences
 
 COMPLETION_SYSTEM = "You are a helpful assistant."
 LUA_SPACE = " \t\n\v\f\r"  # what Lua's %s trims
@@ -39,24 +42,35 @@ _ABSENT = object()  # a key Lua would find nil, as opposed to a JSON null (a tru
 # --- request ----------------------------------------------------------------------------------
 
 
+def client_text(text: str, where: str, behaviour: Behaviour) -> str:
+    """Text a client wrote, made safe to place between the template's markers: it must not open
+    or close a turn or a system block (docs/prompt-injection.md)."""
+    if behaviour.raw_prompt_keeps_control_tokens:
+        return text
+    if behaviour.control_tokens == "reject":
+        return refuse_control_sequences(text, where)
+    return neutralise(text)
+
+
 def completion_prompt(prompt: str, behaviour: Behaviour) -> str:
     closing = "<<SYS>>" if behaviour.completion_prompt_sys_typo else "<</SYS>>"
+    prompt = client_text(prompt, "prompt", behaviour)
     return f"<s> [INST] <<SYS>> {COMPLETION_SYSTEM} {closing} {prompt} [/INST]"
 
 
 def chat_prompt(messages: Sequence[Any], behaviour: Behaviour) -> str:
     if behaviour.positional_chat_prompt:
-        return _kong_chat_prompt(messages)
-    return _chat_prompt(messages)
+        return _kong_chat_prompt(messages, behaviour)
+    return _chat_prompt(messages, behaviour)
 
 
-def _kong_chat_prompt(messages: Sequence[Any]) -> str:
+def _kong_chat_prompt(messages: Sequence[Any], behaviour: Behaviour) -> str:
     """Kong's ``messages_to_inst``: message 1 is the system block and message 2 the first question
     whatever their roles; later `system` messages are answers, `user` ones questions, the rest
     (assistant, tool) vanish."""
     parts = []
     for position, message in enumerate(messages, start=1):
-        content = _lua_text(message, "content")
+        content = client_text(_lua_text(message, "content"), _where(position - 1), behaviour)
         role = message.get("role") if isinstance(message, Mapping) else None
         if position == 1:
             parts.append(f"<s>[INST] <<SYS>> {content} <</SYS>>")
@@ -69,7 +83,7 @@ def _kong_chat_prompt(messages: Sequence[Any]) -> str:
     return "".join(parts)
 
 
-def _chat_prompt(messages: Sequence[Any]) -> str:
+def _chat_prompt(messages: Sequence[Any], behaviour: Behaviour) -> str:
     """The Llama 2 chat template by role: an optional leading system block inside the first
     ``[INST]``, each question in ``<s>[INST] ... [/INST]``, each answer followed by ``</s>``.
     A system message after the first is an answer slot, as in Kong's own fixtures."""
@@ -78,7 +92,8 @@ def _chat_prompt(messages: Sequence[Any]) -> str:
     for position, message in enumerate(messages):
         if not isinstance(message, Mapping) or not isinstance(message.get("content"), str):
             raise EncodeError("message content must be a string")
-        role, content = message.get("role"), message["content"]
+        role = message.get("role")
+        content = client_text(message["content"], _where(position), behaviour)
         if position == 0 and role == "system":
             prompt = f"<s>[INST] <<SYS>> {content} <</SYS>>"
             awaiting_question = True
@@ -99,6 +114,10 @@ def _chat_prompt(messages: Sequence[Any]) -> str:
     if awaiting_question:
         prompt += " [/INST]"
     return prompt
+
+
+def _where(index: int) -> str:
+    return f"messages[{index}].content"
 
 
 def _lua_text(message: Any, key: str) -> str:
