@@ -30,8 +30,62 @@ def effective_tuning(request: Mapping[str, Any], options: Mapping[str, Any]) -> 
     return merged
 
 
-def llama2_chat_prompt(messages: Sequence[Mapping[str, Any]], kong_compat: bool) -> str:
-    """The Llama 2 ``[INST]`` prompt for a conversation (Kong's ``messages_to_inst``, or fixed)."""
+# Llama 2's control sequences (docs/prompt-injection.md): an opening bracket, optional ASCII
+# whitespace, an optional slash, optional whitespace, the word in any ASCII case, optional
+# whitespace, the closing bracket. `<<`/`sys` is tried before `<`/`s`.
+CONTROL_TAGS = (("<<", "sys", ">>"), ("<", "s", ">"), ("[", "inst", "]"))
+ASCII_SPACE = " \t\n\r\f\v"
+ZERO_WIDTH_SPACE = "\u200b"
+CONTROL_TOKENS_QUIRK = "control tokens in user text pass into the raw prompt"
+
+
+def _skip_space(text: str, at: int) -> int:
+    while at < len(text) and text[at] in ASCII_SPACE:
+        at += 1
+    return at
+
+
+def _control_tag_end(text: str, at: int) -> int | None:
+    """Where the control sequence starting at ``at`` ends, if one does."""
+    for opening, word, closing in CONTROL_TAGS:
+        if not text.startswith(opening, at):
+            continue
+        end = _skip_space(text, at + len(opening))
+        if text.startswith("/", end):
+            end = _skip_space(text, end + 1)
+        letters = text[end:end + len(word)]
+        if not (letters.isascii() and letters.lower() == word):
+            continue
+        end = _skip_space(text, end + len(word))
+        if text.startswith(closing, end):
+            return end + len(closing)
+    return None
+
+
+def has_control_tokens(text: Any) -> bool:
+    return isinstance(text, str) and any(
+        _control_tag_end(text, at) is not None for at in range(len(text)))
+
+
+def neutralise_control_tokens(text: str) -> str:
+    """The fixed gateway's rule: a zero-width space after the first character of every control
+    sequence, scanning left to right, so none is left for the tokenizer or the model to read."""
+    out, at = [], 0
+    while at < len(text):
+        end = _control_tag_end(text, at)
+        if end is None:
+            out.append(text[at])
+            at += 1
+        else:
+            out.append(text[at] + ZERO_WIDTH_SPACE + text[at + 1:end])
+            at = end
+    return "".join(out)
+
+
+def llama2_chat_prompt(messages: Sequence[Mapping[str, Any]], kong_compat: bool,
+                       neutralise: bool = True) -> str:
+    """The Llama 2 ``[INST]`` prompt for a conversation (Kong's ``messages_to_inst``, or fixed:
+    with control tokens in the contents neutralised unless ``neutralise`` is off)."""
     if kong_compat:
         # Kong places messages purely by position and drops every assistant turn.
         parts = []
@@ -54,6 +108,8 @@ def llama2_chat_prompt(messages: Sequence[Mapping[str, Any]], kong_compat: bool)
     prompt, block_open = "", False
     for position, message in enumerate(messages):
         role, content = message.get("role"), message.get("content")
+        if neutralise and isinstance(content, str):
+            content = neutralise_control_tokens(content)
         if position == 0 and role == "system":
             prompt, block_open = f"<s>[INST] <<SYS>> {content} <</SYS>>", True
         elif role in ("assistant", "system"):
@@ -68,8 +124,10 @@ def llama2_chat_prompt(messages: Sequence[Mapping[str, Any]], kong_compat: bool)
     return prompt + " [/INST]" if block_open else prompt
 
 
-def llama2_completion_prompt(prompt: str, kong_compat: bool) -> str:
+def llama2_completion_prompt(prompt: str, kong_compat: bool, neutralise: bool = True) -> str:
     closing = "<<SYS>>" if kong_compat else "<</SYS>>"  # Kong's typo in to_raw
+    if neutralise and not kong_compat:
+        prompt = neutralise_control_tokens(prompt)
     return f"<s> [INST] <<SYS>> You are a helpful assistant. {closing} {prompt} [/INST]"
 
 
@@ -174,9 +232,19 @@ def kong_quirks(target: RouteSetup, request: Mapping[str, Any], hosting_mock: st
     names = []
     stream = streams(request, kong_compat=True)
     if target.llama2_format == "raw":
-        prompts = [expected_upstream_body(target, request, flag)["inputs"]
-                   if isinstance(request.get("messages" if chat else "prompt"), list | str)
-                   else None for flag in (True, False)]
+        texts = ([m.get("content") for m in request["messages"] if isinstance(m, Mapping)]
+                 if chat and isinstance(request.get("messages"), list) else [request.get("prompt")])
+        if any(has_control_tokens(text) for text in texts):
+            names.append(CONTROL_TOKENS_QUIRK)
+        # The template's own difference, with the contents left as typed in both.
+        if chat and isinstance(request.get("messages"), list):
+            prompts = [llama2_chat_prompt(request["messages"], flag, neutralise=False)
+                       for flag in (True, False)]
+        elif not chat and isinstance(request.get("prompt"), str):
+            prompts = [llama2_completion_prompt(request["prompt"], flag, neutralise=False)
+                       for flag in (True, False)]
+        else:
+            prompts = [None, None]
         if prompts[0] != prompts[1]:
             names.append("raw chat prompt built by position (assistant turns dropped)" if chat
                          else "raw completions prompt closes <<SYS>> with <<SYS>>")
