@@ -232,9 +232,7 @@ def kong_quirks(target: RouteSetup, request: Mapping[str, Any], hosting_mock: st
     names = []
     stream = streams(request, kong_compat=True)
     if target.llama2_format == "raw":
-        texts = ([m.get("content") for m in request["messages"] if isinstance(m, Mapping)]
-                 if chat and isinstance(request.get("messages"), list) else [request.get("prompt")])
-        if any(has_control_tokens(text) for text in texts):
+        if _kong_prompt_keeps_control_tokens(request, chat):
             names.append(CONTROL_TOKENS_QUIRK)
         # The template's own difference, with the contents left as typed in both.
         if chat and isinstance(request.get("messages"), list):
@@ -262,6 +260,19 @@ def kong_quirks(target: RouteSetup, request: Mapping[str, Any], hosting_mock: st
     if request.get("stream") not in (None, True, False):
         names.append("any non-false stream value streams")
     return names
+
+
+def _kong_prompt_keeps_control_tokens(request: Mapping[str, Any], chat: bool) -> bool:
+    """Whether a control token a client typed reaches Kong's raw prompt (Kong drops some
+    messages, so a token in one of those never does)."""
+    if not chat:
+        return has_control_tokens(request.get("prompt"))
+    messages = request.get("messages")
+    if not isinstance(messages, list) or not all(isinstance(m, Mapping) for m in messages):
+        return False
+    neutralised = [{**m, "content": neutralise_control_tokens(m["content"])}
+                   if isinstance(m.get("content"), str) else m for m in messages]
+    return llama2_chat_prompt(messages, True) != llama2_chat_prompt(neutralised, True)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from .loader import CatalogueError, load_catalogue
 from .model import Case, ClientRequest, Expectation
 
-PROFILES = ("core", "seed", "streaming", "auth", "errors", "headers", "options", "kong")
+PROFILES = ("core", "seed", "streaming", "auth", "errors", "headers", "options", "kong", "security")
 
 _TOKEN = re.compile(r"\(|\)|[^\s()]+")
 
