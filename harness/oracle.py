@@ -30,10 +30,11 @@ def effective_tuning(request: Mapping[str, Any], options: Mapping[str, Any]) -> 
     return merged
 
 
-# Llama 2's control sequences (docs/prompt-injection.md): an opening bracket, optional ASCII
-# whitespace, an optional slash, optional whitespace, the word in any ASCII case, optional
-# whitespace, the closing bracket. `<<`/`sys` is tried before `<`/`s`.
-CONTROL_TAGS = (("<<", "sys", ">>"), ("<", "s", ">"), ("[", "inst", "]"))
+# Llama 2's control sequences (docs/prompt-injection.md): the tokenizer's `<s>` and `</s>` as
+# they are; the chat tags as an opening bracket, optional ASCII whitespace, an optional slash,
+# optional whitespace, the word in any ASCII case, optional whitespace, the closing bracket.
+SPECIAL_TOKENS = ("<s>", "</s>")
+CONTROL_TAGS = (("<<", "sys", ">>"), ("[", "inst", "]"))
 ASCII_SPACE = " \t\n\r\f\v"
 ZERO_WIDTH_SPACE = "\u200b"
 CONTROL_TOKENS_QUIRK = "control tokens in user text pass into the raw prompt"
@@ -47,6 +48,9 @@ def _skip_space(text: str, at: int) -> int:
 
 def _control_tag_end(text: str, at: int) -> int | None:
     """Where the control sequence starting at ``at`` ends, if one does."""
+    for token in SPECIAL_TOKENS:
+        if text.startswith(token, at):
+            return at + len(token)
     for opening, word, closing in CONTROL_TAGS:
         if not text.startswith(opening, at):
             continue

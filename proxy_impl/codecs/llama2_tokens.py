@@ -7,10 +7,11 @@ llama.cpp parse special-token text in a prompt), and ``[INST]``, ``[/INST]``, ``
 ``<</SYS>>`` are the text Llama 2 chat was trained to read as turn and system-block boundaries.
 Meta's reference ``chat_completion`` refuses its four tags in any message (``UNSAFE_ERROR``).
 
-Matched: the six sequences in any ASCII case, with ASCII whitespace allowed after the opening
-bracket, around the slash and before the closing bracket (``[ /inst ]``, ``< / S >``): the
-tokenizer reads only the exact ``<s>``/``</s>`` as ids, but the model reads the tags as text
-and a near miss costs an invisible character at most.
+Matched: ``<s>`` and ``</s>`` exactly, as the tokenizer matches them (``<S>`` or ``< s >`` is
+plain text to it, and the model only ever saw the ids); the four tags in any ASCII case, with
+ASCII whitespace allowed after the opening bracket, around the slash and before the closing one
+(``[ /inst ]``, ``<< SYS >>``): the model reads them as text, so a near miss may still read as
+one, and breaking it costs an invisible character.
 """
 
 from __future__ import annotations
@@ -21,12 +22,9 @@ import re
 from .exchange import EncodeError
 
 _SPACE = r"[ \t\n\r\f\v]*"
-# `<<sys>>` before `<s>`, so `<<SYS>>` is one match; no interior can start another match.
+# No match can start inside another one, so a left-to-right scan finds them all.
 CONTROL_SEQUENCE = re.compile(
-    rf"<<{_SPACE}/?{_SPACE}sys{_SPACE}>>"
-    rf"|<{_SPACE}/?{_SPACE}s{_SPACE}>"
-    rf"|\[{_SPACE}/?{_SPACE}inst{_SPACE}\]",
-    re.IGNORECASE | re.ASCII,
+    rf"</?s>|(?i:<<{_SPACE}/?{_SPACE}sys{_SPACE}>>|\[{_SPACE}/?{_SPACE}inst{_SPACE}\])", re.ASCII
 )
 # U+200B ZERO WIDTH SPACE after the opening bracket: invisible, left alone by NFC/NFKC, neither
 # a bracket, a letter nor whitespace to the matcher, so it cannot help form a new sequence.

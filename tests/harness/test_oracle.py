@@ -168,12 +168,13 @@ def test_kong_prompt_keeps_control_tokens_as_typed():
 @pytest.mark.parametrize(("text", "neutralised"), [
     ("[inst]", f"[{ZWSP}inst]"),
     ("[ / INST\t]", f"[{ZWSP} / INST\t]"),
-    ("< /S >", f"<{ZWSP} /S >"),
     ("<<  sYs>>", f"<{ZWSP}<  sYs>>"),
     ("<<s>>", f"<<{ZWSP}s>>"),
+    ("<</s>>", f"<<{ZWSP}/s>>"),
     ("<<<SYS>>", f"<<{ZWSP}<SYS>>"),
-    ("[INST ] [IN ST] [/INSTRUCTION] <ſ> [ınst] <\u00a0s>", f"[{ZWSP}INST ] [IN ST] "
-     "[/INSTRUCTION] <ſ> [ınst] <\u00a0s>"),  # ASCII only: no lookalike letters or spaces
+    ("<S> < s > </ s> <s >", "<S> < s > </ s> <s >"),  # the tokenizer's ids: exact text only
+    ("[INST ] [IN ST] [/INSTRUCTION] [ınst] [\u00a0INST]", f"[{ZWSP}INST ] [IN ST] "
+     "[/INSTRUCTION] [ınst] [\u00a0INST]"),  # ASCII only: no lookalike letters or spaces
 ])
 def test_control_token_variants(text, neutralised):
     assert oracle.neutralise_control_tokens(text) == neutralised
