@@ -8,7 +8,6 @@ Problems go to ``Problems``; ``config.load_config`` decides what they mean.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from . import kong_schema as kong
 from .config_fields import Problems, Record, join
 from .model import AI_PLUGINS, DEFAULT_TIMEOUT_MS, AiPlugin, PathRule, Route, UpstreamPolicy
 from .plugin_config import WRITE_TIMEOUT_NOTE, read_plugin
+from .route_regex import RouteRegexError, compile_route_regex
 
 _AiPlugins = list[tuple[str, Record]]  # (plugin name, its entity), in file order
 
@@ -243,21 +243,18 @@ def _read_paths(record: Record) -> list[PathRule]:
         where = join(record.at("paths"), index)
         if text.startswith("~"):
             try:
-                pattern = re.compile(_python_regex(text[1:]))
-            except re.error as error:
-                record.problems.error(where, f"invalid regex: {error}")
+                compiled = compile_route_regex(text[1:])
+            except RouteRegexError as error:
+                record.problems.error(where, str(error))
                 continue
-            rules.append(PathRule(text, pattern))
+            if compiled.warning is not None:
+                record.problems.warn(where, compiled.warning)
+            rules.append(PathRule(text, compiled.pattern))
         elif text.startswith("/"):
             rules.append(PathRule(text))
         else:
             record.problems.error(where, "should start with: / (fixed path) or ~/ (regex path)")
     return rules
-
-
-def _python_regex(pcre: str) -> str:
-    """Kong's PCRE names groups ``(?<name>...)``; Python spells it ``(?P<name>...)``."""
-    return re.sub(r"\(\?<(?=[A-Za-z_])", "(?P<", pcre)
 
 
 def _choose_plugin(
