@@ -12,6 +12,7 @@ Shapes, status codes and messages are Kong's (``kong/api/routes/config.lua``, ``
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -24,12 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from aiohttp import abc, web
 
 from . import kong_schema as kong
 from .config import ConfigError
 from .config_fields import Problems
+from .config_text import ConfigTextError, parse_config_text
 from .declarative import read_routes
 from .json_text import compact_json
 from .model import AI_PLUGINS, Config
@@ -46,10 +47,6 @@ YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yam
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 # Entity collections whose elements Kong reports as entities (``@entity``, flattened errors).
 ENTITY_KINDS = {"services", "routes", "plugins", *kong.TOP_LEVEL_ENTITIES}
-SECRET_FIELDS = {
-    "header_value", "param_value", "azure_client_secret", "gcp_service_account_json",
-    "aws_secret_access_key",
-}  # fmt: skip
 MASK = "******"
 ID_NAMESPACE = uuid.UUID("6e1c3f0a-5b1d-4f0e-9a57-70726f787970")  # ids for entities without one
 
@@ -90,11 +87,14 @@ class ConfigHolder:
         self.loaded = loaded
         self.node_id = str(uuid.uuid4())
         self.traffic = Traffic()
+        # One POST /config at a time from check to swap, so two posted at once are served in
+        # the order they were checked and each 201 means "this config is being served".
+        self.changing = asyncio.Lock()
 
-    def swap(self, loaded: Loaded) -> None:
+    def swap(self, loaded: Loaded, router: Router | None = None) -> None:
         # One assignment each; the pipeline reads the router once per request, and the admin app
         # reads ``loaded`` only from its own loop, where nothing runs between these two lines.
-        self._state.router = Router(loaded.config.routes)
+        self._state.router = router if router is not None else Router(loaded.config.routes)
         self.loaded = loaded
 
 
@@ -261,18 +261,27 @@ async def _post_config(request: web.Request) -> web.Response:
     posted = await _posted(request)
     if isinstance(posted, web.Response):
         return posted
-    if posted.check_hash and posted.hash == holder.loaded.hash:
-        return web.Response(status=304)
     if isinstance(posted.document, str):  # the text did not parse
         return _json(400, invalid_config({"error": posted.document}, []))
-    try:
-        config = serve(posted.document)
-    except ConfigError as error:
-        return _json(400, refusal(error.problems, posted.document))
-    for warning in config.warnings:
-        logger.warning("config: %s", warning)
-    holder.swap(Loaded(config, posted.document, posted.hash))
+    async with holder.changing:
+        if posted.check_hash and posted.hash == holder.loaded.hash:
+            return web.Response(status=304)
+        try:
+            # Off the loop: a config of thousands of routes takes seconds to read, and the
+            # proxy may share this loop. The old config serves until the swap.
+            config, router = await asyncio.to_thread(_prepared, posted.document)
+        except ConfigError as error:
+            return _json(400, refusal(error.problems, posted.document))
+        for warning in config.warnings:
+            logger.warning("config: %s", warning)
+        holder.swap(Loaded(config, posted.document, posted.hash), router)
     return _json(201, entities(posted.document))
+
+
+def _prepared(document: Any) -> tuple[Config, Router]:
+    """The config and its router, built whole before anything is swapped."""
+    config = serve(document)
+    return config, Router(config.routes)
 
 
 # --- reading what was posted --------------------------------------------------------------------
@@ -316,10 +325,10 @@ async def _posted(request: web.Request) -> Posted | web.Response:
         config = await request.read()
     else:
         return _expected()
-    return _posted_field(config, check_hash)
+    return await _posted_field(config, check_hash)
 
 
-def _posted_field(config: Any, check_hash: bool) -> Posted | web.Response:
+async def _posted_field(config: Any, check_hash: bool) -> Posted | web.Response:
     if isinstance(config, Mapping):
         return Posted(dict(config), _document_hash(config), check_hash)
     if isinstance(config, bytes):
@@ -329,7 +338,7 @@ def _posted_field(config: Any, check_hash: bool) -> Posted | web.Response:
             return Posted(_failed("not UTF-8 text"), hashlib.md5(config).hexdigest(), check_hash)
     if not isinstance(config, str) or not config.strip():
         return _expected()
-    return Posted(_parse_text(config), _text_hash(config), check_hash)
+    return Posted(await asyncio.to_thread(_parse_text, config), _text_hash(config), check_hash)
 
 
 def _expected() -> web.Response:
@@ -337,16 +346,12 @@ def _expected() -> web.Response:
 
 
 def _parse_text(text: str) -> Any:
-    """JSON, else YAML (Kong tries them in that order); a str is the parse error."""
+    """JSON, else YAML (Kong tries them in that order); a str is the parse error, which names
+    the line and never quotes it (it may hold a credential)."""
     try:
-        document = json.loads(text)
-    except (ValueError, RecursionError):
-        try:
-            document = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            return _failed(" ".join(str(error).split()))
-        except RecursionError:
-            return _failed("nested too deeply")
+        document = parse_config_text(text)
+    except ConfigTextError as error:
+        return _failed(str(error))
     return document if isinstance(document, dict) else _failed("expected an object")
 
 
@@ -629,7 +634,7 @@ def _shown(value: Any) -> Any:
     """``value`` with its credentials masked (answers end up in logs and terminals), as JSON."""
     if isinstance(value, Mapping):
         return {
-            str(k): MASK if k in SECRET_FIELDS and v is not None else _shown(v)
+            str(k): MASK if k in kong.SECRET_FIELDS and v is not None else _shown(v)
             for k, v in value.items()
         }
     if isinstance(value, list):

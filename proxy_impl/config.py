@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from yarl import URL
 
 from .config_fields import Problems
+from .config_text import ConfigTextError, parse_config_text
 from .declarative import read_routes
 from .model import PROVIDER, AiPlugin, Config
 
@@ -40,8 +40,8 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> Config:
         if text is None:
             text = Path(source).read_text(encoding="utf-8")
         try:
-            document = yaml.safe_load(text)
-        except yaml.YAMLError as error:
+            document = parse_config_text(text)
+        except ConfigTextError as error:
             raise ConfigError([f"not valid YAML or JSON: {error}"]) from None
     if not isinstance(document, Mapping):
         found = "nothing (the file is empty)" if document is None else (

@@ -8,6 +8,7 @@ a user can find it in a long file. Reads never raise: a bad value records an err
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,6 +75,31 @@ class Record:
         value = self._typed(key, "a string", required)
         if value is not None and one_of is not None and value not in one_of:
             self.problems.error(self.at(key), f"expected one of: {', '.join(one_of)}")
+            return None
+        return value
+
+    def header_name(self, key: str) -> str | None:
+        """A string that is sent (or looked up) as an HTTP header name: an RFC 9110 token."""
+        value = self.string(key)
+        if value is not None and not _TOKEN.fullmatch(value):
+            self.problems.error(
+                self.at(key),
+                "must be an HTTP header name: letters, digits and !#$%&'*+-.^_`|~ only",
+            )
+            return None
+        return value
+
+    def without_controls(self, key: str, becomes: str) -> str | None:
+        """A string that ends up in an HTTP message (``becomes`` says where): CR and LF would
+        split it into forged headers, other control characters make the request invalid. The
+        message never quotes the value, which may be a credential."""
+        value = self.string(key)
+        if value is not None and _CONTROL.search(value):
+            self.problems.error(
+                self.at(key),
+                f"must not contain CR, LF or other control characters ({becomes}); "
+                "the value is not shown",
+            )
             return None
         return value
 
@@ -177,6 +203,10 @@ class Record:
             self.problems.error(self.at(key), f"value must be greater than {_show(greater_than)}")
             return False
         return True
+
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # RFC 9110 field values: HTAB is allowed
 
 
 def _is_number(value: Any) -> bool:

@@ -98,6 +98,12 @@ OTHER_PROVIDER_AUTH = {
     "aws_secret_access_key": None,
 }
 
+# Fields whose values are credentials: masked wherever a config is echoed or quoted.
+SECRET_FIELDS = frozenset({
+    "header_value", "param_value", "azure_client_secret", "gcp_service_account_json",
+    "aws_secret_access_key",
+})  # fmt: skip
+
 # Kong's entity checks for llama2.
 MUST_SET_FORMAT = "must set 'model.options.llama2_format' for llama2 provider"
 MUST_SET_URL = "must set 'model.options.upstream_url' for self-hosted providers/models"

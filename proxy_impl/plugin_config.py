@@ -123,7 +123,7 @@ def _read_target(record: Record, problems: Problems) -> Target | None:
         return None
     model.only(kong.MODEL_FIELDS)
     provider = model.string("provider", required=True, one_of=kong.PROVIDERS)
-    name = model.string("name")
+    name = model.without_controls("name", "it is sent in the X-Kong-LLM-Model header")
     if name is not None:
         _check_templates(model, "name", name)
     if provider is None:
@@ -159,7 +159,9 @@ def _read_options(model: Record) -> ModelOptions | None:
         return None
     options.only(kong.LLAMA2_OPTIONS | kong.OTHER_PROVIDER_OPTIONS.keys())
     llama2_format = options.string("llama2_format", one_of=LLAMA2_FORMATS)
-    upstream_url = options.string("upstream_url")
+    upstream_url = options.without_controls(
+        "upstream_url", "it becomes the upstream request line and Host header"
+    )
     max_tokens = options.integer("max_tokens")
     temperature = options.number("temperature", between=(0, 5))
     top_p = options.number("top_p", between=(0, 1))
@@ -195,8 +197,8 @@ def _read_auth(auth: Record | None) -> Auth | None:
     before = len(problems.errors)
     auth.only(kong.AUTH_FIELDS | kong.OTHER_PROVIDER_AUTH.keys())
     values = {
-        "header_name": auth.string("header_name"),
-        "header_value": auth.string("header_value"),
+        "header_name": auth.header_name("header_name"),
+        "header_value": auth.without_controls("header_value", "it is sent as an HTTP header"),
         "param_name": auth.string("param_name"),
         "param_value": auth.string("param_value"),
         "param_location": auth.string("param_location", one_of=kong.PARAM_LOCATIONS),
@@ -218,7 +220,7 @@ def _read_balancer(balancer: Record | None) -> Balancer:
         return Balancer()
     balancer.only(kong.BALANCER_FIELDS)
     balancer.string("algorithm", one_of=kong.ALGORITHMS)
-    balancer.string("hash_on_header")
+    balancer.header_name("hash_on_header")
     balancer.string("latency_strategy", one_of=kong.LATENCY_STRATEGIES)
     balancer.string("tokens_count_strategy", one_of=kong.TOKENS_COUNT_STRATEGIES)
     balancer.integer("slots", between=(10, 65536))

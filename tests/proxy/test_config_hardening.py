@@ -4,6 +4,8 @@ characters, Kong's ranges for retries and timeouts, and YAML errors that never e
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 from proxy_support import CHAT, ai_proxy, declarative
@@ -90,3 +92,102 @@ def test_named_groups_in_kongs_spelling_become_captures():
     compiled = compile_route_regex(r"/models/(?<model>[^/]+)/chat$")
     assert compiled.pattern.match("/models/llama2/chat").groupdict() == {"model": "llama2"}
     assert re.compile(compiled.pattern.pattern)  # plain Python syntax from here on
+
+
+# --- header fields ------------------------------------------------------------------------------
+
+SECRET = "sk-live-0123456789"
+
+
+def chat_with(**options) -> dict:
+    return declarative({"/chat": ai_proxy(CHAT, "ollama", "http://127.0.0.1:9/api/chat",
+                                          **options)})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "becomes"),
+    [
+        (lambda c: c.update(auth={"header_name": "Authorization",
+                                  "header_value": f"Bearer {SECRET}\r\nX-Evil: 1"}),
+         "auth.header_value", "it is sent as an HTTP header"),
+        (lambda c: c.update(auth={"header_name": "Authorization",
+                                  "header_value": f"Bearer {SECRET}\n"}),
+         "auth.header_value", "it is sent as an HTTP header"),
+        (lambda c: c.update(auth={"header_name": "Authorization",
+                                  "header_value": f"Bearer\x00{SECRET}"}),
+         "auth.header_value", "it is sent as an HTTP header"),
+        (lambda c: c["model"].update(name="llama2\r\nSet-Cookie: a=b"),
+         "model.name", "it is sent in the X-Kong-LLM-Model header"),
+        (lambda c: c["model"]["options"].update(upstream_url="http://127.0.0.1\r\n:9/api/chat"),
+         "model.options.upstream_url", "it becomes the upstream request line and Host header"),
+    ],
+)  # fmt: skip
+def test_control_characters_in_what_becomes_a_header_are_refused(edit, field, becomes):
+    config = chat_with()
+    edit(config["services"][0]["routes"][0]["plugins"][0]["config"])
+    problems = problems_of(config)
+    assert problems == [f"{PLUGIN}.{field}: must not contain CR, LF or other control characters "
+                        f"({becomes}); the value is not shown"]  # fmt: skip
+    assert SECRET not in str(problems)
+
+
+@pytest.mark.parametrize("name", ["Author ization", "X-Key\r\nX-Evil", "X:Key", "", "Ключ"])
+def test_a_header_name_must_be_a_token(name):
+    config = chat_with()
+    config["services"][0]["routes"][0]["plugins"][0]["config"]["auth"] = {
+        "header_name": name, "header_value": SECRET}
+    assert problems_of(config) == [
+        f"{PLUGIN}.auth.header_name: must be an HTTP header name: letters, digits and "
+        "!#$%&'*+-.^_`|~ only"
+    ]
+
+
+def test_a_tab_inside_a_header_value_is_allowed():
+    config = chat_with()
+    config["services"][0]["routes"][0]["plugins"][0]["config"]["auth"] = {
+        "header_name": "X-Api-Key", "header_value": f"a\t{SECRET}"}
+    assert load_config(config).routes[0].plugin.target.auth.header_value == f"a\t{SECRET}"
+
+
+# --- YAML errors --------------------------------------------------------------------------------
+
+BROKEN_ON_THE_SECRET = f"""\
+_format_version: "3.0"
+routes:
+  - name: chat
+    paths: [/chat]
+    plugins:
+      - name: ai-proxy
+        config:
+          route_type: llm/v1/chat
+          auth:
+            header_name: Authorization
+            header_value: Bearer {SECRET}: oops
+"""
+UNCLOSED_QUOTE = BROKEN_ON_THE_SECRET.replace(f"Bearer {SECRET}: oops", f'"Bearer {SECRET}')
+BAD_TAB = BROKEN_ON_THE_SECRET.replace(f"            header_value: Bearer {SECRET}: oops",
+                                       f"\theader_value: {SECRET}")
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [(BROKEN_ON_THE_SECRET, "line 11, column 52 (in header_value, value not shown)"),
+     (UNCLOSED_QUOTE, "line 12, column 1 (in header_value, value not shown)"),
+     (BAD_TAB, "line 11, column 1 (in header_value, value not shown)")],
+)  # fmt: skip
+def test_a_yaml_error_says_where_and_never_quotes_the_line(text, where):
+    (problem,) = problems_of(text)
+    assert problem.startswith(f"not valid YAML or JSON: {where}: ")
+    assert "\n" not in problem and SECRET not in problem and "Bearer" not in problem
+
+
+def test_the_proxy_command_prints_one_line_per_problem_and_no_secret(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BROKEN_ON_THE_SECRET, encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "proxyproof", "proxy", "--config", str(bad)],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert run.returncode == 2
+    assert SECRET not in run.stderr + run.stdout
+    assert "Traceback" not in run.stderr
+    (problem,) = [line for line in run.stderr.splitlines() if "line 11, column 52" in line]
+    assert "header_value" in problem and "mapping values are not allowed" in problem
