@@ -5,11 +5,19 @@ Failures follow Kong's core: connection refused or a broken response → 502, ti
 name resolution → 503. Retries follow nginx's ``proxy_next_upstream`` rules, which Kong uses: a
 request that never reached the upstream may be tried again; one that did only when the method is
 idempotent or ``non_idempotent`` is among the failover criteria.
+
+Unlike Kong, which retries at once, attempts are spaced (exponential backoff with jitter,
+capped) and retrying stops once it would run past the retry window: ``connect_timeout +
+read_timeout`` from the first attempt, as long as one slow attempt may take. So ``retries: 32767``
+against a closed port is a handful of attempts, not a tight loop of 32,768.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,6 +35,9 @@ FAILURE_STATUS: dict[UpstreamFailureKind, int] = {
     "timeout": 504,
     "dns": 503,
 }
+
+BACKOFF_FIRST = 0.01  # seconds before the first retry (at most; at least half of it)
+BACKOFF_CAP = 1.0  # the longest wait between two attempts
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 
@@ -73,6 +84,7 @@ async def open_response(
     )
     criteria = policy.failover_criteria
     after_sending_ok = request.method.upper() in IDEMPOTENT or "non_idempotent" in criteria
+    pacing = _Pacing(policy)
     while True:
         attempts.count += 1
         last_try = attempts.count > policy.retries
@@ -94,14 +106,37 @@ async def open_response(
             retry = failure.kind != "dns" and wanted in criteria
             if retry and failure.sent:
                 retry = after_sending_ok
-            if last_try or not retry:
+            delay = None if last_try or not retry else pacing.delay(attempts.count)
+            if delay is None:
                 raise failure from None
+            await asyncio.sleep(delay)
             continue
         attempts.upstream_ms = _ms_since(started)
-        if not last_try and f"http_{response.status}" in criteria and after_sending_ok:
-            response.release()
-            continue
-        return response
+        retry = f"http_{response.status}" in criteria and after_sending_ok
+        delay = None if last_try or not retry else pacing.delay(attempts.count)
+        if delay is None:
+            return response
+        response.release()
+        await asyncio.sleep(delay)
+
+
+class _Pacing:
+    """When the next attempt may start: after a backoff, and only inside the retry window."""
+
+    def __init__(self, policy: UpstreamPolicy, jitter: Callable[[], float] = random.random):
+        self._deadline = time.monotonic() + (policy.connect_timeout + policy.read_timeout) / 1000
+        self._jitter = jitter
+
+    def delay(self, made: int) -> float | None:
+        """The wait after ``made`` attempts, None when the next would start past the window.
+
+        Doubling from BACKOFF_FIRST up to BACKOFF_CAP, and never under half of that ("equal
+        jitter"): attempts never come in a tight loop, and clients that failed together spread
+        out.
+        """
+        ceiling = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** min(made - 1, 30))
+        wait = ceiling / 2 + self._jitter() * ceiling / 2
+        return wait if time.monotonic() + wait < self._deadline else None
 
 
 async def read_body(response: aiohttp.ClientResponse) -> bytes:

@@ -1,0 +1,67 @@
+"""Retries are paced (issue 9): backoff with jitter between attempts, and no attempt after the
+retry window (connect_timeout + read_timeout), so Kong's maximum of 32,767 retries against a
+closed port ends soon, after a handful of attempts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+from multidict import CIMultiDict, MultiDict
+from proxy_support import CHAT, SEED_CHAT, ai_proxy, closed_port, declarative, post, running_proxy
+from yarl import URL
+
+from proxyproof.proxy_impl import upstream
+from proxyproof.proxy_impl.model import UpstreamPolicy
+
+
+def test_32767_retries_against_a_closed_port_end_within_the_window():
+    policy = UpstreamPolicy(connect_timeout=50, read_timeout=250, retries=32767)
+    request = upstream.UpstreamRequest(
+        "POST", URL(f"http://127.0.0.1:{closed_port()}/api/chat"), CIMultiDict(), b"{}"
+    )
+    attempts = upstream.Attempts()
+
+    async def call() -> upstream.UpstreamFailure:
+        async with aiohttp.ClientSession() as session:
+            try:
+                await upstream.open_response(session, request, MultiDict(), policy, attempts)
+            except upstream.UpstreamFailure as failure:
+                return failure
+        raise AssertionError("a closed port answered")
+
+    started = time.monotonic()
+    failure = asyncio.run(call())
+    elapsed = time.monotonic() - started
+    assert failure.status == 502
+    assert elapsed < 5  # the window is 0.3 s; a loaded machine gets room
+    # Waits double from 5-10 ms: ~6 attempts fit in 0.3 s; without backoff it was thousands.
+    assert 2 <= attempts.count <= 12, attempts.count
+
+
+def test_waits_double_stay_at_least_half_and_stop_at_the_cap():
+    pacing = upstream._Pacing(UpstreamPolicy(connect_timeout=10**9, read_timeout=10**9),
+                              jitter=lambda: 0.0)  # fmt: skip
+    waits = [pacing.delay(made) for made in (1, 2, 3, 5, 20, 32767)]
+    first, cap = upstream.BACKOFF_FIRST, upstream.BACKOFF_CAP
+    assert waits == [first / 2, first, first * 2, first * 8, cap / 2, cap / 2]
+    most = upstream._Pacing(UpstreamPolicy(), jitter=lambda: 1.0)
+    assert most.delay(32767) == cap
+
+
+def test_no_wait_is_begun_that_would_end_past_the_window():
+    pacing = upstream._Pacing(UpstreamPolicy(connect_timeout=1, read_timeout=1))
+    assert pacing.delay(20) is None  # 0.5 s or more, in a 2 ms window
+
+
+def test_through_the_proxy_a_dead_upstream_with_maximum_retries_is_a_prompt_502():
+    url = f"http://127.0.0.1:{closed_port()}/api/chat"
+    config = declarative({"/chat": ai_proxy(CHAT, "ollama", url)},
+                         service={"retries": 32767, "connect_timeout": 50, "read_timeout": 250})
+    with running_proxy(config) as proxy:
+        started = time.monotonic()
+        answer = post(proxy.url + "/chat", SEED_CHAT)
+        elapsed = time.monotonic() - started
+    assert answer.status_code == 502
+    assert elapsed < 5
