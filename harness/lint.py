@@ -29,6 +29,7 @@ from typing import Any, Literal
 import yaml
 
 from proxyproof import fixtures
+from proxyproof.harness.regex_risk import regex_risk
 
 Severity = Literal["error", "warning"]
 
@@ -531,7 +532,8 @@ def _upstream_url(path: str, url: Any, llama2_format: Any, route_type: Any) -> l
 
 
 def _url_templates(path: str, url: str) -> list[Finding]:
-    """Templates let the request choose part of the upstream; in the host that is anyone's host."""
+    """Templates let the request choose part of the upstream. In the scheme, host or port that is
+    explicit but risky (a warning): the client picks who receives the configured auth."""
     found = list(TEMPLATE.finditer(url))
     if not found:
         return []
@@ -539,12 +541,15 @@ def _url_templates(path: str, url: str) -> list[Finding]:
     authority_end = len(url) if scheme_end < 0 else _authority_end(url, scheme_end + 3)
     in_host = [m.group(0) for m in found if scheme_end < 0 or m.start() < authority_end]
     if in_host:
-        return [_error(
+        return [_warning(
             path, "templated-upstream-host",
-            f"{', '.join(in_host)} lets a client choose the upstream's scheme, host or port: "
-            "Kong then sends the request, with the configured auth, wherever the client says",
+            f"{', '.join(in_host)} puts a client's value in the upstream's scheme, host or port. "
+            "The bundled proxy takes only a host name or port number there, but the client "
+            "still chooses which server receives the request and its configured auth; Kong "
+            "substitutes the value raw, so there the client supplies the entire URL",
             "write a fixed scheme://host:port; route different models with separate routes, or "
-            "ai-proxy-advanced targets",
+            "ai-proxy-advanced targets. Keep the template only if every host a client may name "
+            "is meant to receive the auth",
         )]  # fmt: skip
     expressions = ", ".join(m.group(0) for m in found)
     return [_warning(
@@ -810,6 +815,39 @@ def _misspelt(record: Mapping[str, Any], known: frozenset[str], path: str) -> li
 # --- entry points -------------------------------------------------------------------------------
 
 
+# --- route paths ------------------------------------------------------------------------------
+
+_REGEX_FIX = {
+    "unsupported": "rewrite it without that construct: Kong 3's router (traditional_compatible) "
+                   "matches route regexes with the Rust regex crate, which does not have it",
+    "exponential": "make repeated parts unable to match the same text: e.g. [^/]+ for a path "
+                   "segment, and no repetition of something that itself repeats",
+    "polynomial": "separate the repetitions by a character they cannot read (e.g. /), or use "
+                  "[^/]* instead of .*",
+}  # fmt: skip
+
+
+def _route_regexes(routes: list[tuple[str, Mapping[str, Any]]]) -> list[Finding]:
+    """``~`` paths the bundled proxy refuses: constructs Kong's router lacks, or patterns that
+    backtrack catastrophically in a backtracking matcher (harness/regex_risk.py)."""
+    findings = []
+    for route_path, route in routes:
+        paths = route.get("paths")
+        for index, text in enumerate(paths if isinstance(paths, list) else ()):
+            if not isinstance(text, str) or not text.startswith("~"):
+                continue
+            risk = regex_risk(text[1:])
+            if risk is None:
+                continue
+            what = "can backtrack catastrophically" if risk.kind != "unsupported" else "is refused"
+            findings.append(_warning(
+                f"{route_path}.paths[{index}]", f"route-regex-{risk.kind}",
+                f"the regex {risk.detail}: it {what}; the bundled proxy refuses it at load",
+                _REGEX_FIX[risk.kind],
+            ))  # fmt: skip
+    return findings
+
+
 def _plugin_findings(sites: list[_Site], known: Collection[str]) -> list[Finding]:
     findings = []
     for site in sites:
@@ -838,6 +876,7 @@ def lint_config(
         *_duplicate_names(layout.services, "service"),
         *_duplicate_names(layout.routes, "route"),
         *_unknown_references(document, layout),
+        *_route_regexes(layout.routes),
         *_plugin_findings(layout.sites, known),
         *_duplicate_plugins(layout.sites),
     ]

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from proxyproof.harness.lint import (
     LLAMACPP_NO_PROMPT,
@@ -21,6 +23,7 @@ from proxyproof.harness.lint import (
     lint_config,
     lint_file,
 )
+from proxyproof.harness.regex_risk import regex_risk
 
 EXAMPLES = resources.files("proxyproof.fixtures") / "examples"
 PLUGIN = "services[0].routes[0].plugins[0]"
@@ -194,10 +197,12 @@ def test_query_auth_with_raw_is_clean():
         "$(uri_captures.scheme)://ollama:11434/api/chat",
     ],
 )
-def test_a_template_in_the_host_or_port_is_an_error(url):
+def test_a_template_in_the_scheme_host_or_port_is_a_warning(url):
+    """Explicit, so it works (the bundled proxy takes only a host name or a port there), but the
+    client picks which server receives the configured auth."""
     findings = _lint(_ai_proxy(upstream_url=url))
     finding = next(f for f in findings if f.code == "templated-upstream-host")
-    assert (finding.severity, finding.path) == ("error", URL)
+    assert (finding.severity, finding.path) == ("warning", URL)
     assert "$(" in finding.message and "auth" in finding.message
     assert "fixed" in finding.fix
     assert "templated-upstream-path" not in _codes(findings)
@@ -626,3 +631,61 @@ def test_findings_are_frozen():
     finding = Finding("error", "p", "m", "f", "c")
     with pytest.raises(dataclasses.FrozenInstanceError):
         finding.severity = "warning"  # type: ignore[misc]
+
+
+# --- route regexes ------------------------------------------------------------------------------
+
+
+def _with_paths(*paths: str) -> dict[str, Any]:
+    document = _document(_ai_proxy())
+    document["services"][0]["routes"][0]["paths"] = list(paths)
+    return document
+
+
+@pytest.mark.parametrize(
+    ("pattern", "code"),
+    [("~/c/(a+)+b$", "route-regex-exponential"), ("~/(a|a)*b", "route-regex-exponential"),
+     ("~/(\\w+\\s?)*$", "route-regex-exponential"), ("~/.*.*.*x", "route-regex-polynomial"),
+     ("~/(?<m>[a-z]+)(?=/chat)", "route-regex-unsupported"),
+     ("~/(a)/\\1", "route-regex-unsupported")],
+)  # fmt: skip
+def test_a_route_regex_the_proxy_refuses_is_a_warning(pattern, code):
+    finding = _only(lint_config(_with_paths("/chat", pattern)))
+    assert (finding.severity, finding.code) == ("warning", code)
+    assert finding.path == "services[0].routes[0].paths[1]"
+    assert "the bundled proxy refuses it" in finding.message
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["~/models/(?<model>[^/]+)/chat$", "~/v1/.*", "~/(?<a>[a-z]+)/(?<b>[a-z]+)/(?<c>[a-z]+)$",
+     "~/(/[a-z]+)+$", "~/(.*)/chat$", "~/(\\d{1,3}\\.){3}\\d{1,3}$"],
+)  # fmt: skip
+def test_ordinary_route_regexes_lint_clean(pattern):
+    assert lint_config(_with_paths(pattern)) == []
+
+
+_ATOMS = st.sampled_from(["a", "b", "[ab]", ".", "\\w", "/", "[^/]"])
+_PATTERNS = st.recursive(
+    _ATOMS,
+    lambda inner: st.one_of(
+        st.tuples(inner, inner).map("".join),
+        st.tuples(inner, inner).map(lambda pair: f"({pair[0]}|{pair[1]})"),
+        st.tuples(inner, st.sampled_from(["*", "+", "?", "{1,3}", "{2}"])).map(
+            lambda pair: f"({pair[0]}){pair[1]}"),
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_PATTERNS)
+def test_the_lint_flags_every_regex_the_proxy_refuses(pattern):
+    """The lint reads regexes its own way (it must not share the proxy's reading) and leans to
+    warning; what the proxy refuses, it must flag."""
+    from proxyproof.proxy_impl.route_regex import RouteRegexError, compile_route_regex
+
+    try:
+        compile_route_regex("/" + pattern)
+    except RouteRegexError:
+        assert regex_risk("/" + pattern) is not None
