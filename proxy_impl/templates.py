@@ -2,7 +2,8 @@
 ``model.options.upstream_url``, resolved per request (check 1 of
 docs/kong-behaviour.md#request-checks).
 
-Each template is replaced by the request value it names; a missing value or a malformed
+Each template is replaced by the request value it names, as is (``upstream_url`` is rendered by
+``url_templates``, which encodes each value for where it lands); a missing value or a malformed
 template is the client's 400, with Kong's messages. The config loader checks the templates'
 shape with the same rules, so only a missing value is left for request time.
 """
@@ -42,13 +43,17 @@ def render(value: str, values: RequestValues) -> str:
         return value
 
     def substitute(found: re.Match[str]) -> str:
-        source, key = _parse(found.group(1), value)
-        resolved = values.lookup(source, key)
-        if resolved is None:
-            raise TemplateError(f"{source} key {key} was not provided")
-        return resolved
+        return resolve(*parse_expression(found.group(1), value), values)
 
     return TEMPLATE.sub(substitute, value)
+
+
+def resolve(source: str, key: str, values: RequestValues) -> str:
+    """The request value a template names; raises ``TemplateError`` when there is none."""
+    resolved = values.lookup(source, key)
+    if resolved is None:
+        raise TemplateError(f"{source} key {key} was not provided")
+    return resolved
 
 
 def template_problems(value: str) -> list[str]:
@@ -56,13 +61,13 @@ def template_problems(value: str) -> list[str]:
     problems = []
     for expression in TEMPLATE.findall(value):
         try:
-            _parse(expression, value)
+            parse_expression(expression, value)
         except TemplateError as error:
             problems.append(str(error))
     return problems
 
 
-def _parse(expression: str, value: str) -> tuple[str, str]:
+def parse_expression(expression: str, value: str) -> tuple[str, str]:
     """``source.key`` of one template in ``value``."""
     source, dot, key = expression.partition(".")
     if not dot or not key or "." in key:
