@@ -6,12 +6,15 @@ A gateway takes a Kong declarative config and gives the URL its proxy listens on
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from aiohttp import web
 
 from proxyproof.serving import ThreadedServer
+
+from .resources import Resources, process_resources
 
 # A Kong declarative config → the aiohttp application of a gateway serving it.
 GatewayApp = Callable[[dict[str, Any]], web.Application]
@@ -39,6 +42,12 @@ class InProcessGateway:
         self.close()
         self._server = ThreadedServer(lambda: self._app(config)).start()
         return self._server.url
+
+    def resources(self) -> Resources:
+        """This process's memory and descriptors (the gateway shares them with whatever else
+        runs here) and the tasks in the gateway's own loop."""
+        server = self._server
+        return process_resources(os.getpid(), server.task_count if server else lambda: None)
 
     def close(self) -> None:
         if self._server is not None:

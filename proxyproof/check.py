@@ -55,6 +55,11 @@ def _write_text(path: str, text: str) -> None:
         raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
 
 
+def user_config_from(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The user's own kong.yaml (``--config``), if named."""
+    return _user_config(args.config) if args.config else None
+
+
 def _user_config(path: str) -> dict[str, Any]:
     try:
         document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -74,7 +79,12 @@ def _require(args: argparse.Namespace, *names: str) -> None:
         raise UsageError(f"--gateway {args.gateway} needs {' and '.join(missing)}")
 
 
-def _gateway(args: argparse.Namespace) -> Any:
+def gateway_from(args: argparse.Namespace) -> Any:
+    """The gateway ``--gateway`` and its options name."""
+    if args.kong_compat and args.gateway != "bundled":
+        raise UsageError("--kong-compat runs the bundled proxy in Kong's mode: use it with "
+                         "--gateway bundled (any gateway's Kong behaviour is reported as a "
+                         "named deviation anyway)")
     if args.gateway == "bundled":
         from proxyproof.gateways import bundled_gateway
 
@@ -137,12 +147,8 @@ def run_check(args: argparse.Namespace) -> int:
         return _list(cases, args)
     if not cases:
         raise UsageError("no case matches the selection (see --list)")
-    if args.kong_compat and args.gateway != "bundled":
-        raise UsageError("--kong-compat runs the bundled proxy in Kong's mode: use it with "
-                         "--gateway bundled (any gateway's Kong behaviour is reported as a "
-                         "named deviation anyway)")
-    user_config = _user_config(args.config) if args.config else None
-    gateway = _gateway(args)
+    user_config = user_config_from(args)
+    gateway = gateway_from(args)
     to_stdout = "-" in (args.json, args.junit, args.markdown)
     console = make_console(sys.stderr if to_stdout else sys.stdout)
     describe = {"mode": "Kong-compatible" if args.kong_compat else "reference",
@@ -175,7 +181,24 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def add_arguments(check: argparse.ArgumentParser) -> None:
-    where = check.add_argument_group("the gateway")
+    add_gateway_arguments(check)
+    which = check.add_argument_group("which cases")
+    which.add_argument("--profile", metavar="P,...", help="only these features: "
+                       "core, seed, streaming, auth, errors, headers, options, kong, security")
+    which.add_argument("--case", action="append", metavar="ID", help="only this case "
+                       "(repeatable)")
+    which.add_argument("-k", metavar="EXPR", help="only cases whose id, title or features "
+                       "match, as pytest's -k: 'ollama and not stream'")
+    which.add_argument("--list", action="store_true", help="print the selected cases and stop")
+    out = check.add_argument_group("reports (FILE '-' is standard output)")
+    out.add_argument("--json", metavar="FILE", help="the JSON report (with --list: the list)")
+    out.add_argument("--junit", metavar="FILE", help="JUnit XML for CI servers")
+    out.add_argument("--markdown", metavar="FILE", help="Markdown for a README or pull request")
+
+
+def add_gateway_arguments(command: argparse.ArgumentParser) -> None:
+    """Which gateway, and how to reach and load it: shared by check and soak."""
+    where = command.add_argument_group("the gateway")
     where.add_argument("--gateway", choices=GATEWAYS, default="bundled",
                        help="bundled: proxyproof's reference proxy (default); kong: a Kong in "
                        "DB-less mode, configured through its Admin API; manual: any gateway "
@@ -190,7 +213,7 @@ def add_arguments(check: argparse.ArgumentParser) -> None:
                        "the mocks (bundled or kong)")
     where.add_argument("--kong-compat", action="store_true",
                        help="run the bundled proxy with Kong's behaviour, bugs included")
-    manual = check.add_argument_group("--gateway manual")
+    manual = command.add_argument_group("--gateway manual")
     manual.add_argument("--write-config", metavar="FILE",
                         help="where to write the declarative config the cases need")
     manual.add_argument("--load-command", metavar="CMD", help="a shell command that loads it, "
@@ -202,15 +225,3 @@ def add_arguments(check: argparse.ArgumentParser) -> None:
     manual.add_argument("--mock-bind", metavar="ADDR", default="127.0.0.1",
                         help="the address the mocks listen on (default 127.0.0.1; a container "
                         "may need the docker bridge's address)")
-    which = check.add_argument_group("which cases")
-    which.add_argument("--profile", metavar="P,...", help="only these features: "
-                       "core, seed, streaming, auth, errors, headers, options, kong")
-    which.add_argument("--case", action="append", metavar="ID", help="only this case "
-                       "(repeatable)")
-    which.add_argument("-k", metavar="EXPR", help="only cases whose id, title or features "
-                       "match, as pytest's -k: 'ollama and not stream'")
-    which.add_argument("--list", action="store_true", help="print the selected cases and stop")
-    out = check.add_argument_group("reports (FILE '-' is standard output)")
-    out.add_argument("--json", metavar="FILE", help="the JSON report (with --list: the list)")
-    out.add_argument("--junit", metavar="FILE", help="JUnit XML for CI servers")
-    out.add_argument("--markdown", metavar="FILE", help="Markdown for a README or pull request")

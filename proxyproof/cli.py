@@ -24,6 +24,7 @@ examples:
   proxyproof mock all                       every mock upstream on its default port
   proxyproof proxy --example ollama         the reference proxy with a bundled example config
   proxyproof examples ollama > kong.yaml    start your own config from an example
+  proxyproof soak --duration 60 --rate 50   normal, failing and hostile load: no 5xx, no leak
   proxyproof bench --quick                  proxy overhead as ratios against direct calls
 """
 
@@ -121,6 +122,12 @@ def _mock(args: argparse.Namespace) -> int:
         latency=args.latency,
     )
     return 0
+
+
+def _soak(args: argparse.Namespace) -> int:
+    from proxyproof.soak import run_soak_command
+
+    return run_soak_command(args)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -243,6 +250,30 @@ def parser() -> argparse.ArgumentParser:
     )
     examples.add_argument("name", nargs="?", choices=_example_names(), help="the example to print")
     examples.set_defaults(run=_examples)
+
+    soak = commands.add_parser(
+        "soak",
+        help="send a steady mix of normal, streaming, failing and hostile requests through a "
+        "gateway; count outcomes, unexpected 5xx and leaks",
+        description="Start the mock upstreams, load the catalogue's config into the gateway "
+        "and send, at a steady rate, requests from the catalogue (normal, streaming, failing) "
+        "and hostile ones (malformed JSON, deep nesting, huge numbers, lone surrogates, "
+        "compression bombs, unknown encodings). Report the outcomes by kind, every 5xx no "
+        "case expects, and the gateway's resident memory, open descriptors and event-loop "
+        "tasks after warm-up and at the end (for the bundled proxy, LiteLLM, or --pid). Exit "
+        "status 0 when no 5xx was unexpected and every well-formed request was answered, 1 "
+        "otherwise, 2 for a usage or configuration error.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  proxyproof soak --duration 30 --rate 50\n"
+        "  proxyproof soak --kong-compat --json > soak.json\n"
+        "  proxyproof soak --gateway kong --admin-url http://127.0.0.1:8001 \\\n"
+        "                  --proxy-url http://127.0.0.1:8000 --pid $(pgrep -o nginx)\n",
+    )
+    from proxyproof.soak import add_arguments as add_soak_arguments
+
+    add_soak_arguments(soak)
+    soak.set_defaults(run=_soak)
 
     bench = commands.add_parser(
         "bench",

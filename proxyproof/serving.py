@@ -170,6 +170,17 @@ class ThreadedServer:
             raise failure[0]
         return self
 
+    def task_count(self) -> int | None:
+        """How many tasks the server's loop holds (handlers, streams), or None when stopped."""
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            return None
+
+        async def count() -> int:
+            return len(asyncio.all_tasks()) - 1  # not this one
+
+        return asyncio.run_coroutine_threadsafe(count(), loop).result(timeout=5)
+
     def stop(self) -> None:
         if self._loop and self._thread:
             self._loop.call_soon_threadsafe(self._loop.stop)

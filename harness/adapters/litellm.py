@@ -40,6 +40,7 @@ import yaml
 
 from ..catalogue.model import Case
 from ..kong_config import AI_PLUGINS, targets_of
+from ..resources import Resources, process_resources
 from . import GatewayError
 
 CHAT, COMPLETIONS = "llm/v1/chat", "llm/v1/completions"
@@ -286,6 +287,11 @@ class LiteLLMGateway:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+
+    def resources(self) -> Resources:
+        """The LiteLLM process's memory and descriptors (its worker, when it forks none)."""
+        process = self._process
+        return process_resources(process.pid) if process else Resources()
 
     @property
     def process(self) -> subprocess.Popen[bytes] | None:
