@@ -27,7 +27,9 @@ def test_thirty_seconds_of_mixed_and_hostile_load_through_the_proxy():
     assert report.unexpected_5xx_count == 0, report.unexpected_5xx
     assert report.failed_connections == 0, report.outcomes
     start, end = report.start, report.end
-    assert end.open_fds - start.open_fds <= 4, (start, end)
+    # Pooled keep-alive connections to the mocks may grow with the peak concurrency (bounded by
+    # the pool), a leak with the request count: 1,200 requests would leak hundreds.
+    assert end.open_fds - start.open_fds <= 16, (start, end)
     assert end.rss_kib - start.rss_kib < 24 * MIB, (start, end)
     assert end.tasks <= start.tasks, (start, end)
 
