@@ -26,6 +26,7 @@ class Behaviour:
     stream_when_truthy: bool = False  # any present non-false `stream` (null, 0, "") streams
     body_limit_only_when_spilled: bool = False  # the limit bites only above nginx's 8 KiB
     form_bodies: bool = False  # x-www-form-urlencoded bodies parse as flat tables
+    duplicate_json_keys_last_wins: bool = False  # fixed refuses `{"a":1,"a":2}` (security.md)
     empty_messages_with_prompt_plaintext_400: bool = False  # `messages:[]`+prompt → text 400
     blank_client_model_is_a_name: bool = False  # `"model": ""` is taken as the name
     # Upstream request (#upstream-request, #auth).
@@ -34,6 +35,7 @@ class Behaviour:
     drop_upstream_url_query: bool = False  # the upstream_url's own query is ignored
     forward_client_accept_encoding: bool = False  # no `Accept-Encoding: gzip, identity`
     body_auth_only_for_openai_format: bool = False  # body-param auth lost for raw and ollama
+    raw_url_templates: bool = False  # a template's raw value becomes the whole upstream_url
     # Codecs (#raw-format, #ollama-format).
     positional_chat_prompt: bool = False  # placed by position, assistant turns dropped
     completion_prompt_sys_typo: bool = False  # `<<SYS>>` closes the completions block

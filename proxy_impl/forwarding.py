@@ -19,8 +19,11 @@ HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
      "upgrade"}
 )  # fmt: skip
-# Client headers the proxy replaces rather than forwards.
-_NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "content-type", "expect"}
+# Client headers the proxy replaces rather than forwards (the body it sends is new JSON, never
+# compressed: a client's Content-Encoding described the body it sent, not this one).
+_NOT_FORWARDED = HOP_BY_HOP | {
+    "host", "content-length", "content-type", "content-encoding", "expect"
+}  # fmt: skip
 # Upstream headers the proxy recomputes (the body may be re-encoded) or nginx hides by default.
 _NOT_RETURNED = HOP_BY_HOP | {"content-length", "content-encoding", "date", "server"}
 

@@ -19,18 +19,20 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from . import auth, errors, forwarding, upstream
+from . import auth, errors, forwarding, request_body, upstream
 from .analytics import Outcome, log_line
 from .behaviour import Behaviour
 from .codecs import Codec, EncodeError, Exchange, TransformError, codec_for
 from .json_text import compact_json
 from .model import PROVIDER, AiPlugin, ReplyStamp, Route
 from .reply import accepts_gzip, send
-from .request import Plan, Rejection, parse_body, plan_request
+from .request import Plan, Rejection, examine_body, plan_request
+from .request_body import BodyRefusal
 from .routing import Router
 from .streaming import StreamOutcome, StreamPlan, relay_stream
-from .templates import RequestValues, TemplateError, render
+from .templates import RequestValues, TemplateError, render_text
 from .timing import Timing
+from .url_templates import render_url, render_url_raw
 
 logger = logging.getLogger("proxyproof.proxy")
 
@@ -92,18 +94,23 @@ class _Call:
             return await self.local(501, errors.core_error(message, self.request_id))
         target = plugin.target
 
-        raw_body = await self._read_body()
+        raw_body = await self._read_body(plugin.max_request_body_size)
+        if isinstance(raw_body, BodyRefusal):
+            return await self.plugin_error(raw_body.status, raw_body.message)
         values = RequestValues(request.headers, request.query, match.captures)
+        render_upstream_url = render_url_raw if self.behaviour.raw_url_templates else render_url
         try:
-            model_name = render(target.model_name, values) if target.model_name else None
-            upstream_url = render(target.options.upstream_url, values)
+            model_name = render_text(target.model_name, values) if target.model_name else None
+            upstream_url = render_upstream_url(target.options.upstream_url, values)
         except TemplateError as error:
             return await self.plugin_error(400, str(error))
 
-        body = parse_body(
+        body = examine_body(
             raw_body, request.headers.get("Content-Type"), plugin.max_request_body_size,
             self.behaviour,
         )  # fmt: skip
+        if isinstance(body, Rejection):
+            return await self.reject(body)
         self.client_body = body
         planned = plan_request(
             body,
@@ -143,6 +150,10 @@ class _Call:
         try:
             url, query = forwarding.target_url(upstream_url, request.query, behaviour)
         except ValueError:
+            url = None
+        # Kong's raw templates can make the whole URL a client's text: only an http(s) URL with
+        # a host goes anywhere.
+        if url is None or url.scheme not in ("http", "https") or not url.raw_host:
             return await self.plugin_error(400, "upstream_url is not a valid URL")
         auth.apply_query(target.auth, request.query, query)
         headers = forwarding.request_headers(
@@ -248,12 +259,23 @@ class _Call:
 
     # --- answers ------------------------------------------------------------------------------
 
-    async def _read_body(self) -> bytes | None:
-        """The client body; None when it is larger than any route accepts."""
+    async def _read_body(self, max_request_body_size: int) -> bytes | None | BodyRefusal:
+        """The client body, decoded from its Content-Encoding; None when it is larger than the
+        route accepts (no body, Kong's 400), a ``BodyRefusal`` when it cannot be read at all."""
+        request = self.request
+        codings = request_body.content_codings(request.headers.get("Content-Encoding"))
+        if isinstance(codings, BodyRefusal):
+            return codings
+        limit = request_body.body_limit(max_request_body_size, self.behaviour)
+        if request.content_length is not None and request.content_length > limit.size:
+            return limit.over()  # said up front: nothing to read
         try:
-            return await self.request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return None
+            raw = await request_body.read_limited(request.content, limit.size)
+        except web.RequestPayloadError:  # broken framing (chunked, length) from the client
+            return BodyRefusal(400, "request body could not be read")
+        if raw is None:
+            return limit.over()
+        return request_body.decode(raw, codings, limit.size)
 
     def _success_headers(
         self, plugin: AiPlugin, exchange: Exchange, response: aiohttp.ClientResponse

@@ -8,18 +8,17 @@ or the ``Rejection`` the client gets. Both are pure.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from . import tuning
+from . import strict_json, tuning
 from .behaviour import Behaviour
 from .model import CHAT, COMPLETIONS, OPENAI
+from .request_body import NGINX_BODY_BUFFER
 
 NO_PROMPTS = "request body doesn't contain valid prompts"
-NGINX_BODY_BUFFER = 8192  # nginx keeps bodies up to this size in memory (Kong's default)
 
 
 @dataclass(frozen=True)
@@ -41,8 +40,18 @@ class Plan:
 def parse_body(
     raw: bytes | None, content_type: str | None, limit: int, behaviour: Behaviour
 ) -> dict[str, Any] | None:
-    """The body as a JSON object, or None when it is missing, not JSON, not an object, or too
-    large (``limit`` bytes, 0 = no limit; ``raw`` None: larger than the server reads)."""
+    """The body as a JSON object, or None when it is missing, not JSON, not an object, too
+    large (``limit`` bytes, 0 = no limit; ``raw`` None: larger than the server reads) or refused
+    by ``examine_body``."""
+    body = examine_body(raw, content_type, limit, behaviour)
+    return None if isinstance(body, Rejection) else body
+
+
+def examine_body(
+    raw: bytes | None, content_type: str | None, limit: int, behaviour: Behaviour
+) -> dict[str, Any] | None | Rejection:
+    """``parse_body``, but JSON the proxy refuses (not UTF-8, a lone surrogate, NaN, a huge
+    number, deep nesting, a repeated key: ``strict_json``) is a ``Rejection`` saying why."""
     if raw is None:
         return None
     spilled = len(raw) > NGINX_BODY_BUFFER or not behaviour.body_limit_only_when_spilled
@@ -54,14 +63,14 @@ def parse_body(
     if media_type and not media_type.startswith("application/json"):
         return None
     try:
-        value = json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
+        value = strict_json.load(
+            raw, duplicate_keys_last_wins=behaviour.duplicate_json_keys_last_wins
+        )
+    except strict_json.Refused as refused:
+        return Rejection(str(refused))
+    except strict_json.NotJson:
         return None
     return value if isinstance(value, dict) else None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _form_table(raw: bytes) -> dict[str, Any] | None:

@@ -13,11 +13,11 @@ from .behaviour import behaviour_for
 from .config import load_config
 from .model import Config
 from .pipeline import ProxyState, handle
-from .request import NGINX_BODY_BUFFER
+from .request_body import CEILING
 from .resolver import UpstreamResolver
 from .routing import Router
 
-UNLIMITED_BODY_CAP = 64 * 1024 * 1024  # what "max_request_body_size: 0" still reads at most
+UNLIMITED_BODY_CAP = CEILING  # what "max_request_body_size: 0" still reads at most
 
 STATE = web.AppKey("proxyproof_proxy", ProxyState)
 
@@ -32,13 +32,9 @@ def proxy_app(
     """The reference proxy for ``config`` (a ``Config``, a path, YAML text or a mapping)."""
     if not isinstance(config, Config):
         config = load_config(config)
-    # Read what the most generous route accepts, and at least nginx's buffer (Kong-compat mode
-    # takes any body that fits in it); parse_body applies each route's own limit.
-    limits = [
-        route.plugin.max_request_body_size for route in config.routes if route.plugin is not None
-    ]
-    cap = UNLIMITED_BODY_CAP if 0 in limits else max([NGINX_BODY_BUFFER, *limits]) + 1
-    app = web.Application(client_max_size=cap)
+    # The pipeline reads each body itself, under its route's limit, and inflates gzip and deflate
+    # with that limit (request_body.py): aiohttp's inflating has none, so it is off.
+    app = web.Application(client_max_size=CEILING, handler_args={"auto_decompress": False})
     app[STATE] = ProxyState(Router(config.routes), behaviour_for(kong_compat), log)
 
     async def client_session(app: web.Application) -> AsyncIterator[None]:

@@ -22,6 +22,11 @@ class TemplateError(ValueError):
     pass
 
 
+class UnsafeValue(TemplateError):
+    """A request value that would change what a rendered field points at or how it is sent, not
+    only what it says."""
+
+
 @dataclass(frozen=True)
 class RequestValues:
     headers: Mapping[str, str]  # case-insensitive (a CIMultiDict)
@@ -46,6 +51,33 @@ def render(value: str, values: RequestValues) -> str:
         return resolve(*parse_expression(found.group(1), value), values)
 
     return TEMPLATE.sub(substitute, value)
+
+
+def render_text(value: str, values: RequestValues) -> str:
+    """``render``, for a field that goes into JSON and a response header (the model name): a
+    value with a control character (CR/LF would split the header) or a lone surrogate (what
+    undecodable header bytes become) is refused."""
+    if "$(" not in value:
+        return value
+
+    def substitute(found: re.Match[str]) -> str:
+        source, key = parse_expression(found.group(1), value)
+        resolved = resolve(source, key, values)
+        if not _is_text(resolved):
+            raise UnsafeValue(f"{source} key {key} is not printable text")
+        return resolved
+
+    return TEMPLATE.sub(substitute, value)
+
+
+def _is_text(value: str) -> bool:
+    if not value.isprintable():  # C0, DEL, C1 and other non-printing characters
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def resolve(source: str, key: str, values: RequestValues) -> str:

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
-from .templates import TEMPLATE, RequestValues, TemplateError, parse_expression, render, resolve
+from .templates import TEMPLATE, RequestValues, UnsafeValue, parse_expression, render, resolve
 
 # A placeholder per template while the URL's structure is read: private-use characters that hold
 # none of the delimiters the structure is made of.
@@ -35,10 +35,6 @@ _MARK = "\ue000"
 _HOST_VALUE = re.compile(r"[A-Za-z0-9._-]+")
 _HOST_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 _SCHEMES = ("http", "https")
-
-
-class UnsafeValue(TemplateError):
-    """A request value that would change what the URL points at, not only what it asks."""
 
 
 @dataclass(frozen=True)
