@@ -1,0 +1,53 @@
+"""A foreground server for the serving tests, run as its own process:
+
+    python serve_helper.py [--grace S] [--open-files N]
+
+It serves through ``serve_forever`` and prints ``helper: URL`` once listening. ``POST /hold``
+answers at once with a first chunk ``started``, then waits for its request body (which the test
+sends when it chooses) and ends with ``finished``. ``GET /`` answers ``ok``. ``--open-files``
+lowers the process's descriptor limit once listening, so clients can run it out of them.
+"""
+
+import argparse
+import resource
+
+from aiohttp import web
+
+from proxyproof.serving import serve_forever
+
+
+def app() -> web.Application:
+    async def hold(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await response.write(b"started\n")
+        await request.read()  # until the test sends the body
+        await response.write(b"finished\n")
+        return response
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    application = web.Application()
+    application.router.add_post("/hold", hold)
+    application.router.add_get("/", ok)
+    return application
+
+
+def main() -> None:
+    options = argparse.ArgumentParser()
+    options.add_argument("--grace", type=float, default=10.0)
+    options.add_argument("--open-files", type=int, default=None)
+    args = options.parse_args()
+
+    def announce(name: str, url: str) -> None:
+        if args.open_files is not None:
+            _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (args.open_files, hard))
+        print(f"{name}: {url}", flush=True)
+
+    serve_forever([("helper", app, "127.0.0.1", 0)], announce, grace=args.grace)
+
+
+if __name__ == "__main__":
+    main()
