@@ -10,8 +10,10 @@ running loop), ``run_mock`` (a background thread, for synchronous code and pytes
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -19,23 +21,43 @@ from aiohttp import web
 
 from proxyproof.serving import AsyncServer, ThreadedServer, serve_forever
 
-from . import KIND_NAMES, control_api, kind
-from .base import MockSettings
+from . import KIND_NAMES, control_api, control_auth, exposure, guard, kind
+from .base import JOURNAL_BODY_BYTES, JOURNAL_ENTRIES, MockSettings
 from .control import MockControl
 from .pipeline import MAX_BODY, Log, Pipeline
 from .state import MockState
 
 STATE = web.AppKey("mock_state", MockState)
 DEFAULT_SETTINGS = MockSettings()
+_JSON = "application/json"
+_BIG_ANSWER = 64  # control answers listing more entries than this are encoded off the loop
+
+
+def _encode(result: Any) -> bytes:
+    return json.dumps(result, separators=(",", ":")).encode()
 
 
 async def _control_handler(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if not control_auth.authorized(state.settings.control_token, request.headers):
+        body = _encode({"error": control_auth.REFUSAL})
+        return web.Response(body=body, status=401, content_type=_JSON,
+                            headers={"WWW-Authenticate": "Bearer"})
+    try:
+        payload = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return web.Response(body=_encode({"error": f"control body larger than {MAX_BODY} bytes"}),
+                            status=413, content_type=_JSON)
     status, result = await control_api.respond(
-        request.app[STATE], request.method, request.path, request.query, await request.read()
+        state, request.method, request.path, request.query, payload
     )
-    return web.Response(
-        body=json.dumps(result).encode(), status=status, content_type="application/json"
-    )
+    if len(result.get("requests", ())) > _BIG_ANSWER:
+        # A long journal is encoded in a worker thread: the loop, which serves every mock of
+        # this process, keeps answering meanwhile.
+        body = await asyncio.to_thread(_encode, result)
+    else:
+        body = _encode(result)
+    return web.Response(body=body, status=status, content_type=_JSON)
 
 
 def mock_app(
@@ -47,7 +69,13 @@ def mock_app(
         raise ValueError("a mock needs at least one model")
     state = MockState(mock, settings)
     pipeline = Pipeline(mock, settings, state, log)
-    app = web.Application(client_max_size=MAX_BODY)
+    app = web.Application(
+        client_max_size=MAX_BODY,
+        middlewares=[guard.middleware(mock)],
+        # The real servers do not decompress request bodies (gin, axum) or refuse them
+        # (cpp-httplib without zlib); aiohttp would inflate gzip and fail on a broken stream.
+        handler_args={"auto_decompress": False},
+    )
     app[STATE] = state
     app.router.add_route("*", control_api.CONTROL_PREFIX, _control_handler)
     app.router.add_route("*", control_api.CONTROL_PREFIX + "/{tail:.*}", _control_handler)
@@ -62,6 +90,9 @@ def make_settings(
     api_key: str | None = None,
     models: tuple[str, ...] | list[str] | str | None = None,
     latency: float = 0.0,
+    journal_entries: int = JOURNAL_ENTRIES,
+    journal_body_bytes: int = JOURNAL_BODY_BYTES,
+    control_token: str | None = None,
 ) -> MockSettings:
     """``MockSettings`` from friendly arguments (a single model name, a list, None = default)."""
     if models is None:
@@ -70,13 +101,29 @@ def make_settings(
         models = (models,)
     if latency < 0:
         raise ValueError("latency must be >= 0")
-    return MockSettings(api_key=api_key, models=tuple(models), latency=float(latency))
+    if journal_entries < 1:
+        raise ValueError("journal_entries must be >= 1")
+    if journal_body_bytes < 0:
+        raise ValueError("journal_body_bytes must be >= 0")
+    if control_token is not None and not control_token.strip():
+        raise ValueError("control_token must not be empty")
+    return MockSettings(
+        api_key=api_key, models=tuple(models), latency=float(latency),
+        journal_entries=int(journal_entries), journal_body_bytes=int(journal_body_bytes),
+        control_token=control_token,
+    )
+
+
+def _warn(host: str, url: str, settings: MockSettings) -> None:
+    port = url.rsplit(":", 1)[-1]
+    exposure.warn_if_exposed(host, port, token_set=settings.control_token is not None)
 
 
 class _Mock:
     """What both ways of running mock ``name`` share. Options: ``host`` ("127.0.0.1"), ``port``
     (0: ephemeral), ``log`` (one line per request) and the settings ``api_key``, ``models`` (a
-    name or a sequence) and ``latency`` (seconds)."""
+    name or a sequence), ``latency`` (seconds), ``journal_entries`` (1000),
+    ``journal_body_bytes`` (1 MiB) and ``control_token`` (None: the control API is open)."""
 
     def __init__(
         self,
@@ -90,6 +137,7 @@ class _Mock:
     ) -> None:
         self.name = name
         self.kind = kind(name)
+        self.host = host
         self.settings = make_settings(**settings)
         self._server = server(functools.partial(mock_app, name, self.settings, log=log), host, port)
 
@@ -121,6 +169,7 @@ class MockServer(_Mock):
 
     async def __aenter__(self) -> MockServer:
         await self._server.__aenter__()
+        _warn(self.host, self.url, self.settings)
         self.control = MockControl.in_process(self.url, self.state)
         return self
 
@@ -137,7 +186,8 @@ class RunningMock(_Mock):
         super().__init__(name, ThreadedServer, **options)
         self._server.start()
         self.url = self._server.url
-        self.control = MockControl(self.url)
+        _warn(self.host, self.url, self.settings)
+        self.control = MockControl(self.url, token=self.settings.control_token)
 
     def stop(self) -> None:
         self._server.stop()
@@ -167,6 +217,9 @@ def serve_mocks(
     api_key: str | None = None,
     models: tuple[str, ...] | list[str] | str | None = None,
     latency: float = 0.0,
+    journal_entries: int = JOURNAL_ENTRIES,
+    journal_body_bytes: int = JOURNAL_BODY_BYTES,
+    control_token: str | None = None,
     log: Log | None = _print_line,
     announce: Callable[[str, str], None] | None = None,
 ) -> None:
@@ -174,7 +227,8 @@ def serve_mocks(
 
     Each mock listens on its kind's default port, or on ``port``, ``port + 1``, ... in the order
     given (``port=0``: ephemeral ports). ``"all"`` means every mock. Prints ``<name>: <url>``
-    per mock and then one line per request.
+    per mock and then one line per request; a mock on a non-loopback ``host`` also prints a
+    warning to stderr. ``control_token`` defaults to ``$PROXYPROOF_CONTROL_TOKEN``.
     """
     expanded = list(dict.fromkeys(
         one for name in names for one in (KIND_NAMES if name == "all" else (name,))
@@ -183,7 +237,12 @@ def serve_mocks(
         raise ValueError("name at least one mock (or 'all')")
     for name in expanded:
         kind(name)  # fail early on an unknown name
-    settings = make_settings(api_key=api_key, models=models, latency=latency)
+    if control_token is None:
+        control_token = os.environ.get(control_auth.ENV_VAR) or None
+    settings = make_settings(
+        api_key=api_key, models=models, latency=latency, journal_entries=journal_entries,
+        journal_body_bytes=journal_body_bytes, control_token=control_token,
+    )
     apps = []
     for offset, name in enumerate(expanded):
         if port is None:
@@ -193,7 +252,12 @@ def serve_mocks(
         else:
             listen = port + offset
         apps.append((name, functools.partial(mock_app, name, settings, log=log), host, listen))
-    if announce is None:
-        serve_forever(apps)  # with its own "<name>: <url>" lines
-    else:
-        serve_forever(apps, announce)
+
+    def announced(name: str, url: str) -> None:
+        if announce is None:
+            print(f"{name}: {url}", flush=True)
+        else:
+            announce(name, url)
+        _warn(host, url, settings)
+
+    serve_forever(apps, announced)

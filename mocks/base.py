@@ -23,14 +23,22 @@ from .generation import Generation, generate
 NOT_JSON = object()  # Call.json when the body is empty or not strict JSON (``strict_json``)
 
 
+JOURNAL_ENTRIES = 1000  # requests the journal keeps by default; older ones are dropped, counted
+JOURNAL_BODY_BYTES = 1024 * 1024  # bytes of each request body the journal keeps by default
+
+
 @dataclass(frozen=True)
 class MockSettings:
     api_key: str | None = None  # when set, non-public routes require it (Bearer or the kind's way)
     models: tuple[str, ...] = ("llama2",)  # models the server "has"; the first is the default
     latency: float = 0.0  # seconds to wait before answering every generation request
+    journal_entries: int = JOURNAL_ENTRIES
+    journal_body_bytes: int = JOURNAL_BODY_BYTES
+    # when set, every /__mock__/ route requires ``Authorization: Bearer <token>``
+    control_token: str | None = field(default=None, repr=False)
 
 
-@dataclass(slots=True)  # one per request, and the journal keeps the latest 10,000
+@dataclass(slots=True)  # one per request; the journal keeps the latest (settings)
 class Call:
     method: str
     path: str
@@ -119,13 +127,22 @@ class MockKind:
     stream_error: Callable[[str], bytes]  # a stream's mid-stream error frame (Endpoint's overrides)
     description: str = ""
     x_api_key: bool = False  # the API key is also accepted in an X-Api-Key header (llama.cpp)
+    # Go's encoding/json (Ollama) reads invalid UTF-8 and lone surrogates as U+FFFD; the others
+    # refuse the body (``strict_json``).
+    replaces_bad_unicode: bool = False
 
 
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once: hot path
 
 
+_COMPACT_ASCII = json.JSONEncoder(separators=(",", ":"))
+
+
 def compact_json(value: Any) -> bytes:
-    return _COMPACT.encode(value).encode()
+    try:
+        return _COMPACT.encode(value).encode()
+    except UnicodeEncodeError:  # a lone surrogate echoed from a request: escape it, as JSON may
+        return _COMPACT_ASCII.encode(value).encode()
 
 
 def sse_frame(value: Any) -> bytes:

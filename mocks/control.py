@@ -27,11 +27,12 @@ class MockControl:
     that times out ``TimeoutError``.
     """
 
-    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 10.0, token: str | None = None) -> None:
         """``url``: the mock's base URL; ``timeout``: seconds per HTTP call (``wait`` adds its
-        own)."""
+        own); ``token``: the mock's control token, if it has one."""
         self.url = url.rstrip("/")
         self._timeout = timeout
+        self._token = token
         self._state: MockState | None = None
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -62,6 +63,8 @@ class MockControl:
             raise LookupError(body.get("error", body))
         if status == 408:
             raise TimeoutError(body.get("error", body))
+        if status == 401:
+            raise PermissionError(body.get("error", body))
         if status >= 300:
             raise RuntimeError(f"control API answered {status}: {body}")
         return body
@@ -77,6 +80,8 @@ class MockControl:
         request = urllib.request.Request(url, data=data, method=method)
         if data is not None:
             request.add_header("Content-Type", "application/json")
+        if self._token is not None:
+            request.add_header("Authorization", f"Bearer {self._token}")
         try:
             with self._opener.open(request, timeout=timeout or self._timeout) as response:
                 return response.status, json.loads(response.read() or b"null")

@@ -6,16 +6,19 @@ server dispatches through it (``respond`` over HTTP, ``handle`` in process), the
 plain functions of the mock's state and the request; only the long poll awaits.
 
 JSON in, JSON out. Control requests are neither journaled nor scripted. A bad control request
-gets ``400 {"error": "<what is wrong>"}``; an unknown one 404, a wrong method 405.
+gets ``400 {"error": "<what is wrong>"}``; an unknown one 404, a wrong method 405. With a control
+token (``--control-token``), a request without ``Authorization: Bearer <token>`` gets
+``401 {"error": ...}``.
 
 ``GET /__mock__/``
     Describes the mock: ``kind``, ``description``, ``settings`` (``models``, ``latency``,
-    ``api_key_set`` — never the key), ``endpoints`` (method, path, public), ``control`` (these
-    endpoints) and ``fault_kinds`` (each with its parameters and defaults).
+    ``api_key_set`` — never the key), ``control_token_set`` (never the token), ``journal``
+    (``entries``, ``dropped``, ``limit``, ``body_bytes``), ``endpoints`` (method, path, public),
+    ``control`` (these endpoints) and ``fault_kinds`` (each with its parameters and defaults).
 
 ``GET /__mock__/journal[?path=/exact/path][&since=<id>]``
-    ``{"requests": [entry, ...]}``, oldest first, optionally only one path and/or only entries
-    with an id greater than ``since``. An entry::
+    ``{"requests": [entry, ...], "dropped": N}``, oldest first, optionally only one path and/or
+    only entries with an id greater than ``since``. An entry::
 
         {"id": 1, "time": 1732550000.12, "method": "POST", "path": "/api/chat",
          "query": {"k": "v"}, "headers": {"Content-Type": "application/json", ...},
@@ -28,8 +31,12 @@ gets ``400 {"error": "<what is wrong>"}``; an unknown one 404, a wrong method 40
          "frame_times": [1732550000.13, ...]}   # when each stream frame was written
 
     Headers are recorded as received, credentials included: the journal is the test's view of
-    what reached the upstream. Repeated headers are joined with ", "; a repeated query parameter
-    becomes a list. The journal keeps the latest 10,000 requests.
+    what reached the upstream (a value holding the control token shows as ``***``). Repeated
+    headers are joined with ", "; a repeated query parameter becomes a list. Each entry also has
+    ``body_length`` (bytes received) and ``truncated`` (the body is kept only up to
+    ``--journal-body-bytes``, 1 MiB by default, and shown as text then). The journal keeps the
+    latest ``--journal-entries`` requests (1000 by default); the answer's ``dropped`` counts the
+    older ones pushed out. Every request to the emulated server is journaled, refused ones too.
 ``DELETE /__mock__/journal``
     Clears it (ids keep counting).
 ``GET /__mock__/journal/{id}``
@@ -160,6 +167,8 @@ def _describe(state: MockState, request: ControlRequest) -> Any:
             "latency": state.settings.latency,
             "api_key_set": state.settings.api_key is not None,
         },
+        "control_token_set": state.settings.control_token is not None,
+        "journal": state.journal.summary(),
         "endpoints": [
             {"method": e.method, "path": e.path, "public": e.public} for e in state.kind.endpoints
         ],
@@ -171,7 +180,9 @@ def _describe(state: MockState, request: ControlRequest) -> Any:
 def _journal(state: MockState, request: ControlRequest) -> Any:
     since = _id(request.query.get("since", "0"), "since")
     entries = state.journal.entries(request.query.get("path"), since)
-    return {"requests": [entry.to_json() for entry in entries]}
+    secret = state.settings.control_token
+    return {"requests": [entry.to_json(secret) for entry in entries],
+            "dropped": state.journal.dropped}
 
 
 def _clear_journal(state: MockState, request: ControlRequest) -> Any:
@@ -184,7 +195,7 @@ def _entry(state: MockState, request: ControlRequest) -> Any:
     entry = state.journal.get(_id(text, "journal entry"))
     if entry is None:
         raise ControlError(404, f"no journal entry {text}")
-    return entry.to_json()
+    return entry.to_json(state.settings.control_token)
 
 
 def _wait_timeout(query: Mapping[str, str]) -> float:
@@ -207,7 +218,7 @@ async def _wait(state: MockState, request: ControlRequest) -> Any:
         raise ControlError(404, f"no journal entry {entry_id} (cleared or dropped)") from None
     if entry is None:
         raise ControlError(408, f"request {entry_id} has not ended within {timeout:g}s")
-    return entry.to_json()
+    return entry.to_json(state.settings.control_token)
 
 
 def _scripts(state: MockState, request: ControlRequest) -> Any:

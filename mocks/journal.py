@@ -1,8 +1,13 @@
-"""The request journal: every request a mock received and what became of it.
+"""The request journal: every request a mock received and what became of it, within bounds.
 
 The pipeline records an entry when a request arrives and fills in its status, outcome and stream
 frames as the reply goes out (``transmit``); the control API serialises entries and lets a test
 wait for one to end.
+
+Bounded, so that a soak or a hostile client cannot grow a mock without limit: the journal keeps
+the latest ``entries`` requests (older ones are dropped and counted in ``dropped``), and of each
+body its first ``body_bytes`` bytes (an entry says ``truncated`` and the ``body_length``
+received). An entry keeps copies of what it shows, never the request itself.
 """
 
 from __future__ import annotations
@@ -13,49 +18,56 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from .base import NOT_JSON, Call
+from .base import JOURNAL_BODY_BYTES, JOURNAL_ENTRIES, NOT_JSON, Call
 
-JOURNAL_LIMIT = 10_000  # the latest requests kept
+MASK = "***"
 
 
 class JournalEntry:
     """One received request and what became of it. Serialised lazily (cheap to record)."""
 
     __slots__ = (
-        "id", "time", "request", "status", "outcome", "ended", "frames_sent", "frame_times"
+        "id", "time", "method", "path", "query", "headers", "body", "parsed", "body_length",
+        "truncated", "status", "outcome", "ended", "frames_sent", "frame_times",
     )
 
-    def __init__(self, entry_id: int, request: Call) -> None:
+    def __init__(self, entry_id: int, request: Call, body_bytes: int) -> None:
         self.id = entry_id
         self.time = time.time()
-        self.request = request
+        self.method = request.method
+        self.path = request.path
+        self.query = request.query
+        self.headers = request.headers
+        self.body_length = len(request.body)
+        self.truncated = self.body_length > body_bytes
+        # A truncated body no longer parses: it is shown as text. A kept body shares the parsed
+        # JSON the handler read (bounded by ``body_bytes`` too).
+        self.body = request.body[:body_bytes] if self.truncated else request.body
+        self.parsed = NOT_JSON if self.truncated else request.json
         self.status: int | None = None
         self.outcome = "pending"
         self.ended: float | None = None
         self.frames_sent = 0
         self.frame_times: list[float] = []
 
-    @property
-    def method(self) -> str:
-        return self.request.method
-
-    @property
-    def path(self) -> str:
-        return self.request.path
-
-    def to_json(self) -> dict[str, Any]:
-        request = self.request
-        body = request.json
+    def to_json(self, secret: str | None = None) -> dict[str, Any]:
+        """The entry as JSON; a header value holding ``secret`` is shown as ``***``."""
+        body = self.parsed
         if body is NOT_JSON:
-            body = request.body.decode("utf-8", "replace")
+            body = self.body.decode("utf-8", "replace")
+        headers = _multi(self.headers, join=True)
+        if secret:
+            headers = {k: MASK if secret in v else v for k, v in headers.items()}
         return {
             "id": self.id,
             "time": self.time,
-            "method": request.method,
-            "path": request.path,
-            "query": _multi(request.query, join=False),
-            "headers": _multi(request.headers, join=True),
+            "method": self.method,
+            "path": self.path,
+            "query": _multi(self.query, join=False),
+            "headers": headers,
             "body": body,
+            "body_length": self.body_length,
+            "truncated": self.truncated,
             "status": self.status,
             "outcome": self.outcome,
             "ended": self.ended,
@@ -79,16 +91,24 @@ def _multi(values: Mapping[str, str], *, join: bool) -> dict[str, Any]:
 
 
 class Journal:
-    """Every request a mock received, in order, with event-based waiting for its end."""
+    """The latest requests a mock received, in order, with event-based waiting for their end."""
 
-    def __init__(self) -> None:
-        self._entries: deque[JournalEntry] = deque(maxlen=JOURNAL_LIMIT)
+    def __init__(
+        self, entries: int = JOURNAL_ENTRIES, body_bytes: int = JOURNAL_BODY_BYTES
+    ) -> None:
+        if entries < 1 or body_bytes < 0:
+            raise ValueError("the journal keeps at least 1 entry and 0 or more body bytes")
+        self.limit, self.body_bytes = entries, body_bytes
+        self.dropped = 0  # entries pushed out by newer ones (not those cleared)
+        self._entries: deque[JournalEntry] = deque(maxlen=entries)
         self._next_id = 1
         self._waiters: dict[int, list[asyncio.Future[JournalEntry]]] = {}
 
     def record(self, request: Call) -> JournalEntry:
-        entry = JournalEntry(self._next_id, request)
+        entry = JournalEntry(self._next_id, request, self.body_bytes)
         self._next_id += 1
+        if len(self._entries) == self.limit:
+            self.dropped += 1
         self._entries.append(entry)
         return entry
 
@@ -108,6 +128,10 @@ class Journal:
             return None
         offset = entry_id - self._entries[0].id
         return self._entries[offset] if 0 <= offset < len(self._entries) else None
+
+    def summary(self) -> dict[str, int]:
+        return {"entries": len(self._entries), "dropped": self.dropped, "limit": self.limit,
+                "body_bytes": self.body_bytes}
 
     def clear(self) -> None:
         self._entries.clear()

@@ -8,7 +8,6 @@ type falls back to its default instead of failing the request.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -37,13 +36,22 @@ def not_json(body: bytes) -> JsonReply:
     if not text.strip():
         return error(500, f"{prefix} 1, column 1: attempting to parse an empty input; check that "
                           "your input string or stream contains the expected characters")
-    try:
-        strict_json.loads(text)
-    except json.JSONDecodeError as problem:
-        last = text[problem.pos : problem.pos + 1] or "<EOF>"
-        return error(500, f"{prefix} {problem.lineno}, column {problem.colno}: syntax error "
-                          f"while parsing value - invalid literal; last read: '{last}'")
-    return error(500, f"{prefix} 1, column 1: syntax error")
+    problem = strict_json.problem(body)
+    if problem is None:
+        return error(500, f"{prefix} 1, column 1: syntax error")
+    where = f"{prefix} {problem.lineno}, column {problem.colno}: syntax error while parsing value"
+    last = problem.doc[problem.pos : problem.pos + 1] or "<EOF>"
+    if problem.reason == "number":
+        digits = problem.doc[problem.pos :].split(",", 1)[0].split("}", 1)[0][:64]
+        return error(500, f"[json.exception.out_of_range.406] number overflow parsing '{digits}'")
+    if problem.reason == "encoding":
+        return error(500, f"{where} - invalid string: ill-formed UTF-8 byte; last read: '{last}'")
+    if problem.reason == "surrogate":
+        return error(500, f"{where} - invalid string: surrogate U+D800..U+DBFF must be followed "
+                          "by U+DC00..U+DFFF; last read: '\\u'")
+    if problem.reason == "depth":  # nlohmann has no limit; the mock's parser has
+        return error(500, f"{where} - nesting deeper than {strict_json.MAX_DEPTH} levels")
+    return error(500, f"{where} - invalid literal; last read: '{last}'")
 
 
 _JSON_TYPE = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",

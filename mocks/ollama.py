@@ -444,4 +444,5 @@ KIND = MockKind(
     loading=loading,
     stream_error=stream_error,
     description="Ollama: native /api/* (NDJSON streams) and OpenAI-compatible /v1/*",
+    replaces_bad_unicode=True,
 )

@@ -8,8 +8,8 @@ missing, is not JSON, or has a field of the wrong JSON type.
 
 from __future__ import annotations
 
-import json
 import math
+import re
 from typing import Any
 
 from . import strict_json
@@ -77,21 +77,35 @@ def embedding_size(dimensions: int) -> int:
 
 
 def syntax_error(body: bytes) -> str:
-    """Go's encoding/json message for a body that is not JSON (``EOF`` when it is empty)."""
+    """Go's encoding/json message for a body that is not JSON (``EOF`` when it is empty).
+
+    Go decodes invalid UTF-8 and lone surrogates in strings as U+FFFD, so neither fails here.
+    """
     text = body.decode("utf-8", "replace")
     end = len(text.rstrip())
     if not end:
         return "EOF"
-    try:
-        strict_json.loads(text)
-    except json.JSONDecodeError as problem:
-        position = problem.pos
-        if position >= end or (text[position] == "-" and position + 1 >= end):
-            return "unexpected EOF"
-        if text[position] == "-":  # a sign not followed by a digit (-Infinity included)
-            return f"invalid character {text[position + 1]!r} in numeric literal"
-        return f"invalid character {text[position]!r} looking for beginning of value"
-    return "invalid request body"
+    problem = strict_json.problem(body, replace=True)
+    if problem is None:
+        return "invalid request body"
+    if problem.reason == "depth":  # Go's scanner stops at 10,000 levels, the mock earlier
+        return "exceeded max depth"
+    if problem.reason == "number":  # a float64 (options) or int field cannot hold it
+        literal = _LONG_NUMBER.match(problem.doc, problem.pos)
+        shown = literal.group() if literal else "number"
+        if len(shown) > 64:  # Go quotes it whole; a bounded error body is worth the deviation
+            shown = f"{shown[:60]}..."
+        return f"json: cannot unmarshal number {shown} into Go value of type float64"
+    text, position = problem.doc, problem.pos
+    end = len(text.rstrip())
+    if position >= end or (text[position] == "-" and position + 1 >= end):
+        return "unexpected EOF"
+    if text[position] == "-":  # a sign not followed by a digit (-Infinity included)
+        return f"invalid character {text[position + 1]!r} in numeric literal"
+    return f"invalid character {text[position]!r} looking for beginning of value"
+
+
+_LONG_NUMBER = re.compile(r"-?\d+")
 
 
 def _has_type(value: Any, accepted: tuple[type, ...]) -> bool:

@@ -25,6 +25,7 @@ errors, its native ones NDJSON).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -64,26 +65,35 @@ class Pipeline:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            body, too_large = b"", True
-        else:
-            too_large = False
+        body, refusal = await self._read(request)
         call = Call(
             request.method, request.path, {}, request.query, request.headers, body,
-            self.settings, strict_json.parse_body(body),
+            self.settings,
+            strict_json.parse_body(body, replace=self.kind.replaces_bad_unicode),
         )
-        entry = self.state.journal.record(call)
+        entry = self.state.journal.record(call)  # first: a refused request is journaled too
         try:
-            if too_large:
-                reply = self.kind.error(413, f"request body larger than {MAX_BODY} bytes")
-                return await self._transmit(request, reply, None, entry, self.kind.stream_error)
+            if refusal is not None:
+                return await self._transmit(request, refusal, None, entry, self.kind.stream_error)
             return await self._respond(request, call, entry)
         finally:
             self.state.journal.finish(entry)
             if self.log is not None:
                 self.log(_log_line(self.kind.name, entry, started))
+
+    async def _read(self, request: web.Request) -> tuple[bytes, Reply | None]:
+        """The body, or a refusal in the kind's dialect when it cannot be read whole. The body is
+        never decompressed (``app``): the servers read ``Content-Encoding`` bodies as is."""
+        try:
+            return await request.read(), None
+        except web.HTTPRequestEntityTooLarge:
+            return b"", self.kind.error(413, f"request body larger than {MAX_BODY} bytes")
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception as problem:  # a malformed chunked body, a payload error
+            logger.warning("mock %s: unreadable request body: %s", self.kind.name,
+                           type(problem).__name__)
+            return b"", self.kind.error(400, "the request body could not be read")
 
     async def _respond(
         self, request: web.Request, call: Call, entry: JournalEntry
@@ -122,7 +132,7 @@ class Pipeline:
         except Exception as problem:
             if entry.status is not None:  # the headers are out: nothing sensible left to send
                 raise
-            logger.exception("mock %s could not send its reply", self.kind.name)
+            log_failure(f"mock {self.kind.name} could not send its reply", problem)
             error = self._internal_error(problem)
             return await transmit.transmit(request, error, None, entry, stream_error)
 
@@ -159,7 +169,7 @@ class Pipeline:
                 raise TypeError(f"handler returned {type(reply).__name__}, not a Reply")
             return reply
         except Exception as problem:
-            logger.exception("mock %s failed on %s %s", self.kind.name, call.method, call.path)
+            log_failure(f"mock {self.kind.name} failed on {call.method} {call.path}", problem)
             return self._internal_error(problem)
 
     def _internal_error(self, problem: Exception) -> Reply:
@@ -168,9 +178,15 @@ class Pipeline:
             reply = self.kind.error(500, message)
             if isinstance(reply, _REPLY_TYPES):
                 return reply
-        except Exception:
-            logger.exception("mock %s: its error handler failed too", self.kind.name)
+        except Exception as again:
+            log_failure(f"mock {self.kind.name}: its error handler failed too", again)
         return JsonReply(500, {"error": message})
+
+
+def log_failure(what: str, problem: BaseException) -> None:
+    """One log line for an unexpected failure; the traceback only at DEBUG (never to a client)."""
+    logger.error("%s: %s: %s", what, type(problem).__name__, str(problem)[:200])
+    logger.debug("%s", what, exc_info=problem)
 
 
 def _log_line(name: str, entry: JournalEntry, started: float) -> str:

@@ -13,5 +13,8 @@ from .scripts import Scripts
 class MockState:
     kind: MockKind
     settings: MockSettings
-    journal: Journal = field(default_factory=Journal)
+    journal: Journal = field(init=False)
     scripts: Scripts = field(default_factory=Scripts)
+
+    def __post_init__(self) -> None:
+        self.journal = Journal(self.settings.journal_entries, self.settings.journal_body_bytes)

@@ -112,18 +112,27 @@ _SYNTAX = {
 }
 
 
+_SERDE_REASONS = {
+    "number": "number out of range",
+    "encoding": "invalid unicode code point",
+    "surrogate": "lone leading surrogate in hex escape",
+    "depth": "recursion limit exceeded",  # serde_json stops at 128 levels, the mock at 512
+}
+
+
 def _syntax_message(body: bytes) -> str:
     text = body.decode("utf-8", "replace")
     if not text.strip():
         return "EOF while parsing a value at line 1 column 0"
-    try:
-        strict_json.loads(text)
-    except json.JSONDecodeError as problem:
+    problem = strict_json.problem(body)
+    if problem is None:
+        return "invalid JSON"
+    what = _SERDE_REASONS.get(problem.reason)
+    if what is None:
         what = _SYNTAX.get(problem.msg, problem.msg[:1].lower() + problem.msg[1:])
-        if problem.pos >= len(text.rstrip()):
+        if problem.pos >= len(problem.doc.rstrip()):
             what = "EOF while parsing a value"
-        return f"{what} at line {problem.lineno} column {problem.colno}"
-    return "invalid JSON"
+    return f"{what} at line {problem.lineno} column {problem.colno}"
 
 
 def _type_problem(kind: str, value: Any) -> str | None:
