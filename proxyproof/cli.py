@@ -46,7 +46,7 @@ def _lint(args: argparse.Namespace) -> int:
 def _proxy(args: argparse.Namespace) -> int:
     from proxyproof.proxy_impl import ConfigError, describe, load_config, proxy_app
     from proxyproof.proxy_impl.admin import EMPTY, Loaded, proxy_and_admin_apps, read_source
-    from proxyproof.serving import serve_forever
+    from proxyproof.serving import ConnectionLimits, connection_cap, serve_forever
 
     if not (args.config or args.example) and args.admin_port is None:
         args.proxy_parser.error("one of the arguments --config --example is required (or "
@@ -82,10 +82,19 @@ def _proxy(args: argparse.Namespace) -> int:
         apps = [("proxy", proxy_factory, args.host, args.port),
                 ("admin", admin_factory, args.admin_host, args.admin_port)]
     label = (lambda name: f"{name} ") if len(apps) > 1 else (lambda name: "")
+    limits = ConnectionLimits(header_timeout=args.header_timeout, body_timeout=args.body_timeout,
+                              keepalive_timeout=args.keepalive_timeout,
+                              max_connections=args.max_connections)
+    if connection_cap(args.max_connections) < args.max_connections:
+        print(f"warning: at most {connection_cap(args.max_connections)} connections, not "
+              f"{args.max_connections}: the open-file limit (ulimit -n) leaves no room for more",
+              file=sys.stderr)
     serve_forever(
         apps,
         announce=lambda name, url: print(f"{label(name)}listening on {url} (Ctrl-C to stop)",
                                          flush=True),
+        limits=limits,
+        grace=args.grace,
     )
     return 0
 
@@ -218,6 +227,7 @@ def parser() -> argparse.ArgumentParser:
                        "--config and --example may be left out to start with no routes")
     proxy.add_argument("--admin-host", default="127.0.0.1",
                        help="address for the Admin API (default 127.0.0.1)")
+    _add_connection_arguments(proxy)
     proxy.set_defaults(run=_proxy, proxy_parser=proxy)
 
     mock = commands.add_parser(
@@ -327,6 +337,51 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"port {port} is out of range (0 to 65535; 0 = any free)")
     return port
+
+
+def _add_connection_arguments(command: argparse.ArgumentParser) -> None:
+    """What one client connection may take, and the drain on SIGTERM (docs/security.md)."""
+    from proxyproof.serving import DEFAULT_GRACE, DEFAULT_LIMITS
+
+    limits = DEFAULT_LIMITS
+    group = command.add_argument_group("client connections")
+    group.add_argument("--header-timeout", type=_positive_seconds, metavar="SECONDS",
+                       default=limits.header_timeout,
+                       help="a request's headers must arrive within this, counted from the "
+                       "connection's opening or the request's first byte (default "
+                       f"{limits.header_timeout:g}); a late request gets 408")
+    group.add_argument("--body-timeout", type=_positive_seconds, metavar="SECONDS",
+                       default=limits.body_timeout,
+                       help="a request body must arrive whole within this after its headers "
+                       f"(default {limits.body_timeout:g}); a late one gets 408")
+    group.add_argument("--keepalive-timeout", type=_positive_seconds, metavar="SECONDS",
+                       default=limits.keepalive_timeout,
+                       help="close a connection idle this long between requests (default "
+                       f"{limits.keepalive_timeout:g}, Kong's)")
+    group.add_argument("--max-connections", type=_count, metavar="N",
+                       default=limits.max_connections,
+                       help="client connections open at once; more get 503 (default "
+                       f"{limits.max_connections}, lowered to fit ulimit -n)")
+    group.add_argument("--grace", type=_seconds, metavar="SECONDS", default=DEFAULT_GRACE,
+                       help="on SIGTERM or Ctrl-C, stop accepting and let requests in flight "
+                       f"finish for this long before ending them (default {DEFAULT_GRACE:g})")
+
+
+def _positive_seconds(text: str) -> float:
+    seconds = _seconds(text)
+    if seconds == 0:
+        raise argparse.ArgumentTypeError(f"{text} seconds: must be more than 0")
+    return seconds
+
+
+def _count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{count}: must be 1 or more")
+    return count
 
 
 def _seconds(text: str) -> float:

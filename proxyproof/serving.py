@@ -110,22 +110,37 @@ class _Gate:
     it counts live connections and refuses those beyond the cap, so the process never accepts
     until ``accept()`` fails with EMFILE."""
 
-    def __init__(self, server: web.Server, limits: ConnectionLimits, handler_args: dict) -> None:
-        self.server, self.limits, self.handler_args = server, limits, handler_args
+    def __init__(self, server: web.Server, limits: ConnectionLimits) -> None:
+        self.server, self.limits = server, limits
+        # what aiohttp's Server would build its handlers with: the runner's arguments merged
+        # with the application's handler_args (e.g. auto_decompress=False)
+        self.handler_args: dict[str, Any] = dict(server._kwargs)
         self.cap = connection_cap(limits.max_connections)
         self.live = 0  # counted when the protocol is made: accept() makes many before any runs
         self.lingering = 0
+        self.draining = False
+        self.closed = asyncio.Event()  # set while no connection is open
+        self.closed.set()
 
     def __call__(self) -> asyncio.Protocol:
         if self.live >= self.cap:
             return _Refusal(self)
         return _GuardedHandler(self)
 
+    def _handlers(self) -> list[_GuardedHandler]:
+        # aiohttp's list holds a connection until its handler is done, even once the client left
+        return [h for h in self.server.connections if isinstance(h, _GuardedHandler)]
+
+    def drain(self) -> None:
+        """Close idle connections now and busy ones once they have answered what they got."""
+        self.draining = True
+        for handler in self._handlers():
+            handler.drain()
+
     def abandon(self) -> None:
         """Past the grace period: end every handler still running."""
-        for handler in self.server.connections:
-            if isinstance(handler, _GuardedHandler):
-                handler.abandon()
+        for handler in self._handlers():
+            handler.abandon()
 
 
 class _Slot:
@@ -134,10 +149,13 @@ class _Slot:
     def __init__(self, gate: _Gate) -> None:
         self._gate: _Gate | None = gate
         gate.live += 1
+        gate.closed.clear()
 
     def release(self) -> None:
         if self._gate is not None:
             self._gate.live -= 1
+            if not self._gate.live:
+                self._gate.closed.set()
             self._gate = None
 
 
@@ -180,18 +198,22 @@ class _GuardedHandler(web_protocol.RequestHandler):
 
     def __init__(self, gate: _Gate) -> None:
         super().__init__(gate.server, loop=asyncio.get_running_loop(), **gate.handler_args)
-        self._limits = gate.limits
+        self._gate, self._limits = gate, gate.limits
         self._slot = _Slot(gate)
         weakref.finalize(self, self._slot.release)  # should the connection never be made
         self._header_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._header_bytes = False  # part of a request has arrived
         self._start_task: asyncio.Task[None] | None = None
+        self._answered = 0  # responses finished, against the parent's _request_count parsed
+        self._draining = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self._start_task = self._task_handler
         self._header_timer = self._loop.call_later(self._limits.header_timeout, self._headers_late)
+        if self._gate.draining:  # accepted just before the listener closed
+            self.drain()
 
     def data_received(self, data: bytes) -> None:
         if self._header_timer is None and data and self._waiter and not self._waiter.done():
@@ -227,6 +249,24 @@ class _GuardedHandler(web_protocol.RequestHandler):
         # cancelled: the way aiohttp itself ends a handler, with nothing logged.
         payload.set_exception(asyncio.CancelledError())
         self.force_close()
+
+    def drain(self) -> None:
+        # Not aiohttp's close() nor shutdown(): both stop reading at once, so a request whose
+        # body is still arriving could never finish.
+        self._draining = True
+        if self._answered == self._request_count:  # nothing in flight
+            self.force_close()
+
+    async def finish_response(
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        finished = await super().finish_response(request, resp, start_time)
+        self._answered += 1
+        if self._draining and self._answered == self._request_count:
+            # the last answer is out: close rather than wait for another request (and with a
+            # body left unread, at once rather than read it for aiohttp's lingering time)
+            self.close() if request.content.is_eof() else self.force_close()
+        return finished
 
     def abandon(self) -> None:
         if self._start_task is not None:
@@ -326,6 +366,14 @@ class RunningApp:
         for site in list(self.runner.sites):
             await site.stop()
 
+    async def drain(self) -> None:
+        """Stop listening, close idle connections, and return once those busy have answered
+        what they received and closed."""
+        await self.stop_listening()
+        if self.gate is not None:
+            self.gate.drain()
+            await self.gate.closed.wait()
+
     def abandon_requests(self) -> None:
         """End the requests still in flight now, whatever they are doing."""
         if self.gate is not None:
@@ -372,7 +420,7 @@ async def start_app(
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=grace, **handler_args)
     await runner.setup()
     assert runner.server is not None
-    gate = _Gate(runner.server, limits, handler_args)
+    gate = _Gate(runner.server, limits)
     site = _GatedSite(runner, host, port, gate)
     try:
         await site.start()
@@ -538,10 +586,17 @@ async def _drain(running: list[RunningApp], grace: float, signals: tuple[int, ..
         await started.stop_listening()
     print(f"stopping: no new connections; requests in flight have {grace:g} s to finish "
           "(Ctrl-C again to end them now)", file=sys.stderr, flush=True)
-    # aiohttp's cleanup waits for handlers, but may take twice its timeout (it waits, cancels
-    # the request body, waits again): keep the deadline here and end what remains at it.
+    deadline = loop.time() + grace
+    draining = [asyncio.ensure_future(started.drain()) for started in running]
+    _, pending = await asyncio.wait(draining, timeout=grace)
+    if pending:
+        abandon()
+    for task in pending:
+        task.cancel()
+    # aiohttp's cleanup then finds only handlers whose client left (waiting for them up to
+    # its timeout) and closes the applications (their client sessions).
     stopping = [asyncio.ensure_future(started.stop()) for started in running]
-    _, pending = await asyncio.wait(stopping, timeout=grace)
+    _, pending = await asyncio.wait(stopping, timeout=max(0.0, deadline - loop.time()))
     if pending:
         abandon()
         await asyncio.wait(pending, timeout=5)

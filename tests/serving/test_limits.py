@@ -5,6 +5,7 @@ Real sockets on ephemeral ports, short limits; every wait is a read with a timeo
 
 import asyncio
 import errno
+import gzip
 import http.client
 import json
 import logging
@@ -24,14 +25,14 @@ SHORT = 0.3  # seconds: the limit under test
 LONG = 10.0  # seconds: the limits not under test
 
 
-def _app() -> web.Application:
+def _app(**arguments: object) -> web.Application:
     async def hello(request: web.Request) -> web.Response:
         return web.json_response({"hello": "world"})
 
     async def echo(request: web.Request) -> web.Response:
         return web.Response(body=await request.read())
 
-    app = web.Application()
+    app = web.Application(**arguments)
     app.router.add_get("/", hello)
     app.router.add_post("/echo", echo)
     return app
@@ -163,6 +164,15 @@ def test_a_body_that_arrives_in_time_is_read_whole():
         client.close()
 
 
+def test_the_applications_handler_args_still_reach_its_connections():
+    packed = gzip.compress(b'{"a": 1}')
+    with ThreadedServer(lambda: _app(handler_args={"auto_decompress": False})) as server:
+        client = http.client.HTTPConnection(*_address(server.url), timeout=5)
+        client.request("POST", "/echo", body=packed, headers={"Content-Encoding": "gzip"})
+        assert client.getresponse().read() == packed  # not inflated
+        client.close()
+
+
 def test_connections_beyond_the_cap_get_503_json_and_the_server_goes_on(caplog):
     with ThreadedServer(_app, limits=_limits(max_connections=3)) as server:
         held = [http.client.HTTPConnection(*_address(server.url), timeout=5) for _ in range(3)]
@@ -242,3 +252,24 @@ def test_accept_out_of_descriptors_is_one_line_not_a_traceback_per_retry(caplog)
                       "(retrying every second)"]
     assert "something else" in messages
     assert not [r for r in caplog.records if r.exc_info]
+
+
+def test_a_server_out_of_descriptors_says_so_once_and_recovers(serve):
+    """A real EMFILE: the server may open 4 more descriptors, 12 clients connect at once. It
+    takes 4, fails to accept the rest, closes the 4 at the header timeout, takes 4 more when
+    asyncio retries (every second), and so on: several failed accepts, one line."""
+    served = serve("--spare-files", "4", "--header-timeout", "0.3", "--grace", "0")
+    clients = [socket.create_connection(served.address, timeout=10) for _ in range(12)]
+    for client in clients:  # each taken in turn, then closed silently at the header timeout
+        assert _until_closed(client, limit=10) == b""
+        client.close()
+    with socket.create_connection(served.address, timeout=10) as again:
+        again.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert _until_closed(again).startswith(b"HTTP/1.1 200 ")
+    served.process.terminate()
+    assert served.process.wait(timeout=10) == 0
+    errors = served.process.stderr.read()
+    assert "Traceback" not in errors
+    lines = [line for line in errors.splitlines() if "cannot accept" in line]
+    assert lines == ["cannot accept a connection: EMFILE Too many open files (retrying every "
+                     "second)"], errors
