@@ -357,7 +357,7 @@ def _add_connection_arguments(command: argparse.ArgumentParser) -> None:
     group.add_argument("--keepalive-timeout", type=_positive_seconds, metavar="SECONDS",
                        default=limits.keepalive_timeout,
                        help="close a connection idle this long between requests (default "
-                       f"{limits.keepalive_timeout:g}, Kong's)")
+                       f"{limits.keepalive_timeout:g})")
     group.add_argument("--max-connections", type=_count, metavar="N",
                        default=limits.max_connections,
                        help="client connections open at once; more get 503 (default "

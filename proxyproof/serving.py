@@ -66,8 +66,8 @@ class ConnectionLimits:
 
     header_timeout: float = 10.0
     body_timeout: float = 30.0
-    # Kong's (nginx_http_keepalive_timeout) and longer than clients keep idle connections
-    # (aiohttp 15 s, httpx 5 s), so a client never reuses one the server is closing.
+    # Longer than clients keep idle connections (aiohttp 15 s, httpx 5 s), so a client does not
+    # reuse one the server is closing; under nginx's 75 s.
     keepalive_timeout: float = 60.0
     max_connections: int = 1024
 
