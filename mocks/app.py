@@ -72,8 +72,8 @@ def mock_app(
     app = web.Application(
         client_max_size=MAX_BODY,
         middlewares=[guard.middleware(mock)],
-        # The real servers do not decompress request bodies (gin, axum) or refuse them
-        # (cpp-httplib without zlib); aiohttp would inflate gzip and fail on a broken stream.
+        # The body as sent: the real servers do not inflate it (gin, axum: compressed bytes are
+        # not JSON) or refuse it (cpp-httplib without zlib), and a gzip bomb stays 64 MiB.
         handler_args={"auto_decompress": False},
     )
     app[STATE] = state

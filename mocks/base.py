@@ -130,6 +130,9 @@ class MockKind:
     # Go's encoding/json (Ollama) reads invalid UTF-8 and lone surrogates as U+FFFD; the others
     # refuse the body (``strict_json``).
     replaces_bad_unicode: bool = False
+    # A gzip, deflate or br request body gets 415 (cpp-httplib without zlib: llama.cpp) rather
+    # than the kind's not-JSON answer.
+    refuses_content_encoding: bool = False
 
 
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once: hot path

@@ -456,4 +456,5 @@ KIND = MockKind(
     description="llama.cpp llama-server: /completion (SSE), /health, /props, /tokenize, "
     "/detokenize, /v1/*, and /raw (Kong's llama2_format=raw adapter)",
     x_api_key=True,
+    refuses_content_encoding=True,
 )

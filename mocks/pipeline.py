@@ -52,6 +52,8 @@ logger = logging.getLogger("mocks")
 MAX_BODY = 64 * 1024 * 1024
 _REPLY_TYPES = (JsonReply, BytesReply, StreamReply)
 
+_COMPRESSED = frozenset({"gzip", "x-gzip", "deflate", "br"})
+
 Log = Callable[[str], None]
 
 
@@ -66,10 +68,15 @@ class Pipeline:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         body, refusal = await self._read(request)
+        encoding = request.headers.get("Content-Encoding", "").strip().lower()
+        if refusal is None and self.kind.refuses_content_encoding and encoding in _COMPRESSED:
+            # cpp-httplib built without zlib (llama.cpp's default) refuses what it cannot inflate
+            refusal = self.kind.error(415, f"Unsupported Content-Encoding: {encoding}")
+        # Read as sent, whatever Content-Encoding says (``app``): as gin and axum do
+        parsed = strict_json.parse_body(body, replace=self.kind.replaces_bad_unicode)
         call = Call(
             request.method, request.path, {}, request.query, request.headers, body,
-            self.settings,
-            strict_json.parse_body(body, replace=self.kind.replaces_bad_unicode),
+            self.settings, parsed,
         )
         entry = self.state.journal.record(call)  # first: a refused request is journaled too
         try:
@@ -82,8 +89,7 @@ class Pipeline:
                 self.log(_log_line(self.kind.name, entry, started))
 
     async def _read(self, request: web.Request) -> tuple[bytes, Reply | None]:
-        """The body, or a refusal in the kind's dialect when it cannot be read whole. The body is
-        never decompressed (``app``): the servers read ``Content-Encoding`` bodies as is."""
+        """The body, or a refusal in the kind's dialect when it cannot be read whole."""
         try:
             return await request.read(), None
         except web.HTTPRequestEntityTooLarge:

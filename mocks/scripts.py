@@ -7,20 +7,15 @@ Scripts are tried in the order they were added; the first match wins and uses up
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from . import fault_spec
 from .base import Call, Reply
+from .glob import Glob
 
 _MATCH_FIELDS = frozenset({"method", "path", "body_contains", "headers"})
 _ACTIONS = ("response", "reply", "fault")
-
-
-def _glob(pattern: str) -> re.Pattern[str]:
-    """``*`` matches anything; a pattern without one matches exactly that path."""
-    return re.compile(".*".join(map(re.escape, pattern.split("*"))) + r"\Z")
 
 
 @dataclass
@@ -28,7 +23,7 @@ class Script:
     id: int
     spec: dict[str, Any]  # as posted, for listing
     method: str | None
-    path: re.Pattern[str] | None
+    path: Glob | None  # '*' matches anything; without one, exactly that path
     body_contains: bytes | None
     headers: tuple[tuple[str, str], ...]
     remaining: int | None  # None: always
@@ -41,7 +36,7 @@ class Script:
         return (
             self.remaining != 0
             and (self.method is None or call.method == self.method)
-            and (self.path is None or self.path.match(call.path) is not None)
+            and (self.path is None or self.path.match(call.path))
             and (self.body_contains is None or self.body_contains in call.body)
             and all(call.headers.get(name) == value for name, value in self.headers)
         )
@@ -93,7 +88,7 @@ def parse_script(script_id: int, spec: Any) -> Script:
         id=script_id,
         spec=spec,
         method=match["method"].upper() if "method" in match else None,
-        path=None if path is None else _glob(path),
+        path=None if path is None else Glob(path),
         body_contains=match["body_contains"].encode() if "body_contains" in match else None,
         headers=tuple(headers.items()),
         remaining=times,

@@ -129,8 +129,29 @@ def _mock(args: argparse.Namespace) -> int:
         api_key=args.api_key,
         models=tuple(args.model or ("llama2",)),
         latency=args.latency,
+        journal_entries=args.journal_entries,
+        journal_body_bytes=args.journal_body_bytes,
+        control_token=args.control_token,
     )
     return 0
+
+
+def _journal_size(text: str) -> int:
+    """A whole number >= 0 for the mock journal's bounds."""
+    try:
+        size = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if size < 0:
+        raise argparse.ArgumentTypeError(f"{size}: must be 0 or more")
+    return size
+
+
+def _journal_entries(text: str) -> int:
+    size = _journal_size(text)
+    if size < 1:
+        raise argparse.ArgumentTypeError(f"{size}: the journal keeps at least 1 entry")
+    return size
 
 
 def _soak(args: argparse.Namespace) -> int:
@@ -249,6 +270,15 @@ def parser() -> argparse.ArgumentParser:
                       help="a model the server has (repeatable; default llama2)")
     mock.add_argument("--latency", type=_seconds, default=0.0, metavar="SECONDS",
                       help="wait this long before answering each generation request")
+    mock.add_argument("--journal-entries", type=_journal_entries, default=1000, metavar="N",
+                      help="requests the journal keeps (default 1000); older ones are dropped "
+                      "and counted")
+    mock.add_argument("--journal-body-bytes", type=_journal_size, default=1024 * 1024,
+                      metavar="B", help="bytes of each request body the journal keeps (default "
+                      "1 MiB); a longer body is kept truncated and flagged")
+    mock.add_argument("--control-token", default=None, metavar="TOKEN",
+                      help="require 'Authorization: Bearer TOKEN' on every /__mock__/ route "
+                      "(default: $PROXYPROOF_CONTROL_TOKEN; the emulated API is unaffected)")
     mock.set_defaults(run=_mock)
 
     examples = commands.add_parser(
