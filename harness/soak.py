@@ -186,11 +186,24 @@ def run_soak(gateway: Gateway, cases: list[Case], duration: float, rate: float, 
     with prepared(gateway, chosen, user_config, mocks) as ready:
         soak = _Soak(ready, report, seed)
         asyncio.run(soak.run(warm_up, rate))
-        report.start = measure()
+        report.start = _at_rest(measure)
         asyncio.run(soak.run(duration - warm_up, rate))
-        report.end = measure()
+        report.end = _at_rest(measure)
     report.duration = time.monotonic() - started
     return report
+
+
+def _at_rest(measure: Callable[[], Resources], settle: float = 3.0) -> Resources:
+    """The gateway's resources once they stop moving: the client hung up its connections, but
+    the gateway closes its side (and ends their tasks) a moment later. Two equal readings in a
+    row, or the last one after ``settle`` seconds."""
+    reading, deadline = measure(), time.monotonic() + settle
+    while time.monotonic() < deadline:
+        time.sleep(0.05)  # polling for quiet, bounded by the deadline
+        previous, reading = reading, measure()
+        if (reading.open_fds, reading.tasks) == (previous.open_fds, previous.tasks):
+            break
+    return reading
 
 
 def as_text(report: SoakReport) -> str:
