@@ -7,6 +7,9 @@
       @pytest.mark.mock_settings(api_key="k", models=["llama2", "mistral"], latency=0.1)
       def test_x(mock_openai): ...
 
+  The journal bounds (``journal_entries``, ``journal_body_bytes``) and ``control_token`` are
+  settings too; the fixture's ``control`` client carries the token.
+
 - ``mock_server``: a factory for any number of mocks, all stopped after the test:
   ``mock_server("ollama", api_key="k")``.
 
@@ -28,7 +31,8 @@ if TYPE_CHECKING:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "mock_settings(api_key=None, models=None, latency=0.0): settings of the mock_* fixtures",
+        "mock_settings(api_key=None, models=None, latency=0.0, journal_entries=1000, "
+        "journal_body_bytes=1048576, control_token=None): settings of the mock_* fixtures",
     )
 
 

@@ -95,3 +95,12 @@ def test_a_long_journal_is_served_while_the_mock_keeps_answering() -> None:
         assert all(entry["body"] == chat for entry in answer.json()["requests"])
 
     asyncio.run(scenario())
+
+
+@pytest.mark.mock_settings(journal_entries=2, journal_body_bytes=8, control_token="t")
+def test_the_pytest_marker_passes_the_bounds_and_token(mock_ollama) -> None:  # noqa: ANN001
+    for _ in range(3):
+        httpx.post(mock_ollama.url + "/api/generate", json={"model": "llama2", "prompt": "hi"})
+    described = mock_ollama.control.describe()
+    assert described["journal"] == {"entries": 2, "dropped": 1, "limit": 2, "body_bytes": 8}
+    assert all(entry["truncated"] for entry in mock_ollama.control.journal())
