@@ -177,10 +177,15 @@ def _describe(state: MockState, request: ControlRequest) -> Any:
     }
 
 
+def journal_selection(state: MockState, query: Mapping[str, str]) -> list[JournalEntry]:
+    """The entries ``GET /__mock__/journal?path=&since=`` lists; ``ControlError`` 400."""
+    since = _id(query.get("since", "0"), "since")
+    return state.journal.entries(query.get("path"), since)
+
+
 def _journal(state: MockState, request: ControlRequest) -> Any:
-    since = _id(request.query.get("since", "0"), "since")
-    entries = state.journal.entries(request.query.get("path"), since)
     secret = state.settings.control_token
+    entries = journal_selection(state, request.query)
     return {"requests": [entry.to_json(secret) for entry in entries],
             "dropped": state.journal.dropped}
 

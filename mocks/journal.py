@@ -18,9 +18,12 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
+from . import strict_json
 from .base import JOURNAL_BODY_BYTES, JOURNAL_ENTRIES, NOT_JSON, Call
 
 MASK = "***"
+KEEP_PARSED = 64 * 1024  # bodies up to this size keep their parsed JSON; longer ones are reparsed
+_REPARSE = object()
 
 
 class JournalEntry:
@@ -40,10 +43,14 @@ class JournalEntry:
         self.headers = request.headers
         self.body_length = len(request.body)
         self.truncated = self.body_length > body_bytes
-        # A truncated body no longer parses: it is shown as text. A kept body shares the parsed
-        # JSON the handler read (bounded by ``body_bytes`` too).
         self.body = request.body[:body_bytes] if self.truncated else request.body
-        self.parsed = NOT_JSON if self.truncated else request.json
+        # A truncated body no longer parses: it is shown as text. A small one shares the JSON
+        # the handler parsed; a larger one is parsed again when shown, since parsed JSON can take
+        # tens of times its bytes ({} is 64 bytes of dict for 3 of text).
+        if self.truncated or request.json is NOT_JSON:
+            self.parsed: Any = NOT_JSON
+        else:
+            self.parsed = request.json if self.body_length <= KEEP_PARSED else _REPARSE
         self.status: int | None = None
         self.outcome = "pending"
         self.ended: float | None = None
@@ -53,6 +60,8 @@ class JournalEntry:
     def to_json(self, secret: str | None = None) -> dict[str, Any]:
         """The entry as JSON; a header value holding ``secret`` is shown as ``***``."""
         body = self.parsed
+        if body is _REPARSE:
+            body = strict_json.parse_body(self.body, replace=True)
         if body is NOT_JSON:
             body = self.body.decode("utf-8", "replace")
         headers = _multi(self.headers, join=True)
@@ -121,7 +130,9 @@ class Journal:
                 waiter.set_result(entry)
 
     def entries(self, path: str | None = None, since: int = 0) -> list[JournalEntry]:
-        return [e for e in self._entries if e.id > since and (path is None or e.path == path)]
+        """Safe from a worker thread: the deque is copied in one step (C, under the GIL)."""
+        kept = list(self._entries)
+        return [e for e in kept if e.id > since and (path is None or e.path == path)]
 
     def get(self, entry_id: int) -> JournalEntry | None:
         if not self._entries:

@@ -104,3 +104,13 @@ def test_the_pytest_marker_passes_the_bounds_and_token(mock_ollama) -> None:  # 
     described = mock_ollama.control.describe()
     assert described["journal"] == {"entries": 2, "dropped": 1, "limit": 2, "body_bytes": 8}
     assert all(entry["truncated"] for entry in mock_ollama.control.journal())
+
+
+def test_a_large_body_is_reparsed_when_shown() -> None:
+    """Bodies over 64 KiB keep only their bytes (parsed JSON can be tens of times larger)."""
+    with run_mock("openai") as mock:
+        chat = {**CHAT, "messages": [{"role": "user", "content": "z"}] * 5000}
+        assert httpx.post(mock.url + "/v1/chat/completions", json=chat).status_code == 200
+        entry = mock.control.journal()[0]
+        assert entry["body"] == chat and entry["truncated"] is False
+        assert entry["body_length"] > 64 * 1024
