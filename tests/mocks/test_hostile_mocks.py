@@ -160,3 +160,27 @@ def test_malformed_bodies_get_deliberate_answers(
     assert last["body_length"] == len(body) and last["status"] == response.status_code
     assert "Traceback" not in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize("name", KIND_NAMES)
+def test_a_bug_becomes_the_kinds_json_error_and_one_log_line(
+    name: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The catch-all middleware (``mocks/guard.py``): an exception nothing else caught."""
+    from proxyproof.mocks import pipeline
+
+    async def broken(self: object, *args: object) -> None:
+        raise RuntimeError("a bug, with details the client must not see")
+
+    monkeypatch.setattr(pipeline.Pipeline, "_respond", broken)
+    with caplog.at_level(logging.DEBUG, logger="mocks"), run_mock(name) as mock:
+        response = httpx.post(mock.url + EXPECTED[name][0], content=GOOD + b"}")
+        assert response.status_code == 500
+        assert response.headers["content-type"].startswith("application/json")
+        assert "details" not in response.text and "Traceback" not in response.text
+        assert name in response.text
+        entry = mock.control.journal()[-1]
+        assert entry["outcome"] == "completed"  # journaled, and ended
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is None
+    assert "RuntimeError" in errors[0].getMessage()
