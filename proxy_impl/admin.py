@@ -28,6 +28,7 @@ from typing import Any
 from aiohttp import abc, web
 
 from . import kong_schema as kong
+from .behaviour import UrlTemplates
 from .config import ConfigError
 from .config_fields import Problems
 from .config_text import ConfigTextError, parse_config_text
@@ -132,6 +133,7 @@ def live_proxy_app(
     config: Source = None,
     *,
     kong_compat: bool = False,
+    url_templates: UrlTemplates = "encoded",
     resolver: abc.AbstractResolver | None = None,
     log: Callable[[str], None] | None = None,
 ) -> web.Application:
@@ -141,7 +143,8 @@ def live_proxy_app(
         loaded = config
     else:
         loaded = EMPTY if config is None else read_source(config)
-    app = proxy_app(loaded.config, kong_compat=kong_compat, resolver=resolver, log=log)
+    app = proxy_app(loaded.config, kong_compat=kong_compat, url_templates=url_templates,
+                    resolver=resolver, log=log)
     holder = ConfigHolder(app[STATE], kong_compat, loaded)
     app[HOLDER] = holder
     app.middlewares.append(_live(holder))
@@ -152,13 +155,15 @@ def proxy_and_admin_apps(
     config: Source = None,
     kong_compat: bool = False,
     *,
+    url_templates: UrlTemplates = "encoded",
     resolver: abc.AbstractResolver | None = None,
     log: Callable[[str], None] | None = None,
 ) -> tuple[AppFactory, AppFactory]:
     """Factories for ``serving`` (each called once): the proxy, and its admin app. The config
     (as ``read_source`` takes it, or what it returned) is read now: a bad one raises
     ``ConfigError`` before anything listens."""
-    proxy = live_proxy_app(config, kong_compat=kong_compat, resolver=resolver, log=log)
+    proxy = live_proxy_app(config, kong_compat=kong_compat, url_templates=url_templates,
+                           resolver=resolver, log=log)
     admin = admin_app(proxy[HOLDER])
     return (lambda: proxy), (lambda: admin)
 

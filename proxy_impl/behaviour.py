@@ -14,6 +14,7 @@ from typing import Literal
 
 ControlTokens = Literal["neutralise", "reject"]
 CONTROL_TOKEN_POLICIES: tuple[ControlTokens, ...] = ("neutralise", "reject")
+UrlTemplates = Literal["encoded", "raw"]
 CONTROL_TOKENS_ENV = "PROXYPROOF_CONTROL_TOKENS"  # docs/prompt-injection.md
 
 
@@ -35,7 +36,6 @@ class Behaviour:
     drop_upstream_url_query: bool = False  # the upstream_url's own query is ignored
     forward_client_accept_encoding: bool = False  # no `Accept-Encoding: gzip, identity`
     body_auth_only_for_openai_format: bool = False  # body-param auth lost for raw and ollama
-    raw_url_templates: bool = False  # a template's raw value becomes the whole upstream_url
     # Codecs (#raw-format, #ollama-format).
     positional_chat_prompt: bool = False  # placed by position, assistant turns dropped
     completion_prompt_sys_typo: bool = False  # `<<SYS>>` closes the completions block
@@ -50,15 +50,23 @@ class Behaviour:
     # Policy (docs/prompt-injection.md): what the fixed raw codec does with control tokens in
     # client text; moot while raw_prompt_keeps_control_tokens is on.
     control_tokens: ControlTokens = "neutralise"
+    # Kong's raw upstream_url templates (a client's value becomes the whole URL) let a client aim
+    # the request and its credentials anywhere: a quirk, but opt-in even in Kong mode
+    # (docs/security.md#upstream-url-templates).
+    url_templates: UrlTemplates = "encoded"
 
 
 FIXED = Behaviour()
 KONG = Behaviour(**{flag.name: True for flag in fields(Behaviour) if flag.default is False})
 
 
-def behaviour_for(kong_compat: bool, control_tokens: str | None = None) -> Behaviour:
+def behaviour_for(
+    kong_compat: bool, control_tokens: str | None = None, url_templates: UrlTemplates = "encoded"
+) -> Behaviour:
     """Kong's behaviour, or the fixed one with the control-token policy given, else the one
-    ``PROXYPROOF_CONTROL_TOKENS`` names, else ``neutralise``."""
+    ``PROXYPROOF_CONTROL_TOKENS`` names, else ``neutralise``; templates as ``url_templates``."""
+    if url_templates != "encoded":
+        return replace(behaviour_for(kong_compat, control_tokens), url_templates=url_templates)
     if kong_compat:
         return KONG
     policy = control_tokens or os.environ.get(CONTROL_TOKENS_ENV) or FIXED.control_tokens

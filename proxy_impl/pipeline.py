@@ -98,7 +98,8 @@ class _Call:
         if isinstance(raw_body, BodyRefusal):
             return await self.plugin_error(raw_body.status, raw_body.message)
         values = RequestValues(request.headers, request.query, match.captures)
-        render_upstream_url = render_url_raw if self.behaviour.raw_url_templates else render_url
+        raw = self.behaviour.url_templates == "raw"
+        render_upstream_url = render_url_raw if raw else render_url
         try:
             model_name = render_text(target.model_name, values) if target.model_name else None
             upstream_url = render_upstream_url(target.options.upstream_url, values)

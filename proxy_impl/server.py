@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 from aiohttp import abc, web
 
-from .behaviour import behaviour_for
+from .behaviour import UrlTemplates, behaviour_for
 from .config import load_config
 from .model import Config
 from .pipeline import ProxyState, handle
@@ -26,6 +26,7 @@ def proxy_app(
     config: str | os.PathLike[str] | Mapping[str, Any] | Config,
     *,
     kong_compat: bool = False,
+    url_templates: UrlTemplates = "encoded",
     resolver: abc.AbstractResolver | None = None,
     log: Callable[[str], None] | None = None,
 ) -> web.Application:
@@ -35,7 +36,8 @@ def proxy_app(
     # The pipeline reads each body itself, under its route's limit, and inflates gzip and deflate
     # with that limit (request_body.py): aiohttp's inflating has none, so it is off.
     app = web.Application(client_max_size=CEILING, handler_args={"auto_decompress": False})
-    app[STATE] = ProxyState(Router(config.routes), behaviour_for(kong_compat), log)
+    behaviour = behaviour_for(kong_compat, url_templates=url_templates)
+    app[STATE] = ProxyState(Router(config.routes), behaviour, log)
 
     async def client_session(app: web.Application) -> AsyncIterator[None]:
         state = app[STATE]

@@ -17,7 +17,7 @@ the upstream URL, and is made safe for that component only:
 Where a template sits is read from the configured text, never from the values, so a value
 cannot move itself into another component. Kong itself replaces the whole field with the raw
 value (``merge_model_options`` in ``kong/llm/drivers/shared.lua``): ``render_url_raw``, behind the
-``raw_url_templates`` flag.
+``url_templates = "raw"`` policy (opt-in, Kong mode included).
 """
 
 from __future__ import annotations

@@ -71,14 +71,19 @@ def _proxy(args: argparse.Namespace) -> int:
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     mode = "Kong-compatible" if args.kong_compat else "fixed (reference)"
+    templates = "raw" if args.raw_url_templates else "encoded"
+    if args.raw_url_templates:
+        print("warning: --raw-url-templates: clients can choose the upstream of any route whose "
+              "upstream_url holds a template", file=sys.stderr)
     print(f"proxyproof proxy, {mode} behaviour", flush=True)
     for line in describe(config) or ["no routes yet: POST a config to the Admin API"]:
         print(f"  {line}", flush=True)
     if args.admin_port is None:
-        apps = [("proxy", lambda: proxy_app(config, kong_compat=args.kong_compat),
-                 args.host, args.port)]
+        apps = [("proxy", lambda: proxy_app(config, kong_compat=args.kong_compat,
+                                            url_templates=templates), args.host, args.port)]
     else:
-        proxy_factory, admin_factory = proxy_and_admin_apps(loaded, kong_compat=args.kong_compat)
+        proxy_factory, admin_factory = proxy_and_admin_apps(
+            loaded, kong_compat=args.kong_compat, url_templates=templates)
         apps = [("proxy", proxy_factory, args.host, args.port),
                 ("admin", admin_factory, args.admin_host, args.admin_port)]
     label = (lambda name: f"{name} ") if len(apps) > 1 else (lambda name: "")
@@ -242,6 +247,12 @@ def parser() -> argparse.ArgumentParser:
                        help="port (default 8000, Kong's proxy port; 0 = any free port)")
     proxy.add_argument("--kong-compat", action="store_true",
                        help="reproduce Kong's quirks and bugs instead of the fixed behaviour")
+    proxy.add_argument("--raw-url-templates", action="store_true",
+                       help="as Kong does, let a template's raw value (a client's header, query "
+                            "parameter or path capture) replace the whole upstream_url; unsafe: "
+                            "a client then picks the upstream and gets the configured "
+                            "credentials sent there (default: each value is encoded where it "
+                            "lands; docs/security.md)")
     proxy.add_argument("--admin-port", type=_port, default=None, metavar="PORT",
                        help="also serve Kong's Admin API, DB-less (GET /, GET /status, POST "
                        "/config), on PORT (Kong's is 8001; 0 = any free port); with it, "

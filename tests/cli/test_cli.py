@@ -128,6 +128,34 @@ def test_mock_and_proxy_by_hand_then_ctrl_c(tmp_path):
             mock.kill()
 
 
+def test_raw_url_templates_are_an_explicit_opt_in(tmp_path):
+    """Kong lets a header be the whole upstream_url; the proxy does so only when told, loudly."""
+    mock = _start("mock", "ollama", "--port", "0")
+    try:
+        mock_url = _read_url(mock, "ollama:")
+        example = _run("examples", "ollama").stdout
+        config = tmp_path / "templated.yaml"
+        config.write_text(example.replace("http://127.0.0.1:11434/api/chat",
+                                          "http://127.0.0.1:9/$(headers.x-upstream)"))
+        aimed = {"X-Upstream": mock_url + "/api/chat"}
+        statuses = {}
+        for flags in ((), ("--kong-compat",), ("--kong-compat", "--raw-url-templates")):
+            proxy = _start("proxy", "--config", str(config), "--port", "0", *flags)
+            try:
+                url = _read_url(proxy, "listening on")
+                reply = httpx.post(url + "/llama2-chat", json=SEED_CHAT, headers=aimed, timeout=10)
+                statuses[flags] = reply.status_code
+            finally:
+                assert _interrupt(proxy) == 0
+            warned = "clients can choose the upstream" in proxy.stderr.read()
+            assert warned == ("--raw-url-templates" in flags)
+        # Encoded, the value stays in the path to the configured (closed) port: 502.
+        assert statuses == {(): 502, ("--kong-compat",): 502,
+                            ("--kong-compat", "--raw-url-templates"): 200}
+    finally:
+        _interrupt(mock)
+
+
 def test_proxy_refuses_an_invalid_config_with_the_field_path(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(

@@ -13,6 +13,7 @@ import httpx
 from aiohttp import abc
 
 from proxyproof.proxy_impl import proxy_app
+from proxyproof.proxy_impl.behaviour import UrlTemplates
 from proxyproof.serving import ThreadedServer
 
 FIXTURES = Path(__file__).parent / "kong_fixtures"
@@ -94,12 +95,14 @@ def running_proxy(
     config: Any,
     *,
     kong_compat: bool = False,
+    url_templates: UrlTemplates = "encoded",
     resolver: abc.AbstractResolver | None = None,
     log: list[str] | None = None,
 ) -> Iterator[ThreadedServer]:
     sink = log.append if log is not None else None
     with ThreadedServer(
-        lambda: proxy_app(config, kong_compat=kong_compat, resolver=resolver, log=sink)
+        lambda: proxy_app(config, kong_compat=kong_compat, url_templates=url_templates,
+                          resolver=resolver, log=sink)
     ) as server:
         yield server
 

@@ -1,5 +1,5 @@
 """Templates in upstream_url: a client's value stays data in its URL component (render_url), and
-Kong's whole-field raw value only behind raw_url_templates (docs/security.md)."""
+Kong's whole-field raw value only when asked for, Kong mode included (docs/security.md)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from proxy_support import CHAT, SEED_CHAT, ai_proxy, closed_port, declarative, post, running_proxy
 
-from proxyproof.proxy_impl.behaviour import FIXED, KONG
+from proxyproof.proxy_impl.behaviour import FIXED, KONG, behaviour_for
 from proxyproof.proxy_impl.templates import RequestValues, TemplateError
 from proxyproof.proxy_impl.url_templates import UnsafeValue, render_url, render_url_raw
 from proxyproof.serving import ThreadedServer
@@ -25,8 +25,11 @@ def values(headers: dict[str, str] | None = None, **query: str) -> RequestValues
 # --- render_url, pure ----------------------------------------------------------------------------
 
 
-def test_flags():
-    assert KONG.raw_url_templates and not FIXED.raw_url_templates
+def test_raw_templates_are_opt_in_even_in_kong_mode():
+    assert FIXED.url_templates == KONG.url_templates == "encoded"
+    raw_kong = behaviour_for(True, url_templates="raw")
+    assert raw_kong.url_templates == "raw" and raw_kong.positional_chat_prompt  # Kong otherwise
+    assert behaviour_for(False, url_templates="raw").url_templates == "raw"
 
 
 def test_no_template_is_the_url_as_configured():
@@ -197,19 +200,20 @@ def test_a_header_cannot_choose_the_host(recorder, host):
     assert fine.status_code == 418 and len(recording.seen) == 1
 
 
-def test_kong_mode_lets_the_value_be_the_whole_url(recorder):
+def test_raw_templates_let_the_value_be_the_whole_url(recorder):
     recording, url = recorder
     config = declarative(
         {"/chat": ai_proxy(CHAT, "ollama", f"http://127.0.0.1:{closed_port()}/$(headers.x-op)")}
     )
     elsewhere = {"X-Op": url + "/elsewhere"}
-    with running_proxy(config, kong_compat=True) as proxy:
+    with running_proxy(config, kong_compat=True, url_templates="raw") as proxy:
         kong = post(proxy.url + "/chat", SEED_CHAT, headers=elsewhere)
         relative = post(proxy.url + "/chat", SEED_CHAT, headers={"X-Op": "../x"})
-    with running_proxy(config) as proxy:
-        fixed = post(proxy.url + "/chat", SEED_CHAT, headers=elsewhere)
+    for kong_compat in (False, True):  # without the opt-in, Kong mode encodes too
+        with running_proxy(config, kong_compat=kong_compat) as proxy:
+            encoded = post(proxy.url + "/chat", SEED_CHAT, headers=elsewhere)
+        assert encoded.status_code == 502  # the configured (closed) port: the value stayed data
     assert kong.status_code == 418 and recording.seen[0]["raw_path"] == "/elsewhere"
     assert relative.status_code == 400
     assert relative.json() == {"error": {"message": "upstream_url is not a valid URL"}}
-    assert fixed.status_code == 502  # the configured (closed) port: the value stayed in the path
     assert len(recording.seen) == 1
