@@ -47,7 +47,7 @@ def parse_upstream(upstream_body: bytes, reason: str) -> Any:
     """The upstream's JSON; ``reason`` is Kong's words for a body that is not JSON."""
     try:
         return json.loads(upstream_body)
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting: Kong's cjson refuses past 1000 levels
         raise TransformError(reason) from None
 
 
