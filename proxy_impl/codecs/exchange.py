@@ -51,6 +51,22 @@ def parse_upstream(upstream_body: bytes, reason: str) -> Any:
         raise TransformError(reason) from None
 
 
+NOT_FINITE = "Cannot serialise number: must not be NaN or Infinity"
+
+
+def reply_json(reply: Any) -> bytes:
+    """The client body the proxy writes (``json_text.compact_json``'s form), or ``TransformError``
+    when a field copied from the upstream holds ``NaN``, ``Infinity`` or an overflowing number
+    (``1e999``): Python's JSON reader takes them as floats, but they are not JSON, and Kong's
+    cjson refuses to encode them with this reason."""
+    try:
+        return json.dumps(
+            reply, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        ).encode()
+    except ValueError:
+        raise TransformError(NOT_FINITE) from None
+
+
 def tuning_options(body: Mapping[str, Any], *, max_tokens_as: str) -> dict[str, Any]:
     """The tuning options in ``body`` that are set (not null), ``max_tokens`` under the name the
     upstream gives it."""

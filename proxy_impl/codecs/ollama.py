@@ -14,9 +14,15 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ..json_text import compact_json
 from ..model import OLLAMA, ReplyStamp
-from .exchange import Codec, Exchange, TransformError, parse_upstream, tuning_options
+from .exchange import (
+    Codec,
+    Exchange,
+    TransformError,
+    parse_upstream,
+    reply_json,
+    tuning_options,
+)
 
 NOT_JSON = "failed to decode ollama response"
 _RFC3339 = re.compile(
@@ -80,7 +86,7 @@ def decode(upstream_body: bytes, exchange: Exchange, stamp: ReplyStamp) -> bytes
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
     }
-    return compact_json(reply).encode()
+    return reply_json(reply)
 
 
 def _finish_reason(value: Mapping[str, Any], completion_tokens: int, exchange: Exchange) -> str:

@@ -17,7 +17,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..behaviour import Behaviour
-from ..json_text import compact_json
 from ..model import RAW, ReplyStamp
 from .exchange import (
     Codec,
@@ -25,6 +24,7 @@ from .exchange import (
     Exchange,
     TransformError,
     parse_upstream,
+    reply_json,
     tuning_options,
 )
 from .llama2_tokens import neutralise, refuse_control_sequences
@@ -170,7 +170,7 @@ def decode(upstream_body: bytes, exchange: Exchange, stamp: ReplyStamp) -> bytes
     usage = _usage(value, exchange.behaviour)
     if usage is not _ABSENT:
         reply["usage"] = usage
-    return compact_json(reply).encode()
+    return reply_json(reply)
 
 
 def _after_last_inst(text: str) -> str:

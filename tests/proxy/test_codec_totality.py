@@ -77,7 +77,7 @@ JSON = st.recursive(
 OBJECTS = st.dictionaries(TEXT, JSON, max_size=5)
 # What a lenient JSON reader takes and a client's JSON reader does not (Python's json reads them
 # as floats; so does Kong's cjson).
-NOT_QUITE_JSON = st.nothing()
+NOT_QUITE_JSON = st.sampled_from(["NaN", "Infinity", "-Infinity", "1e999", "-1e400"])
 
 
 def nested(depth: int) -> bytes:
@@ -382,10 +382,17 @@ def test_decode_is_total_and_gives_json(upstream, data):
     "upstream",
     [
         pytest.param(nested(100_000), id="nested-100000"),
+        pytest.param(b'{"generated_text":"hi","usage":{"prompt_tokens":NaN}}', id="nan-usage"),
+        pytest.param(b'{"data":[{"generated_text":"hi"}],"usage":[1e999]}', id="inf-usage"),
+        pytest.param(
+            b'{"message":{"role":"assistant","content":"x","n":Infinity},"response":"x"}',
+            id="infinity-message",
+        ),
     ],
 )
 def test_decode_of_hostile_json_is_a_transform_error_or_json(llama2_format, mode, upstream):
-    """Found by the property above: a deep upstream reply raised RecursionError."""
+    """Found by the property above: a deep upstream reply raised RecursionError, and NaN or
+    1e999 in a copied field made a reply that is not JSON (``"prompt_tokens":NaN``)."""
     for route in ROUTES:
         reply = decoded(
             llama2_format, upstream, Exchange(route, "m", False, 4, 4, BEHAVIOURS[mode])
