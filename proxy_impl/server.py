@@ -53,5 +53,7 @@ def proxy_app(
         return await handle(request, request.app[STATE])
 
     app.cleanup_ctx.append(client_session)
-    app.router.add_route("*", "/{tail:.*}", serve)
+    # [\s\S], not ".": a path with an encoded newline (%0A) is still the proxy's to answer
+    # (Kong's JSON 404, or its route), never aiohttp's plain-text 404.
+    app.router.add_route("*", r"/{tail:[\s\S]*}", serve)
     return app
