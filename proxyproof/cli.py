@@ -26,6 +26,7 @@ examples:
   proxyproof proxy --example ollama         the reference proxy with a bundled example config
   proxyproof examples ollama > kong.yaml    start your own config from an example
   proxyproof soak --duration 60 --rate 50   normal, failing and hostile load: no 5xx, no leak
+  proxyproof fuzz --max-examples 200       generated requests from oas.yaml: no 5xx, as documented
   proxyproof bench --quick                  proxy overhead as ratios against direct calls
 """
 
@@ -161,6 +162,12 @@ def _soak(args: argparse.Namespace) -> int:
     from proxyproof.soak import run_soak_command
 
     return run_soak_command(args)
+
+
+def _fuzz(args: argparse.Namespace) -> int:
+    from proxyproof.fuzz import run_fuzz_command
+
+    return run_fuzz_command(args)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -323,6 +330,14 @@ def parser() -> argparse.ArgumentParser:
 
     add_soak_arguments(soak)
     soak.set_defaults(run=_soak)
+
+    from proxyproof.fuzz import add_arguments as add_fuzz_arguments
+    from proxyproof.fuzz import describe as describe_fuzz
+
+    fuzz = commands.add_parser("fuzz", formatter_class=argparse.RawDescriptionHelpFormatter,
+                               **describe_fuzz())
+    add_fuzz_arguments(fuzz)
+    fuzz.set_defaults(run=_fuzz)
 
     bench = commands.add_parser(
         "bench",
