@@ -155,3 +155,23 @@ def test_fuzz_help_explains_the_rules_and_exit_statuses(capsys):
     for words in ("--gateway-url", "--max-examples", "--json", "curl", "Exit status",
                   "docs/fuzz.md"):
         assert words in out
+
+
+def _leaky(config: dict[str, Any]) -> web.Application:
+    """Answers everything with a 500 that shows the config it was loaded with, secrets and all."""
+    async def handle(request: web.Request) -> web.Response:
+        shown = json.dumps(config)
+        return web.Response(status=500, text=shown[shown.index('"auth"'):][:200])
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+def test_configured_secrets_are_masked_in_the_report():
+    with loaded(InProcessGateway(_leaky, "leaky"), ["huggingface"]) as target:
+        report = run_fuzz(target, gateway="leaky", max_examples=2, seed=1,
+                          modes=("positive",)).as_dict()
+    assert not report["ok"]
+    shown = json.dumps(report)
+    assert SECRET not in shown and 'header_value\\": \\"***' in shown
