@@ -107,8 +107,8 @@ def mock_app(
     )
     app[STATE] = state
     app.router.add_route("*", control_api.CONTROL_PREFIX, _control_handler)
-    app.router.add_route("*", control_api.CONTROL_PREFIX + "/{tail:.*}", _control_handler)
-    app.router.add_route("*", "/{tail:.*}", pipeline.handle)
+    app.router.add_route("*", control_api.CONTROL_PREFIX + r"/{tail:[\s\S]*}", _control_handler)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", pipeline.handle)
     return app
 
 

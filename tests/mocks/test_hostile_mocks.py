@@ -184,3 +184,14 @@ def test_a_bug_becomes_the_kinds_json_error_and_one_log_line(
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and errors[0].exc_info is None
     assert "RuntimeError" in errors[0].getMessage()
+
+
+@pytest.mark.parametrize("name", KIND_NAMES)
+def test_a_newline_in_the_path_reaches_the_mock_not_aiohttps_text_404(mocks, name):
+    mock = mocks[name]
+    plain = httpx.get(mock.url + "/nowhere", timeout=10)
+    newline = httpx.get(mock.url + "/no%0Awhere", timeout=10)
+    assert "404: Not Found" not in newline.text
+    assert (newline.status_code, newline.headers["content-type"]) == (
+        plain.status_code, plain.headers["content-type"])
+    assert mock.control.journal()[-1]["path"] == "/no\nwhere"

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
-from hypothesis.internal.conjecture import utils as conjecture_utils
+from hypothesis_jsonschema import from_schema
 
 from proxyproof import fixtures
 from proxyproof.proxy_impl.behaviour import FIXED, KONG, Behaviour
@@ -127,101 +127,9 @@ def inlined(schema: Any) -> Any:
     return {"allOf": [target, node]} if node else target
 
 
-def _hypothesis_jsonschema_works() -> bool:
-    """hypothesis-jsonschema 0.23.1 (the latest) draws objects with ``many.more()``, which newer
-    Hypothesis removed (6.170: ``AttributeError: 'many' object has no attribute 'more'``)."""
-    return hasattr(conjecture_utils.many, "more")
-
-
-def _merge(schemas: list[dict[str, Any]]) -> dict[str, Any]:
-    """One schema from an ``allOf``, good enough to draw from (the validator filter is exact)."""
-    merged: dict[str, Any] = {}
-    for schema in schemas:
-        schema = (
-            _merge([*schema["allOf"], _without(schema, "allOf")]) if "allOf" in schema else schema
-        )
-        for key, value in schema.items():
-            if key == "properties":
-                properties = dict(merged.get("properties", {}))
-                for name, sub in value.items():
-                    properties[name] = (
-                        {"allOf": [properties[name], sub]} if name in properties else sub
-                    )
-                merged["properties"] = properties
-            elif key == "required":
-                merged["required"] = sorted({*merged.get("required", ()), *value})
-            else:
-                merged[key] = value
-    return merged
-
-
-def _without(schema: dict[str, Any], key: str) -> dict[str, Any]:
-    return {name: value for name, value in schema.items() if name != key}
-
-
-DATE_TIMES = st.datetimes(
-    min_value=__import__("datetime").datetime(1970, 1, 2),
-    max_value=__import__("datetime").datetime(2200, 1, 1),
-).map(lambda moment: moment.isoformat(timespec="microseconds") + "Z")
-
-
-def drawn(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
-    """A strategy for the subset of JSON Schema ``oas.yaml`` uses; values are filtered by the
-    real validator afterwards, so this only needs to hit valid values often."""
-    if "allOf" in schema:
-        return drawn(_merge([*schema["allOf"], _without(schema, "allOf")]))
-    if "const" in schema:
-        return st.just(schema["const"])
-    if "enum" in schema:
-        return st.sampled_from(schema["enum"])
-    if "anyOf" in schema or "oneOf" in schema:
-        options = schema.get("anyOf") or schema["oneOf"]
-        rest = _without(_without(schema, "anyOf"), "oneOf")
-        return st.one_of([drawn(_merge([rest, option])) for option in options])
-    types = schema.get("type")
-    if types is None:
-        types = ["object"] if "properties" in schema or "required" in schema else None
-    if types is None:
-        return JSON
-    types = [types] if isinstance(types, str) else types
-    return st.one_of([_typed(kind, schema) for kind in types])
-
-
-def _typed(kind: str, schema: dict[str, Any]) -> st.SearchStrategy[Any]:
-    if kind == "null":
-        return st.none()
-    if kind == "boolean":
-        return st.booleans()
-    if kind == "integer":
-        return st.integers(min_value=schema.get("minimum", -(2**40)), max_value=2**40)
-    if kind == "number":
-        low = schema.get("minimum")
-        return st.floats(min_value=low, allow_nan=False, allow_infinity=False) | st.integers(
-            min_value=0 if low is not None else None
-        )
-    if kind == "string":
-        return DATE_TIMES if schema.get("format") == "date-time" else TEXT
-    if kind == "array":
-        items = drawn(schema["items"]) if "items" in schema else JSON
-        return st.lists(
-            items, min_size=schema.get("minItems", 0), max_size=schema.get("maxItems", 3)
-        )
-    properties = schema.get("properties", {})
-    required = schema.get("required", [])
-    return st.fixed_dictionaries(
-        {name: drawn(properties.get(name, {})) for name in required},
-        optional={name: drawn(sub) for name, sub in properties.items() if name not in required},
-    )
-
-
 def from_oas(name: str) -> st.SearchStrategy[Any]:
     """Values valid against ``components/schemas/<name>``."""
-    schema = inlined(fixtures.schema(name))
-    if _hypothesis_jsonschema_works():
-        from hypothesis_jsonschema import from_schema
-
-        return from_schema(schema)
-    return drawn(schema).filter(fixtures.validator(name).is_valid)
+    return from_schema(inlined(fixtures.schema(name)))
 
 
 # --- the properties ---------------------------------------------------------------------------
