@@ -489,19 +489,22 @@ class CombinationResult:
     examples: int = 0
     seconds: float = 0.0
     counterexample: str = ""  # the shrunk failing example, readable
+    failing_request: dict[str, Any] | None = None  # its client request (without stream)
     deviations: list[str] = field(default_factory=list)
     losses: list[str] = field(default_factory=list)
     reason: str = ""  # why n/a or not run
 
     def as_json(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if v not in ("", [])}
+        return {k: v for k, v in vars(self).items() if v not in ("", [], None)}
 
 
 def run_property(rig: PropertyRig, combo: Combination, max_examples: int,
-                 stop_at: float | None = None, **settings_overrides: Any) -> CombinationResult:
+                 stop_at: float | None = None, clients: Any = None, replies: Any = None,
+                 **settings_overrides: Any) -> CombinationResult:
     """Run the round-trip property of ``combo`` for up to ``max_examples`` examples (Hypothesis
     shrinks a failure to its smallest example); examples after ``stop_at`` (a
-    ``time.monotonic()`` value) are not sent."""
+    ``time.monotonic()`` value) are not sent. ``clients`` and ``replies`` replace the default
+    strategies (``client_requests`` of the route type; ``reply_texts`` or the mock's own)."""
     from hypothesis import HealthCheck, given, note, settings
     from hypothesis import strategies as st
 
@@ -518,13 +521,18 @@ def run_property(rig: PropertyRig, combo: Combination, max_examples: int,
 
     @settings(max_examples=max_examples, deadline=None, database=None,
               suppress_health_check=list(HealthCheck), **settings_overrides)
-    @given(client=client_requests(combo.route_type), reply=st.one_of(st.none(), reply_texts()))
+    @given(client=clients if clients is not None else client_requests(combo.route_type),
+           reply=replies if replies is not None else st.one_of(st.none(), reply_texts()))
     def holds(client: dict[str, Any], reply: str | None) -> None:
         if stop_at is not None and time.monotonic() > stop_at:
             return
         result.examples += 1
         note(f"client request: {json.dumps(client, ensure_ascii=False)}")
-        verdict = rig.check(combo, client, reply)
+        try:
+            verdict = rig.check(combo, client, reply)
+        except PropertyFailure:
+            result.failing_request = client  # the last one raised is the shrunk example
+            raise
         deviations.update(dict.fromkeys(verdict.deviations))
         losses.update(dict.fromkeys(verdict.losses))
 

@@ -1,4 +1,9 @@
-"""Project-wide test settings."""
+"""Project-wide test settings.
+
+Hypothesis profiles, chosen with ``HYPOTHESIS_PROFILE``: ``ci`` (also loaded when ``CI`` is set:
+no deadline, modest example counts for the HTTP properties) and ``thorough`` (thousands of
+examples, no deadline: ``HYPOTHESIS_PROFILE=thorough pytest tests/harness/test_properties.py``).
+"""
 
 import os
 
@@ -9,5 +14,10 @@ from hypothesis import HealthCheck, settings
 settings.register_profile(
     "ci", deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
 )
-if os.environ.get("CI"):
-    settings.load_profile("ci")
+settings.register_profile(
+    "thorough", max_examples=2000, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+_PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else None)
+if _PROFILE:
+    settings.load_profile(_PROFILE)
