@@ -295,7 +295,8 @@ class ExpectedReply:
 
 
 def _after_last_inst(text: str) -> str:
-    return text.rsplit("[/INST]", 1)[-1].strip()
+    # Kong trims with Lua's `%s`: ASCII whitespace only (U+00A0, U+2028 … stay).
+    return text.rsplit("[/INST]", 1)[-1].strip(ASCII_SPACE)
 
 
 def raw_failure(body: Any) -> str | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..codecs.raw import LUA_SPACE
 from .events import Delta, Event, Finish, Usage, as_count
 from .framing import SseDecoder
 from .translator import FrameTranslator, json_object, malformed, truncated, upstream_failure
@@ -83,7 +84,8 @@ class RawTranslator(FrameTranslator[str]):
 
 
 class TrimmedText:
-    """Streams pieces of text so that their concatenation is the whole text, stripped."""
+    """Streams pieces of text so that their concatenation is the whole text, stripped of the
+    whitespace the non-streamed reply loses (Lua's ``%s``: ASCII only)."""
 
     def __init__(self) -> None:
         self._started = False
@@ -91,11 +93,11 @@ class TrimmedText:
 
     def push(self, piece: str) -> str:
         if not self._started:
-            piece = piece.lstrip()
+            piece = piece.lstrip(LUA_SPACE)
             if not piece:
                 return ""
             self._started = True
         piece = self._held + piece
-        kept = piece.rstrip()
+        kept = piece.rstrip(LUA_SPACE)
         self._held = piece[len(kept) :]
         return kept

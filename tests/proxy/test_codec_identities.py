@@ -470,15 +470,10 @@ def text_of(events: list[Any]) -> str:
     return "".join(event.text for event in events if isinstance(event, Delta | Relay))
 
 
-def only_lua_whitespace(tokens: list[str]) -> bool:
-    """No whitespace Lua's ``%s`` does not trim (see the xfail below)."""
-    return not any(char.isspace() and char not in LUA_SPACE for char in "".join(tokens))
-
-
 @PROPERTY
 @given(
     route=ROUTE,
-    tokens=TOKENS.filter(only_lua_whitespace),
+    tokens=TOKENS,
     dialect=st.sampled_from(["tgi", "llama.cpp"]),
     data=st.data(),
 )
@@ -486,17 +481,6 @@ def test_raw_stream_cut_anywhere_gives_the_non_streamed_text(route, tokens, dial
     """Fixed mode (Kong has no raw stream translator). TGI's stream and llama.cpp's: the deltas
     concatenate to what the non-streamed decode of the same generation gives (trimmed alike)."""
     raw_stream_matches(route, tokens, dialect, data.draw)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="streaming/raw.py TrimmedText trims with str.strip() (any Unicode whitespace: U+001F, "
-    "U+00A0, U+2028...), the raw codec with Lua's ASCII %s: a generation ending in such a "
-    "character streams without it",
-)
-@pytest.mark.parametrize("tokens", [["\x1f"], ["hi", "\u00a0"], ["\u2028", "hi"]])
-def test_raw_stream_trims_like_the_codec_beyond_ascii_whitespace(tokens):
-    raw_stream_matches(CHAT, tokens, "tgi", lambda strategy, label=None: [])
 
 
 def raw_stream_matches(route, tokens, dialect, draw) -> None:
