@@ -142,6 +142,13 @@ def run_check(args: argparse.Namespace) -> int:
     from proxyproof.harness.runner import MockPlacement, run_catalogue
     from proxyproof.harness.user_routes import UserConfigError
 
+    if "properties" in [p.strip() for p in (args.profile or "").split(",")]:
+        from proxyproof.harness.property_check import run_properties_command
+
+        if args.profile.strip() != "properties" or args.list or args.case or args.config:
+            raise UsageError("--profile properties runs alone (no other profile, --case, "
+                             "--list or --config); -k selects combinations")
+        return run_properties_command(args, gateway_from(args), UsageError)
     cases = _cases(args)
     if args.list:
         return _list(cases, args)
@@ -184,12 +191,17 @@ def add_arguments(check: argparse.ArgumentParser) -> None:
     add_gateway_arguments(check)
     which = check.add_argument_group("which cases")
     which.add_argument("--profile", metavar="P,...", help="only these features: "
-                       "core, seed, streaming, auth, errors, headers, options, kong, security")
+                       "core, seed, streaming, auth, errors, headers, options, kong, security; "
+                       "or properties: the round-trip properties (docs/properties.md)")
     which.add_argument("--case", action="append", metavar="ID", help="only this case "
                        "(repeatable)")
     which.add_argument("-k", metavar="EXPR", help="only cases whose id, title or features "
                        "match, as pytest's -k: 'ollama and not stream'")
     which.add_argument("--list", action="store_true", help="print the selected cases and stop")
+    which.add_argument("--max-examples", type=int, metavar="N", help="--profile properties: "
+                       "examples per hosting x route x stream combination (default 25)")
+    which.add_argument("--deadline", type=float, metavar="SECONDS", help="--profile "
+                       "properties: stop starting combinations after this long (default 600)")
     out = check.add_argument_group("reports (FILE '-' is standard output)")
     out.add_argument("--json", metavar="FILE", help="the JSON report (with --list: the list)")
     out.add_argument("--junit", metavar="FILE", help="JUnit XML for CI servers")

@@ -131,6 +131,8 @@ def _mutate_request(mode: str, body: dict[str, Any]) -> dict[str, Any]:
     messages = body.get("messages")
     if mode == "swap-turns" and isinstance(messages, list) and len(messages) >= 2:
         body["messages"] = [messages[1], messages[0], *messages[2:]]
+    elif mode == "extra-turn" and isinstance(messages, list):
+        messages.append({"role": "user", "content": "!"})
     elif mode == "drop-non-ascii":
         body = _non_ascii_dropped(body)
     elif mode == "truncate":
@@ -246,3 +248,62 @@ def test_a_gateway_that_merges_stream_deltas_wrongly_is_caught() -> None:
     result = _caught("merge-deltas", Combination("ollama", "chat", True), CHATS)
     assert "streamed text" in result.counterexample
     assert len(result.failing_request["messages"]) == 1
+
+
+# ---------------------------------------------------------------- proxyproof check --profile
+
+
+def _check(capsys, *argv: str) -> tuple[int, dict[str, Any]]:
+    from proxyproof.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["check", "--profile", "properties", "--json", "-", *argv])
+    return done.value.code, json.loads(capsys.readouterr().out)
+
+
+def test_check_profile_properties_reports_each_combination(capsys) -> None:
+    code, report = _check(capsys, "--max-examples", "2", "-k", "ollama")
+    assert code == 0
+    assert [c["id"] for c in report["cases"]] == [
+        "properties.ollama.chat.json", "properties.ollama.chat.stream",
+        "properties.ollama.completions.json", "properties.ollama.completions.stream"]
+    assert report["summary"]["pass"] == 4
+    assert all(c["actual"]["examples"] == 2 for c in report["cases"])
+
+
+def test_check_profile_properties_names_kong_deviations(capsys) -> None:
+    code, report = _check(capsys, "--max-examples", "2", "--kong-compat", "-k",
+                          "llamacpp,chat,json")
+    assert code == 0
+    (case,) = report["cases"]
+    assert case["outcome"] == "deviation"
+    assert "Kong: raw chat prompt built by position (assistant turns dropped)" in case["details"]
+
+
+def test_check_profile_properties_exits_1_with_the_counterexample(capsys, monkeypatch) -> None:
+    import argparse
+
+    from proxyproof.check import UsageError
+    from proxyproof.harness.property_check import run_properties_command
+
+    # The light strategies of the wrong-gateway tests, so that shrinking stays quick.
+    monkeypatch.setattr(pps, "client_requests", lambda route_type: CHATS)
+    monkeypatch.setattr(pps, "reply_texts", st.none)
+
+    args = argparse.Namespace(max_examples=30, deadline=60, k="ollama,chat,json",
+                              json="-", junit=None, markdown=None, gateway="manual",
+                              kong_compat=False, mock_bind="127.0.0.1", mock_host=None)
+    assert run_properties_command(args, _wrong("extra-turn"), UsageError) == 1
+    report = json.loads(capsys.readouterr().out)
+    (case,) = report["cases"]
+    assert case["outcome"] == "fail"
+    assert "shrunk counterexample:" in case["details"]
+    assert case["actual"]["failing_request"]["messages"] == [{"role": "user", "content": ""}]
+
+
+def test_check_profile_properties_alone(capsys) -> None:
+    from proxyproof.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["check", "--profile", "properties,core"])
+    assert done.value.code == 2
