@@ -36,7 +36,8 @@ class Decoded:
         """Readable lines saying how ``other`` (what was decoded) differs from ``self``."""
         lines = []
         if self.turns != other.turns:
-            lines.append(f"turns: expected {len(self.turns)}, decoded {len(other.turns)}")
+            lines.append(f"turns differ ({len(self.turns)} expected, {len(other.turns)} "
+                         "decoded)")
             for index in range(max(len(self.turns), len(other.turns))):
                 want = self.turns[index] if index < len(self.turns) else None
                 got = other.turns[index] if index < len(other.turns) else None
