@@ -44,6 +44,7 @@ from .gateway import Gateway
 from .hostings import BY_KEY, HOSTINGS
 from .http import Response, request
 from .journal import replayed_request
+from .oracle import ASCII_SPACE
 from .streams import chunk_text, finish_reasons, parse_sse
 
 REPLY_SCHEMA = {oracle.CHAT: "ChatResponse", oracle.COMPLETIONS: "CompletionsResponse"}
@@ -367,11 +368,25 @@ class PropertyRig:
 
     def _expected_reply(self, combo: Combination, entry: Mapping[str, Any]
                         ) -> oracle.ExpectedReply | str:
+        expected, _ = self._expected_and_text(combo, entry)
+        return expected
+
+    def _expected_and_text(self, combo: Combination, entry: Mapping[str, Any]
+                           ) -> tuple[oracle.ExpectedReply | str, str | None]:
+        """The oracle's expectation from the replayed reply, and for raw formats the reply's
+        text as the mock generated it (the echoed prompt removed)."""
         upstream = self._replay(combo, entry)
         if upstream.status != 200:
-            return f"replaying the upstream request without streaming gave {upstream.status}"
+            return (f"replaying the upstream request without streaming gave {upstream.status}",
+                    None)
         setup = gateway_config.route_setup(self.targets[combo.route_id])
-        return oracle.expected_reply(setup, upstream.body, self.kong_compat)
+        generated = None
+        if combo.llama2_format == "raw":
+            generated = oracle.raw_generated_text(_json(upstream.body), kong_compat=False)
+            inputs = (entry.get("body") or {}).get("inputs")
+            if isinstance(generated, str) and isinstance(inputs, str):
+                generated = generated.removeprefix(inputs)
+        return oracle.expected_reply(setup, upstream.body, self.kong_compat), generated
 
     def _json_reply(self, combo: Combination, trial: Trial, entry: Mapping[str, Any],
                     verdict: Verdict) -> None:
@@ -415,14 +430,17 @@ class PropertyRig:
         text = "".join(chunk_text(event) for event in events)
         reasons = finish_reasons(events)
         usages = [e["usage"] for e in events if isinstance(e, dict) and e.get("usage")]
-        expected = self._expected_reply(combo, entry)
+        expected, generated = self._expected_and_text(combo, entry)
         if isinstance(expected, str):
             if not any(isinstance(e, dict) and "error" in e for e in events):
                 verdict.problems.append(f"{expected}, but the stream has no error event")
             return
-        inputs = (entry.get("body") or {}).get("inputs") if combo.llama2_format == "raw" else None
-        agrees = _agreement(inputs)
-        if expected.text is not None and not agrees(text, expected.text):
+        raw = combo.llama2_format == "raw"
+        if raw:  # RAW_REPLY_LOSS: the stream carries the generated text, ends trimmed
+            if generated is not None and not _raw_stream_agrees(text, generated):
+                verdict.problems.append(f"streamed text {text!r}, the mock generated "
+                                        f"{generated!r}")
+        elif expected.text is not None and text != expected.text:
             verdict.problems.append(f"streamed text {text!r}, the mock's reply is "
                                     f"{expected.text!r}")
         # The same request without streaming, through the gateway: both answers must agree.
@@ -432,7 +450,7 @@ class PropertyRig:
                                     f"{plain.response.status}")
             return
         plain_text, plain_finish, plain_usage = _reply_parts(_json(plain.response.body))
-        if plain_text is None or not agrees(text, plain_text):
+        if plain_text is None or not (raw or text == plain_text):
             verdict.problems.append(f"streamed text {text!r} differs from the non-streamed "
                                     f"{plain_text!r}")
         if not self.kong_compat:
@@ -454,29 +472,18 @@ def _is_error_event(event: Any) -> bool:
 
 RAW_REPLY_LOSS = (
     "raw replies: a non-streamed answer is the text after the last [/INST] of the upstream's "
-    "generated_text, stripped (Kong's rule for servers that echo the prompt), so a reply "
-    "holding [/INST], surrounding whitespace, or an echoed prompt ending in an answer turn "
-    "(the text after its last [/INST]) reads differently from the stream, which cannot apply "
-    "the rule: the streamed text S agrees with the non-streamed N when N is what the rule "
-    "gives for S or for the prompt followed by S"
+    "generated_text, trimmed of ASCII whitespace (Kong's rule for servers that echo the prompt: "
+    "oracle.expected_reply checks it), so a reply holding [/INST], or an echoed prompt ending in "
+    "an answer turn, reads differently from the stream, which cannot apply the rule; the "
+    "streamed text must be the generated text (the echoed prompt removed), with ASCII "
+    "whitespace at its ends possibly trimmed, and the two answers agree through it rather than "
+    "with each other"
 )
 
 
-def _agreement(inputs: str | None):  # -> Callable[[str, str], bool]
-    """How a streamed text must relate to the non-streamed one: equal, or for raw formats
-    (``inputs`` the raw prompt) equal after ``RAW_REPLY_LOSS``."""
-    if inputs is None:
-        return lambda streamed, plain: streamed == plain
-
-    def raw(streamed: str, plain: str) -> bool:
-        return plain in (streamed, _after_last_inst(streamed),
-                         _after_last_inst(inputs + streamed))
-
-    return raw
-
-
-def _after_last_inst(text: str) -> str:
-    return text.rsplit("[/INST]", 1)[-1].strip()
+def _raw_stream_agrees(streamed: str, generated: str) -> bool:
+    return streamed in (generated, generated.lstrip(ASCII_SPACE), generated.rstrip(ASCII_SPACE),
+                        generated.strip(ASCII_SPACE))
 
 
 # ------------------------------------------------------------------ driving one combination
