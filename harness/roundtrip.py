@@ -550,6 +550,9 @@ def run_property(rig: PropertyRig, combo: Combination, max_examples: int,
     except Exception as error:  # noqa: BLE001 - a broken gateway is a failure, reported
         result.outcome = "fail"
         result.counterexample = f"{type(error).__name__}: {error}"
+        inner = getattr(error, "exceptions", None)  # Hypothesis' FlakyFailure: what failed once
+        if inner:
+            result.counterexample += "\nfailed once with:\n" + "\n".join(map(str, inner))
     result.deviations, result.losses = list(deviations), list(losses)
     result.seconds = time.monotonic() - started
     return result

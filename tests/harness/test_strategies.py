@@ -75,7 +75,7 @@ def test_generation_is_quick() -> None:
     pps.chat_requests()  # compiled once, cached
     started = time.monotonic()
     _drawn(pps.chat_requests(), 50)
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 20  # about 1 s on an idle 2-core machine
 
 
 def test_refs_are_inlined() -> None:
