@@ -1,7 +1,9 @@
 """The llama.cpp mock: ``llama-server``'s native routes, its OpenAI-compatible ``/v1/*``, and the
 ``/raw`` adapter for Kong's ``llama2_format: raw``.
 
-Written from llama.cpp's ``tools/server``: ``/completion`` and
+Pinned to llama.cpp commit c392e509 (2025-02-20, build b4748; ``GET /props`` says so), the
+version of the server README in ``../shared/reference/specs/``, and written from that era's
+``examples/server/server.cpp`` and ``utils.hpp``: ``/completion`` and
 ``/completions`` take a prompt verbatim (string, token ids, mixed, or a list of prompts) and answer
 one object (an array for several prompts), or SSE with one event per token and a final
 ``stop: true`` event — never ``[DONE]``. Request fields are read leniently and errors are
@@ -36,10 +38,9 @@ from .base import (
     StreamReply,
     sse_frame,
 )
-from .llamacpp_request import JSON_UTF8, SERVER_HEADER, error, json_type, not_json
+from .llamacpp_request import BUILD_INFO, JSON_UTF8, SERVER_HEADER, error, json_type, not_json
 from .llamacpp_timings import timings
 
-BUILD_INFO = "b6000-0000000"
 CONTEXT_SIZE = 4096
 BOS_TOKEN = (1, "<s>")
 EOS_TOKEN = (2, "</s>")
@@ -78,7 +79,10 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "n_probs": 0,
     "min_keep": 0,
     "grammar": "",
-    "samplers": ["penalties", "dry", "top_k", "typ_p", "top_p", "min_p", "xtc", "temperature"],
+    "samplers": ["dry", "top_k", "typ_p", "top_p", "min_p", "xtc", "temperature"],
+    "speculative.n_max": 16,
+    "speculative.n_min": 5,
+    "speculative.p_min": 0.9,
     "timings_per_token": False,
     "post_sampling_probs": False,
     "lora": [],
@@ -249,9 +253,12 @@ def final_object(task: Completion, model: str, *, streamed: bool,
 
 
 def completion_frames(task: Completion, model: str) -> list[bytes]:
-    """``/completion``'s SSE: one event per token, then the final ``stop: true`` event."""
-    frames = [
-        sse_frame({
+    """``/completion``'s SSE: one event per token, then the final ``stop: true`` event. A partial
+    event carries ``timings`` only with ``timings_per_token``."""
+    per_token = bool(task.settings.get("timings_per_token"))
+    frames = []
+    for position, token in enumerate(task.gen.tokens, start=1):
+        event: dict[str, Any] = {
             "index": task.index,
             "content": token,
             "tokens": [generation.token_id(token)],
@@ -259,9 +266,10 @@ def completion_frames(task: Completion, model: str) -> list[bytes]:
             "id_slot": 0,
             "tokens_predicted": position,
             "tokens_evaluated": task.prompt.tokens,
-        })
-        for position, token in enumerate(task.gen.tokens, start=1)
-    ]
+        }
+        if per_token:
+            event["timings"] = timings(task.prompt.tokens, position)
+        frames.append(sse_frame(event))
     frames.append(sse_frame(final_object(task, model, streamed=True)))
     return frames
 
@@ -348,6 +356,8 @@ def _health(call: Call) -> Reply:
 
 
 def _props(call: Call) -> Reply:
+    """``handle_props`` at c392e509: exactly these keys (``chat_template_tool_use`` only with
+    ``--jinja``; ``model_alias``, ``modalities`` and ``is_sleeping`` came later)."""
     model = call.settings.models[0]
     return _json({
         "default_generation_settings": {
@@ -362,15 +372,11 @@ def _props(call: Call) -> Reply:
                            "n_decoded": 0, "stopping_word": ""},
         },
         "total_slots": 1,
-        "model_alias": model,
         "model_path": f"models/{model}.gguf",
         "chat_template": LLAMA2_CHAT_TEMPLATE,
-        "chat_template_caps": {},
-        "modalities": {"vision": False, "audio": False},
         "bos_token": BOS_TOKEN[1],
         "eos_token": EOS_TOKEN[1],
         "build_info": BUILD_INFO,
-        "is_sleeping": False,
     })
 
 
@@ -450,6 +456,9 @@ KIND = MockKind(
     ),
     unauthorized=unauthorized,
     not_found=not_found,
+    # httplib routes by method and path: a wrong method is an unmatched route, and the error
+    # handler answers every 404 with "File Not Found" (server.cpp set_error_handler).
+    method_not_allowed=not_found,
     error=error,
     loading=loading,
     stream_error=llamacpp_v1.DIALECT.stream_error,

@@ -15,6 +15,9 @@ from . import strict_json
 from .base import JsonReply
 
 JSON_UTF8 = "application/json; charset=utf-8"
+# The build the mock reproduces: commit c392e509 (2025-02-20) is build 4748 (ggml-ci's log of that
+# commit: "build: 4748 (c392e5094)"); utils.hpp's build_info is "b<number>-<LLAMA_COMMIT>".
+BUILD_INFO = "b4748-c392e5094"
 SERVER_HEADER = {"Server": "llama.cpp"}
 
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",

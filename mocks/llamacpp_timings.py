@@ -4,11 +4,12 @@ from __future__ import annotations
 
 
 def timings(prompt_tokens: int, predicted_tokens: int) -> dict[str, float]:
-    """Deterministic stand-ins for the measured ``timings`` (floating milliseconds)."""
+    """Deterministic stand-ins for the measured ``timings`` (floating milliseconds): the eight
+    fields ``result_timings`` always writes at c392e509 (``cache_n`` came later; ``draft_n`` and
+    ``draft_n_accepted`` only with a draft model)."""
     prompt_ms = 0.5 + 0.75 * prompt_tokens
     predicted_ms = 12.5 * predicted_tokens
     return {
-        "cache_n": 0,
         "prompt_n": prompt_tokens,
         "prompt_ms": prompt_ms,
         "prompt_per_token_ms": prompt_ms / prompt_tokens if prompt_tokens else 0.0,

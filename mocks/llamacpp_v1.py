@@ -1,4 +1,5 @@
-"""llama.cpp's OpenAI-compatible dialect (``server-task.cpp``): ``/v1/*`` and its aliases.
+"""llama.cpp's OpenAI-compatible dialect (``server.cpp``/``utils.hpp`` at c392e509): ``/v1/*``
+and its aliases.
 
 One served model whatever the request names, lenient reading (``n_predict`` counts too), its own
 error bodies, ``timings`` on the final chunk and the whole reply, and a public model list that
@@ -70,17 +71,22 @@ DIALECT = Dialect(
         serves_one_model=True,
         max_tokens_fields=("n_predict", "max_completion_tokens", "max_tokens"),
         completion_max_tokens=None,
+        empty_messages_ok=True,  # the template renders no turns; the reply is a 200
     ),
     errors=Errors(
         build=lambda status, message, param, code: llamacpp_request.error(status, message),
         not_json=llamacpp_request.not_json,
-        missing_messages="'messages' is required",
-        empty_messages="'messages' is required",
+        # oaicompat_completion_params_parse runs outside handle_completions_impl's try, so what
+        # it throws reaches the server's exception handler: a 500 server_error.
+        body_status=500,
+        missing_messages="[json.exception.out_of_range.403] key 'messages' not found",
         missing_prompt='"prompt" is required',
+        only_one_choice=lambda n: "Only one completion choice is allowed",
+        only_one_choice_status=500,
     ),
     replies=Replies(
         content_type=llamacpp_request.JSON_UTF8,
-        system_fingerprint="b6100-3f4fc97f",
+        system_fingerprint=llamacpp_request.BUILD_INFO,
         chat_id=_chat_id,
         completion_id=_chat_id,
         chat_logprobs=False,

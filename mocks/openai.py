@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from . import openai_compat
 from .base import Call, MockKind, Reply
-from .openai_compat_dialect import Dialect, openai_error
+from .openai_compat_dialect import Dialect, Requests, openai_error
 
-DIALECT = Dialect(name="openai")  # the defaults are the OpenAI API's own
+# The defaults are the OpenAI API's own; ``n`` is honoured from 1 to 128 (openai-openapi
+# f85dbe2, API 2.3.0: CreateChatCompletionRequest/CreateCompletionRequest ``n``).
+DIALECT = Dialect(name="openai", requests=Requests(n_max=128))
 
 _NO_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization header "

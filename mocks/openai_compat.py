@@ -14,8 +14,10 @@ Choices worth knowing:
 - OpenAI-checking dialects (OpenAI, Ollama) answer 404 for a model outside ``settings.models``;
   llama.cpp and TGI ignore the requested name and report the model they serve
   (``settings.models[0]``), which is also the model the reply is generated for.
-- One choice per request: ``n`` other than 1 (and several prompts) are rejected with a 400 where
-  the real server would honour them, and silently ignored where the real server ignores ``n``.
+- ``n`` choices where the dialect honours ``n`` (OpenAI: 1 to 128; choice 0 is the reply to
+  ``n: 1``, the others vary the prompt key; streamed one choice after another). Elsewhere ``n``
+  other than 1 is refused in the server's words, or silently ignored where the server ignores it.
+  Several prompts in one completions request are refused.
 - Embeddings accept any model name: a vector is a function of the input text and the dimension
   only (unit length; similar texts are not close). Ollama's are those of its ``/api/embed``.
 
@@ -39,6 +41,7 @@ from .openai_compat_reply import chat_stream, completion_stream, reply_context, 
 from .openai_compat_request import (
     Invalid,
     NotJson,
+    Options,
     read_embedding_inputs,
     read_embedding_size,
     read_messages,
@@ -64,25 +67,40 @@ def _guarded(handler: Callable[[Dialect, Call], Reply]) -> Callable[[Dialect, Ca
     return guarded
 
 
+def _generations(
+    call: Call, options: Options, key: str, prompt_tokens: int
+) -> list[generation.Generation]:
+    """One generation per choice: the first is the reply to ``n: 1``, the others vary the key."""
+    return [
+        call.generate(
+            options.model,
+            key if index == 0 else f"{key}\0choice {index}",
+            prompt_tokens=prompt_tokens,
+            seed=options.seed,
+            max_tokens=options.max_tokens,
+            stop=options.stop,
+        )
+        for index in range(options.n)
+    ]
+
+
 @_guarded
 def chat_completions(dialect: Dialect, call: Call) -> Reply:
     request = read_object(call)
     messages = read_messages(dialect, request)
     options = read_options(dialect, call, request, default_max=None)
-    gen = call.generate(
-        options.model,
-        generation.chat_key(messages),
-        prompt_tokens=generation.chat_prompt_tokens(messages),
-        seed=options.seed,
-        max_tokens=options.max_tokens,
-        stop=options.stop,
-    )
+    gens = _generations(call, options, generation.chat_key(messages),
+                        generation.chat_prompt_tokens(messages))
     ctx = reply_context(dialect, call, options, chat=True)
     if options.stream:
-        return chat_stream(dialect, ctx, gen)
-    message = {"role": "assistant", "content": gen.text, **dialect.replies.message_extras}
+        return chat_stream(dialect, ctx, gens)
+    choices = [
+        {"index": index,
+         "message": {"role": "assistant", "content": gen.text, **dialect.replies.message_extras}}
+        for index, gen in enumerate(gens)
+    ]
     return whole(
-        dialect, ctx, gen, "chat.completion", {"index": 0, "message": message},
+        dialect, ctx, gens, "chat.completion", choices,
         logprobs=dialect.replies.chat_logprobs, extras=dialect.replies.response_extras,
     )
 
@@ -93,19 +111,13 @@ def completions(dialect: Dialect, call: Call) -> Reply:
     key, prompt_tokens = read_prompt(dialect, request)
     default_max = dialect.requests.completion_max_tokens
     options = read_options(dialect, call, request, default_max=default_max)
-    gen = call.generate(
-        options.model,
-        key,
-        prompt_tokens=prompt_tokens,
-        seed=options.seed,
-        max_tokens=options.max_tokens,
-        stop=options.stop,
-    )
+    gens = _generations(call, options, key, prompt_tokens)
     ctx = reply_context(dialect, call, options, chat=False)
     if options.stream:
-        return completion_stream(dialect, ctx, gen)
+        return completion_stream(dialect, ctx, gens)
+    choices = [{"text": gen.text, "index": index} for index, gen in enumerate(gens)]
     return whole(
-        dialect, ctx, gen, "text_completion", {"text": gen.text, "index": 0},
+        dialect, ctx, gens, "text_completion", choices,
         logprobs=dialect.replies.completion_logprobs, extras={},
     )
 

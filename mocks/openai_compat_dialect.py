@@ -75,6 +75,9 @@ class Requests:
     completion_max_tokens: int | None = 16  # legacy completions' limit when none is given
     stop_must_be_list: bool = False  # TGI: a string "stop" is a deserialization error
     rejects_n: bool = True  # n != 1 is refused (where the real server would honour it)
+    # n is honoured from 1 to this many choices (OpenAI: 128); None: ``rejects_n`` decides
+    n_max: int | None = None
+    empty_messages_ok: bool = False  # llama.cpp: ``messages: []`` is templated like any chat
     prompt_required: bool = True  # False: a missing prompt is "" (Ollama)
     prompt_string_only: bool = False  # Ollama: /v1/completions takes only a string prompt
 
@@ -96,6 +99,10 @@ class Errors:
         "empty array instead."
     )
     missing_prompt: str = "you must provide a 'prompt' parameter"
+    only_one_choice: Callable[[Any], str] = (  # the refusal of n != 1 (``rejects_n``)
+        lambda n: f"This mock generates one choice per request: 'n' must be 1, got {n!r}."
+    )
+    only_one_choice_status: int = 400  # llama.cpp throws it outside its try: a 500
     model_not_found: Callable[[str], str] = (  # the 404 message
         lambda m: f"The model `{m}` does not exist or you do not have access to it."
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,11 +44,14 @@ def _finish_reason(dialect: Dialect, gen: generation.Generation) -> str:
     return dialect.replies.stop_sequence_finish if gen.stopped_by else gen.finish_reason
 
 
-def _usage(dialect: Dialect, gen: generation.Generation) -> dict[str, Any]:
+def _usage(dialect: Dialect, gens: Sequence[generation.Generation]) -> dict[str, Any]:
+    """One request's usage: the prompt once, the completion tokens of every choice."""
+    prompt = gens[0].prompt_tokens
+    completion = sum(gen.completion_tokens for gen in gens)
     usage: dict[str, Any] = {
-        "prompt_tokens": gen.prompt_tokens,
-        "completion_tokens": gen.completion_tokens,
-        "total_tokens": gen.prompt_tokens + gen.completion_tokens,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
     }
     if dialect.replies.usage_details:
         usage["prompt_tokens_details"] = {"cached_tokens": 0, "audio_tokens": 0}
@@ -59,6 +62,13 @@ def _usage(dialect: Dialect, gen: generation.Generation) -> dict[str, Any]:
             "rejected_prediction_tokens": 0,
         }
     return usage
+
+
+def _timings(dialect: Dialect, gens: Sequence[generation.Generation]) -> dict[str, float]:
+    assert dialect.replies.timings is not None
+    return dialect.replies.timings(
+        gens[0].prompt_tokens, sum(gen.completion_tokens for gen in gens)
+    )
 
 
 def _envelope(dialect: Dialect, ctx: Context, object_name: str) -> dict[str, Any]:
@@ -74,19 +84,20 @@ def _envelope(dialect: Dialect, ctx: Context, object_name: str) -> dict[str, Any
 
 
 def whole(
-    dialect: Dialect, ctx: Context, gen: generation.Generation, object_name: str,
-    choice: dict[str, Any], *, logprobs: bool, extras: Mapping[str, Any],
+    dialect: Dialect, ctx: Context, gens: Sequence[generation.Generation], object_name: str,
+    choices: Sequence[dict[str, Any]], *, logprobs: bool, extras: Mapping[str, Any],
 ) -> JsonReply:
-    """A non-streamed reply with its one ``choice``."""
-    if logprobs:
-        choice["logprobs"] = None
-    choice["finish_reason"] = _finish_reason(dialect, gen)
+    """A non-streamed reply with one choice per generation (``n``)."""
+    for gen, choice in zip(gens, choices, strict=True):
+        if logprobs:
+            choice["logprobs"] = None
+        choice["finish_reason"] = _finish_reason(dialect, gen)
     body = _envelope(dialect, ctx, object_name)
-    body["choices"] = [choice]
-    body["usage"] = _usage(dialect, gen)
+    body["choices"] = list(choices)
+    body["usage"] = _usage(dialect, gens)
     body.update(extras)
     if dialect.replies.timings is not None:
-        body["timings"] = dialect.replies.timings(gen.prompt_tokens, gen.completion_tokens)
+        body["timings"] = _timings(dialect, gens)
     return JsonReply(200, body, content_type=dialect.replies.content_type)
 
 
@@ -132,39 +143,49 @@ def _choice_chunks(
     return chunks
 
 
-def _stream(dialect: Dialect, chunks: list[dict[str, Any]], gen: generation.Generation) -> Reply:
+def _stream(
+    dialect: Dialect, chunks: list[dict[str, Any]], gens: Sequence[generation.Generation]
+) -> Reply:
     if dialect.replies.timings is not None:
-        chunks[-1]["timings"] = dialect.replies.timings(gen.prompt_tokens, gen.completion_tokens)
+        chunks[-1]["timings"] = _timings(dialect, gens)
     frames = [sse_frame(chunk) for chunk in chunks]
     frames.append(DONE_FRAME)
     return StreamReply(frames, content_type=dialect.stream.content_type)
 
 
-def chat_stream(dialect: Dialect, ctx: Context, gen: generation.Generation) -> Reply:
+def chat_stream(
+    dialect: Dialect, ctx: Context, gens: Sequence[generation.Generation]
+) -> Reply:
+    """Each choice's chunks in turn (its role chunk, one per token, its finish)."""
     maker = _ChunkMaker(dialect, ctx, "chat.completion.chunk", dialect.replies.chat_logprobs)
     every_delta = {"role": "assistant"} if dialect.stream.role_on_every_delta else {}
     chunks = []
-    if dialect.stream.role_chunk_content is not False:
-        role = {"role": "assistant", "content": dialect.stream.role_chunk_content}
-        chunks.append(maker.choice_chunk({"index": 0, "delta": role}, None))
-    chunks += _choice_chunks(
-        dialect, gen, maker, lambda token: {"index": 0, "delta": {**every_delta, "content": token}},
-        {"index": 0, "delta": dict(dialect.stream.finish_delta)},
-    )
+    for index, gen in enumerate(gens):
+        if dialect.stream.role_chunk_content is not False:
+            role = {"role": "assistant", "content": dialect.stream.role_chunk_content}
+            chunks.append(maker.choice_chunk({"index": index, "delta": role}, None))
+        chunks += _choice_chunks(
+            dialect, gen, maker,
+            lambda token, i=index: {"index": i, "delta": {**every_delta, "content": token}},
+            {"index": index, "delta": dict(dialect.stream.finish_delta)},
+        )
     if ctx.include_usage:
-        chunks.append(maker.usage_chunk(_usage(dialect, gen)))
-    return _stream(dialect, chunks, gen)
+        chunks.append(maker.usage_chunk(_usage(dialect, gens)))
+    return _stream(dialect, chunks, gens)
 
 
-def completion_stream(dialect: Dialect, ctx: Context, gen: generation.Generation) -> Reply:
+def completion_stream(
+    dialect: Dialect, ctx: Context, gens: Sequence[generation.Generation]
+) -> Reply:
     maker = _ChunkMaker(dialect, ctx, "text_completion", dialect.replies.completion_logprobs)
-    chunks = _choice_chunks(
-        dialect, gen, maker, lambda token: {"text": token, "index": 0}, {"text": "", "index": 0}
-    )
+    chunks = []
+    for index, gen in enumerate(gens):
+        chunks += _choice_chunks(
+            dialect, gen, maker, lambda token, i=index: {"text": token, "index": i},
+            {"text": "", "index": index},
+        )
     if dialect.stream.completion_final_usage:
-        chunks[-1]["usage"] = _usage(dialect, gen)
+        chunks[-1]["usage"] = _usage(dialect, gens)
     elif ctx.include_usage:
-        chunks.append(maker.usage_chunk(_usage(dialect, gen)))
-    return _stream(dialect, chunks, gen)
-
-
+        chunks.append(maker.usage_chunk(_usage(dialect, gens)))
+    return _stream(dialect, chunks, gens)

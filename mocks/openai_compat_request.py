@@ -91,6 +91,34 @@ class Options:
     seed: int | None
     stream: bool
     include_usage: bool
+    n: int = 1  # the number of choices to generate
+
+
+def _choices(dialect: Dialect, request: Mapping[str, Any]) -> int:
+    """``n``: honoured within ``n_max`` (OpenAI's range and words), refused or ignored beyond."""
+    n = request.get("n")
+    n_max = dialect.requests.n_max
+    if n_max is not None:
+        if n is None:
+            return 1
+        if not _is_int(n):
+            raise _wrong_type("n", "an integer", n)
+        if n < 1:
+            raise Invalid(
+                f"Invalid 'n': integer below minimum value. Expected a value >= 1, but got {n} "
+                "instead.", "n", code="integer_below_min_value",
+            )
+        if n > n_max:
+            raise Invalid(
+                f"Invalid 'n': integer above maximum value. Expected a value <= {n_max}, but got "
+                f"{n} instead.", "n", code="integer_above_max_value",
+            )
+        return n
+    if n is not None and n != 1 and dialect.requests.rejects_n:
+        errors = dialect.errors
+        raise Invalid(errors.only_one_choice(n), "n", status=errors.only_one_choice_status,
+                      code="invalid_value")
+    return 1
 
 
 def _is_int(value: Any) -> bool:
@@ -173,14 +201,9 @@ def read_options(
     seed = request.get("seed")
     if seed is not None and not _is_int(seed):
         raise _wrong_type("seed", "an integer", seed)
-    n = request.get("n")
-    if n is not None and n != 1 and dialect.requests.rejects_n:
-        raise Invalid(
-            f"This mock generates one choice per request: 'n' must be 1, got {n!r}.", "n",
-            code="invalid_value",
-        )
     return Options(
         model=model,
+        n=_choices(dialect, request),
         max_tokens=_max_tokens(dialect, request, default_max),
         stop=_stop(dialect, request),
         seed=seed,
@@ -198,7 +221,7 @@ def read_messages(dialect: Dialect, request: Mapping[str, Any]) -> list[Mapping[
         raise Invalid(dialect.errors.missing_messages, "messages", body=True)
     if not isinstance(messages, list):
         raise _wrong_type("messages", "an array of objects", messages)
-    if not messages:
+    if not messages and not dialect.requests.empty_messages_ok:
         errors = dialect.errors
         raise Invalid(
             errors.empty_messages, "messages", status=errors.body_status, code="empty_array"

@@ -143,7 +143,7 @@ def test_errors_have_the_real_codes_and_nested_shape() -> None:
 def test_health_props_tokenize_detokenize() -> None:
     assert body(call("/health", method="GET")) == {"status": "ok"}
     props = body(call("/props", method="GET"))
-    assert props["model_alias"] == MODEL and props["total_slots"] == 1
+    assert props["model_path"] == f"models/{MODEL}.gguf" and props["total_slots"] == 1
     assert props["default_generation_settings"]["params"]["top_k"] == 40
 
     plain = body(call("/tokenize", {"content": "Hello world"}))["tokens"]

@@ -156,7 +156,7 @@ def test_request_errors_raise_the_right_exceptions(client: openai.OpenAI) -> Non
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="llama2", messages=[])
     with pytest.raises(openai.BadRequestError) as raised:
-        client.chat.completions.create(model="llama2", messages=MESSAGES, n=2)
+        client.chat.completions.create(model="llama2", messages=MESSAGES, n=129)
     assert raised.value.param == "n"
     with pytest.raises(openai.BadRequestError) as raised:
         client.chat.completions.create(model="llama2", messages=MESSAGES, max_tokens=0)

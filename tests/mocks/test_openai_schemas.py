@@ -73,7 +73,7 @@ def test_models_and_embeddings(http: httpx.Client, schema: Validate) -> None:
         ("POST", "/v1/chat/completions", {"messages": MESSAGES}, 400),
         ("POST", "/v1/chat/completions", {"model": "llama2", "messages": "hi"}, 400),
         ("POST", "/v1/chat/completions", {"model": "llama2", "messages": [{"content": "x"}]}, 400),
-        ("POST", "/v1/chat/completions", {"model": "llama2", "messages": MESSAGES, "n": 3}, 400),
+        ("POST", "/v1/chat/completions", {"model": "llama2", "messages": MESSAGES, "n": 129}, 400),
         ("POST", "/v1/chat/completions", {"model": "llama2", "messages": MESSAGES,
                                           "max_tokens": "9"}, 400),
         ("POST", "/v1/chat/completions", {"model": "llama2", "messages": MESSAGES,
