@@ -3,12 +3,13 @@
 Plugin errors (bad client input, a failed transformation) are ``{"error":{"message":...}}``;
 Kong core errors (no route, upstream unreachable, timeout, DNS) are
 ``{"message":...,"request_id":...}``. Both are ``application/json; charset=utf-8``
-(docs/kong-behaviour.md#request-checks, #upstream-failures).
+(docs/kong-behaviour.md#request-checks, #upstream-failures). A plugin error is written with
+Kong's cjson when ``cjson`` is set (``/`` as ``\\/``: docs/kong-behaviour.md#json-encoding).
 """
 
 from __future__ import annotations
 
-from .json_text import compact_json
+from .json_text import compact_json, json_bytes
 
 JSON = "application/json; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
@@ -35,8 +36,8 @@ def no_ai_plugin(route: str) -> str:
     return f"route '{route}' has no ai-proxy plugin: proxyproof serves only AI Proxy routes"
 
 
-def plugin_error(message: str) -> bytes:
-    return compact_json({"error": {"message": message}}).encode()
+def plugin_error(message: str, *, cjson: bool = False) -> bytes:
+    return json_bytes({"error": {"message": message}}, cjson=cjson)
 
 
 def core_error(message: str, request_id: str) -> bytes:

@@ -23,7 +23,7 @@ from . import auth, errors, forwarding, request_body, upstream
 from .analytics import Outcome, log_line
 from .behaviour import Behaviour
 from .codecs import Codec, EncodeError, Exchange, TransformError, codec_for
-from .json_text import compact_json
+from .json_text import json_bytes
 from .model import PROVIDER, AiPlugin, ReplyStamp, Route
 from .reply import accepts_gzip, send
 from .request import Plan, Rejection, examine_body, plan_request
@@ -168,9 +168,14 @@ class _Call:
         )
         auth.apply_header(target.auth, request.headers, headers)
         method = request.method if behaviour.forward_client_method else "POST"
-        outgoing = upstream.UpstreamRequest(
-            method, url, headers, compact_json(upstream_json).encode()
-        )
+        # Kong decodes the client's body and encodes the upstream's afresh, every format
+        # included: with cjson_encoding, lua-cjson's `\/` and number forms (kong_json).
+        try:
+            upstream_bytes = json_bytes(upstream_json, cjson=behaviour.cjson_encoding)
+        except ValueError:  # cjson refuses the body: the transform's 400, as in Kong
+            message = errors.encode_failed(target.route_type, target.options.llama2_format)
+            return await self.plugin_error(400, message)
+        outgoing = upstream.UpstreamRequest(method, url, headers, upstream_bytes)
 
         assert self.route is not None and self.state.session is not None
         attempts = upstream.Attempts()
@@ -211,7 +216,7 @@ class _Call:
         except TransformError as error:
             status = 500
             message = errors.transformation_failed(exchange.route_type, str(error))
-            body = errors.plugin_error(message)
+            body = errors.plugin_error(message, cjson=self.behaviour.cjson_encoding)
             headers["Content-Type"] = errors.JSON
         headers.setdefault("Content-Type", "application/json")
         self.reply_body = body
@@ -294,7 +299,9 @@ class _Call:
         return await self.plugin_error(rejection.status, rejection.message)
 
     async def plugin_error(self, status: int, message: str) -> web.StreamResponse:
-        return await self.local(status, errors.plugin_error(message))
+        return await self.local(
+            status, errors.plugin_error(message, cjson=self.behaviour.cjson_encoding)
+        )
 
     async def _upstream_failed(self, failure: upstream.UpstreamFailure) -> web.StreamResponse:
         message = errors.CORE_MESSAGES[failure.status]

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .. import kong_json
 from ..behaviour import Behaviour
 from ..model import CHAT, TUNING_FIELDS, ReplyStamp
 
@@ -51,14 +52,20 @@ def parse_upstream(upstream_body: bytes, reason: str) -> Any:
         raise TransformError(reason) from None
 
 
-NOT_FINITE = "Cannot serialise number: must not be NaN or Infinity"
+NOT_FINITE = kong_json.NOT_FINITE
 
 
-def reply_json(reply: Any) -> bytes:
-    """The client body the proxy writes (``json_text.compact_json``'s form), or ``TransformError``
-    when a field copied from the upstream holds ``NaN``, ``Infinity`` or an overflowing number
-    (``1e999``): Python's JSON reader takes them as floats, but they are not JSON, and Kong's
-    cjson refuses to encode them with this reason."""
+def reply_json(reply: Any, behaviour: Behaviour) -> bytes:
+    """The client body the proxy writes (``json_text.compact_json``'s form; Kong's cjson text
+    with ``cjson_encoding``, where an empty array copied from the upstream's reply is ``{}``), or
+    ``TransformError`` when a field copied from the upstream holds ``NaN``, ``Infinity`` or an
+    overflowing number (``1e999``): Python's JSON reader takes them as floats, but they are not
+    JSON, and Kong's cjson refuses to encode them with this reason."""
+    if behaviour.cjson_encoding:
+        try:
+            return kong_json.encode(reply, empty_array_as_object=True)
+        except kong_json.CannotEncode as error:
+            raise TransformError(str(error)) from None
     try:
         return json.dumps(
             reply, ensure_ascii=False, separators=(",", ":"), allow_nan=False

@@ -66,7 +66,9 @@ def decode(upstream_body: bytes, exchange: Exchange, stamp: ReplyStamp) -> bytes
         if "message" in value:
             choice["message"] = value["message"]
     else:
-        choice = {"index": 0, "text": value.get("response")}
+        choice = {"index": 0}
+        if "response" in value or not kong_reply:  # a Lua nil is no key at all
+            choice["text"] = value.get("response")
         if not kong_reply:
             choice["finish_reason"] = finish_reason
 
@@ -86,7 +88,7 @@ def decode(upstream_body: bytes, exchange: Exchange, stamp: ReplyStamp) -> bytes
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
     }
-    return reply_json(reply)
+    return reply_json(reply, exchange.behaviour)
 
 
 def _finish_reason(value: Mapping[str, Any], completion_tokens: int, exchange: Exchange) -> str:

@@ -36,6 +36,14 @@ UNPARSEABLE = "cannot parse response from llama2 endpoint"
 EMPTY = "response data is empty from llama2 endpoint"
 NO_REPLY = "response did not contain a system reply"
 LUA_INDEX_ERROR = "attempt to index a nil value"
+# Where Kong's Lua errors come from (docs/kong-behaviour.md#json-encoding): its install path, and
+# the lines of `from_raw` in kong/llm/drivers/llama2.lua at commit 22246ef28c — 63 is the line of
+# `elseif (not response_table.data[1].generated_text)`, as running Kong reports it; 60 is the
+# `if (not response_table) or (not response_table.data) or (#response_table.data > 1)` three
+# lines above it (as in every published version of from_raw).
+KONG_LUA_PATH = "/usr/local/share/lua/5.1"
+FROM_RAW_CHECK_LINE = 60
+FROM_RAW_DATA_LINE = 63
 _ABSENT = object()  # a key Lua would find nil, as opposed to a JSON null (a truthy userdata)
 
 
@@ -170,7 +178,7 @@ def decode(upstream_body: bytes, exchange: Exchange, stamp: ReplyStamp) -> bytes
     usage = _usage(value, exchange.behaviour)
     if usage is not _ABSENT:
         reply["usage"] = usage
-    return reply_json(reply)
+    return reply_json(reply, exchange.behaviour)
 
 
 def _after_last_inst(text: str) -> str:
@@ -214,29 +222,65 @@ def _text_of(item: Any) -> str:
 def _kong_generated_text(value: Any) -> str:
     """Kong's ``from_raw``: ``data`` with at most one element holding ``generated_text``, and
     Lua's idea of indexing whatever else arrives (a JSON null is a truthy userdata in Kong).
-    Where Kong's Lua raises, its error text is the reason."""
-    data = value.get("data", _ABSENT) if isinstance(value, Mapping) else _ABSENT
+    Where Kong's LuaJIT raises, its error — location first — is the reason."""
+    if value is False:
+        raise TransformError(UNPARSEABLE)  # `not response_table`
     if not isinstance(value, Mapping | str | list):
-        raise TransformError(LUA_INDEX_ERROR)  # indexing null, a number or a boolean
+        raise TransformError(lua_error(
+            FROM_RAW_CHECK_LINE, f"attempt to index local 'response_table' ({_lua_type(value)})"
+        ))
+    data = value.get("data", _ABSENT) if isinstance(value, Mapping) else _ABSENT
     if data is _ABSENT or data is False:
         raise TransformError(UNPARSEABLE)
     if not isinstance(data, Mapping | str | list):
-        raise TransformError("attempt to get length of a non-table value")
-    if isinstance(data, str | list) and len(data) > 1:
+        raise TransformError(lua_error(
+            FROM_RAW_CHECK_LINE, f"attempt to get length of field 'data' ({_lua_type(data)})"
+        ))
+    if _lua_length(data) > 1:
         raise TransformError(UNPARSEABLE)
-    if not isinstance(data, list) or not data:
-        raise TransformError(LUA_INDEX_ERROR)  # data[1] is nil
+    if not isinstance(data, list) or not data:  # data[1] is nil
+        raise TransformError(lua_error(FROM_RAW_DATA_LINE, LUA_INDEX_ERROR))
     first = data[0]
     if isinstance(first, str | list):
         raise TransformError(EMPTY)  # indexing a string or an array by name gives nil
     if not isinstance(first, Mapping):
-        raise TransformError(LUA_INDEX_ERROR)
+        raise TransformError(
+            lua_error(FROM_RAW_DATA_LINE, f"attempt to index {_lua_type(first)}")
+        )
     text = first.get("generated_text", _ABSENT)
     if text is _ABSENT or text is False:
         raise TransformError(EMPTY)
     if not isinstance(text, str):
         raise TransformError("bad argument #1 to 'split' (string expected)")
     return text
+
+
+def lua_error(line: int, message: str) -> str:
+    """A Lua runtime error raised in Kong's ``llama2.lua`` as LuaJIT words it: the chunk's path
+    and line first (docs/kong-behaviour.md#json-encoding)."""
+    return f"{KONG_LUA_PATH}/kong/llm/drivers/llama2.lua:{line}: {message}"
+
+
+def _lua_type(value: Any) -> str:
+    """``a <type> value`` for what cjson decoded ``value`` into (a JSON null is a userdata)."""
+    if value is None:
+        kind = "userdata"
+    elif isinstance(value, bool):
+        kind = "boolean"
+    elif isinstance(value, int | float):
+        kind = "number"
+    elif isinstance(value, str):
+        kind = "string"
+    else:
+        kind = "table"
+    return f"a {kind} value"
+
+
+def _lua_length(value: Any) -> int:
+    """Lua's ``#``: a string's bytes, an array's elements; 0 for an object's string keys."""
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "surrogatepass"))
+    return len(value) if isinstance(value, list) else 0
 
 
 def _usage(value: Any, behaviour: Behaviour) -> Any:

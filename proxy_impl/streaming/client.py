@@ -12,7 +12,8 @@ Fixed mode speaks OpenAI's streaming dialect for the route type:
 
 Relayed payloads (openai format) are written unchanged, and then only ``[DONE]`` is added.
 
-Kong-compatibility mode writes Kong's chunk shapes (no id, role or finish chunk), ends with
+Kong-compatibility mode writes Kong's chunk shapes (no id, role or finish chunk) in Kong's cjson
+text (``kong_json``: ``/`` as ``\\/``), ends with
 ``data: [DONE]`` with no line end at all, and has no error event: Kong ends the stream silently
 (docs/kong-behaviour.md#streaming).
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .. import kong_json
 from ..json_text import compact_json
 from ..model import CHAT, ReplyStamp
 from .events import Delta, Event, Failure, Finish, Relay
@@ -158,4 +160,4 @@ class ClientStream:
         if event.model is not None:
             frame["model"] = event.model
         frame["object"] = obj
-        return sse(frame)
+        return b"data: " + kong_json.encode(frame) + b"\n\n"

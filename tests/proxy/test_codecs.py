@@ -364,7 +364,11 @@ def test_kong_raw_reads_only_the_data_shape(body):
         ({"data": [{}, {}]}, KONG, "cannot parse response from llama2 endpoint"),
         ({"data": [{"text": "x"}]}, KONG, "response data is empty from llama2 endpoint"),
         ({"data": []}, FIXED, "response data is empty from llama2 endpoint"),
-        ({"data": []}, KONG, "attempt to index a nil value"),
+        (
+            {"data": []},
+            KONG,
+            "/usr/local/share/lua/5.1/kong/llm/drivers/llama2.lua:63: attempt to index a nil value",
+        ),
         ({"data": [{"generated_text": ""}]}, KONG, "response did not contain a system reply"),
     ],
 )
