@@ -49,6 +49,9 @@ class Call:
     settings: MockSettings
     json: Any = NOT_JSON
     scripted_reply: str | None = None  # text a control-API script put in place of the generation
+    # Replaces this mock instance's models (Ollama's pull, copy, delete); the control API's reset
+    # restores the configured ones. None where no state is kept (a handler called directly).
+    set_models: Callable[[tuple[str, ...]], None] | None = None
     generated: bool = False  # set by ``generate``: the pipeline applies ``settings.latency`` then
 
     def generate(
@@ -125,6 +128,9 @@ class MockKind:
     error: Callable[[int, str], Reply]  # any error (status, message) in this server's dialect
     loading: Callable[[Call, float], Reply]  # the "model is loading" reply (estimated seconds)
     stream_error: Callable[[str], bytes]  # a stream's mid-stream error frame (Endpoint's overrides)
+    # The reply to a known path with a wrong method; None: ``error(405, ...)`` (the pipeline adds
+    # ``Allow``). Ollama's gin answers in plain text.
+    method_not_allowed: Handler | None = None
     description: str = ""
     x_api_key: bool = False  # the API key is also accepted in an X-Api-Key header (llama.cpp)
     # Go's encoding/json (Ollama) reads invalid UTF-8 and lone surrogates as U+FFFD; the others

@@ -266,6 +266,7 @@ def _remove_script(state: MockState, request: ControlRequest) -> Any:
 def _reset(state: MockState, request: ControlRequest) -> Any:
     state.journal.clear()
     state.scripts.clear()
+    state.reset_models()
     return {"reset": True}
 
 

@@ -8,13 +8,12 @@ real status codes and messages (Go's JSON decoding errors included), empty promp
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import generation, ollama_request, ollama_v1, openai_compat
+from . import generation, ollama_models, ollama_request, ollama_v1, openai_compat
 from .base import BytesReply, Call, Endpoint, JsonReply, MockKind, Reply, StreamReply, ndjson_line
 from .ollama_request import (
     EMBEDDING_SIZE,
@@ -48,12 +47,8 @@ MODIFIED_AT = "2024-05-01T12:00:00.000000Z"
 # --- models --------------------------------------------------------------------------------
 
 
-def _digest(name: str) -> str:
-    return hashlib.sha256(tagged(name).encode()).hexdigest()
-
-
-def _size(name: str) -> int:
-    return 3_826_793_677 + int(_digest(name)[:6], 16)  # a 7B Q4_0 GGUF, a little apart per name
+_digest = ollama_models.digest
+_size = ollama_models.size
 
 
 def _details() -> dict[str, Any]:
@@ -93,7 +88,6 @@ def _ps(call: Call) -> Reply:
             "details": _details(),
             "expires_at": _rfc3339(expires),
             "size_vram": _size(name),
-            "context_length": CONTEXT_LENGTH,
         }
         for name in call.settings.models
     ]
@@ -207,17 +201,29 @@ def _generate_text(
     )
 
 
-def _common_checks(call: Call, request: dict, model_missing: tuple[int, str]) -> Reply | str:
+def _common_checks(
+    call: Call, request: dict, model_missing: tuple[int, str], not_found: Callable[[str], str]
+) -> Reply | str:
     """Checks shared by generate and chat; the resolved model name on success."""
-    top_logprobs = request.get("top_logprobs") or 0
-    if not 0 <= top_logprobs <= 20:
-        return error(400, "top_logprobs must be between 0 and 20")
     name = request.get("model") or ""
     if not name:
         return error(*model_missing)
     if resolve_model(call.settings.models, name) is None:
-        return error(404, f"model '{name}' not found")
+        return error(404, not_found(name))
     return name
+
+
+def _not_found(name: str) -> str:
+    """GenerateHandler's, ShowHandler's and DeleteHandler's words for a model it does not have."""
+    return f"model '{name}' not found"
+
+
+def _try_pulling(name: str) -> str:
+    """handleScheduleError's (chat, embed, embeddings at v0.11.4; later versions say
+    ``model 'x' not found`` in chat too)."""
+    return f"model {_go_quote(name)} not found, try pulling it first"
+
+_go_quote = ollama_request.go_quote
 
 
 def _registry_name(name: str) -> str:
@@ -226,21 +232,15 @@ def _registry_name(name: str) -> str:
     return f"registry.ollama.ai/{tagged(path)}"
 
 
-def _capability_error(name: str, wanted: str) -> Reply:
-    # the mock's models have the "completion" capability only, like llama2
-    return error(400, f"{_registry_name(name)} does not support {wanted}")
+def _capability_error(name: str, *wanted: str) -> Reply:
+    # the mock's models have the "completion" capability only, like llama2; Model.
+    # CheckCapabilities joins the missing ones with errors.Join (a newline)
+    return error(400, f"{_registry_name(name)} does not support " + "\n".join(wanted))
 
 
-def _think_error(request: dict) -> Reply | None:
-    think = request.get("think")
-    if think is None or think is False:
-        return None
-    if isinstance(think, str) and think not in ("low", "medium", "high", "max"):
-        return error(400, f"invalid think value: {json.dumps(think)}")
-    if not isinstance(think, bool | str):
-        kind = ollama_request.go_kind(think)
-        return error(400, f"json: cannot unmarshal {kind} into think value")
-    return error(400, f'"{request["model"]}" does not support thinking')
+def _wants_thinking(request: dict) -> bool:
+    think = request.get("think")  # decode has refused anything but a bool or a level
+    return think is not None and think is not False
 
 
 # Where the text goes in generate's and chat's lines: "response", or an assistant "message".
@@ -285,7 +285,7 @@ def _generate(call: Call) -> Reply:
     request = ollama_request.decode(call, "GenerateRequest", ollama_request.GENERATE_FIELDS)
     if not isinstance(request, dict):
         return request
-    name = _common_checks(call, request, (404, "model '' not found"))
+    name = _common_checks(call, request, (404, "model '' not found"), _not_found)
     if not isinstance(name, str):
         return name
     prompt = request.get("prompt") or ""
@@ -294,9 +294,8 @@ def _generate(call: Call) -> Reply:
     raw = request.get("raw") is True
     if raw and (request.get("template") or request.get("system") or request.get("context")):
         return error(400, "raw mode does not support template, system, or context")
-    think = _think_error(request)
-    if think:
-        return think
+    if _wants_thinking(request):  # GenerateHandler's own check, before scheduling
+        return error(400, f"{_go_quote(request['model'])} does not support thinking")
     if request.get("suffix"):
         return _capability_error(name, "insert")
     options = request.get("options") or {}
@@ -323,16 +322,18 @@ def _chat(call: Call) -> Reply:
     problem = ollama_request.message_errors(messages)
     if problem:
         return error(400, problem)
-    name = _common_checks(call, request, (400, "model is required"))
+    unload = not messages and ollama_request.keep_alive_zero(request.get("keep_alive"))
+    # ChatHandler's unload path looks the model up itself; the rest fails in scheduleRunner
+    missing = _not_found if unload else _try_pulling
+    name = _common_checks(call, request, (400, "model is required"), missing)
     if not isinstance(name, str):
         return name
-    if not messages and ollama_request.keep_alive_zero(request.get("keep_alive")):
+    if unload:
         return _done_without_text(name, _message, "unload")
-    think = _think_error(request)
-    if think:
-        return think
-    if request.get("tools"):
-        return _capability_error(name, "tools")
+    wanted = [*(("tools",) if request.get("tools") else ()),
+              *(("thinking",) if _wants_thinking(request) else ())]
+    if wanted:
+        return _capability_error(name, *wanted)
     options = request.get("options") or {}
     problem = ollama_request.option_error(options)
     if problem:
@@ -364,7 +365,7 @@ def _embed(call: Call) -> Reply:
     else:
         return error(400, "invalid input type")
     if not name or resolve_model(call.settings.models, name) is None:
-        return error(404, f"model '{name}' not found")
+        return error(404, _try_pulling(name))  # scheduleRunner's answer
     if not inputs:
         return JsonReply(200, {"model": name, "embeddings": []}, content_type=GIN_JSON)
     size = embedding_size(request.get("dimensions") or 0)
@@ -387,7 +388,7 @@ def _embeddings_legacy(call: Call) -> Reply:
     if not name:
         return error(400, "model is required")
     if resolve_model(call.settings.models, name) is None:
-        return error(404, f'model "{name}" not found, try pulling it first')
+        return error(404, _try_pulling(name))
     prompt = request.get("prompt") or ""
     vector = generation.embedding_vector(prompt, EMBEDDING_SIZE) if prompt else []
     return JsonReply(200, {"embedding": vector}, content_type=GIN_JSON)
@@ -413,6 +414,11 @@ def not_found(call: Call) -> Reply:
     return BytesReply(404, b"404 page not found", content_type="text/plain")
 
 
+def method_not_allowed(call: Call) -> Reply:
+    # gin's HandleMethodNotAllowed is on since v0.6.6 (ollama/ollama#10275): its default body
+    return BytesReply(405, b"405 method not allowed", content_type="text/plain")
+
+
 def loading(call: Call, estimated_time: float) -> Reply:
     # Ollama has no "loading" status: requests wait for the runner. Its real 503 is a full queue.
     return error(503, "server busy, please try again.  maximum pending requests exceeded")
@@ -427,6 +433,9 @@ NATIVE_ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/api/version", _version, public=True),
     Endpoint("GET", "/api/tags", _tags),
     Endpoint("POST", "/api/show", _show),
+    Endpoint("POST", "/api/pull", ollama_models.pull),
+    Endpoint("DELETE", "/api/delete", ollama_models.delete),
+    Endpoint("POST", "/api/copy", ollama_models.copy),
     Endpoint("GET", "/api/ps", _ps),
     Endpoint("POST", "/api/generate", _generate),
     Endpoint("POST", "/api/chat", _chat),
@@ -440,6 +449,7 @@ KIND = MockKind(
     endpoints=NATIVE_ENDPOINTS + openai_compat.endpoints(ollama_v1.DIALECT),
     unauthorized=unauthorized,
     not_found=not_found,
+    method_not_allowed=method_not_allowed,
     error=error,
     loading=loading,
     stream_error=stream_error,

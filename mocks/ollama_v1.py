@@ -20,14 +20,26 @@ from .openai_compat_dialect import (
     Streaming,
 )
 
+# Errors the native handler answers (not the /v1 middleware): ChatWriter.writeError re-wraps them
+# with openai.NewError(http.StatusInternalServerError, ...), so their type is "api_error" whatever
+# the status, and it sets "Content-Type: application/json" itself (middleware/openai.go, v0.11.4).
+_HANDLER_400S = frozenset({"model is required"})
+
 
 def error(
     status: int, message: str, param: str | None = None, code: str | None = None
 ) -> JsonReply:
-    """Ollama's ``openai.NewError``: the OpenAI shape, type by status, ``param``/``code`` null."""
-    kind = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
+    """Ollama's ``openai.NewError``: the OpenAI shape, ``param``/``code`` null. The middleware's
+    own refusals (a body it cannot bind) are typed by status; what the native handler refuses
+    (an unknown model, a missing one) passes through ``writeError``: ``api_error``."""
+    from_handler = status == 404 or status >= 500 or message in _HANDLER_400S
+    if from_handler:
+        kind, content_type = "api_error", "application/json"
+    else:
+        kind = {400: "invalid_request_error", 404: "not_found_error"}.get(status, "api_error")
+        content_type = ollama_request.GIN_JSON
     body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
-    return JsonReply(status, body)
+    return JsonReply(status, body, content_type=content_type)
 
 
 def _not_json(body: bytes) -> Reply:
@@ -55,7 +67,11 @@ DIALECT = Dialect(
         missing_model="model is required",
         missing_messages="[] is too short - 'messages'",
         empty_messages="[] is too short - 'messages'",
-        model_not_found=lambda m: f"model '{m}' not found",
+        # ChatHandler's (scheduleRunner) words; /v1/completions' GenerateHandler says
+        # "model 'x' not found", which the shared dialect cannot tell apart (ERRATA)
+        model_not_found=lambda m: (
+            f"model {ollama_request.go_quote(m)} not found, try pulling it first"
+        ),
     ),
     replies=Replies(
         content_type=ollama_request.GIN_JSON,

@@ -76,7 +76,7 @@ class Pipeline:
         parsed = strict_json.parse_body(body, replace=self.kind.replaces_bad_unicode)
         call = Call(
             request.method, request.path, {}, request.query, request.headers, body,
-            self.settings, parsed,
+            self.state.settings, parsed, set_models=self.state.set_models,
         )
         entry = self.state.journal.record(call)  # first: a refused request is journaled too
         try:
@@ -153,7 +153,8 @@ class Pipeline:
         if endpoint is None:
             allowed = ", ".join(sorted({*methods, *(("HEAD",) if "GET" in methods else ())}))
             message = f"Method {call.method} is not allowed on {call.path}; use {allowed}"
-            reply = self._run(lambda c: self.kind.error(405, message), call)
+            refuse = self.kind.method_not_allowed or (lambda c: self.kind.error(405, message))
+            reply = self._run(refuse, call)
             reply.headers["Allow"] = allowed
             return reply, None
         if self.key is not None and not endpoint.public and not self._authorized(call.headers):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .base import MockKind, MockSettings
 from .journal import Journal
@@ -18,3 +18,11 @@ class MockState:
 
     def __post_init__(self) -> None:
         self.journal = Journal(self.settings.journal_entries, self.settings.journal_body_bytes)
+        self.configured_models = self.settings.models
+
+    def set_models(self, models: tuple[str, ...]) -> None:
+        """The models this instance has from now on (``settings.models`` of later requests)."""
+        self.settings = replace(self.settings, models=tuple(models))
+
+    def reset_models(self) -> None:
+        self.set_models(self.configured_models)

@@ -129,10 +129,18 @@ def _mock(args: argparse.Namespace) -> int:
     from proxyproof.mocks.app import serve_mocks
 
     names = list(KIND_NAMES) if args.name == "all" else [args.name]
+    host, port = args.host, args.port
+    if args.name == "ollama":  # as `ollama serve` does, where --host/--port leave it open
+        from proxyproof.mocks.ollama_host import from_environment
+
+        configured = from_environment()
+        if configured is not None:
+            host = configured[0] if host is None else host
+            port = configured[1] if port is None else port
     serve_mocks(
         names,
-        host=args.host,
-        port=args.port,
+        host=host or "127.0.0.1",
+        port=port,
         api_key=args.api_key,
         models=tuple(args.model or ("llama2",)),
         latency=args.latency,
@@ -276,7 +284,9 @@ def parser() -> argparse.ArgumentParser:
         "/__mock__/ (journal, scripted responses, faults).",
     )
     mock.add_argument("name", choices=(*KIND_NAMES, "all"), help="which mock to run, or all")
-    mock.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    mock.add_argument("--host", default=None,
+                      help="address to bind (default 127.0.0.1; the ollama mock alone reads "
+                      "OLLAMA_HOST, e.g. 127.0.0.1:11500, as Ollama does)")
     mock.add_argument("--port", type=_port, default=None,
                       help="port (default: the real server's usual port); with 'all', "
                       "mocks take PORT, PORT+1, ...")

@@ -144,7 +144,7 @@ def test_request_errors_have_the_real_messages_and_codes() -> None:
     cases = [
         (call("/api/generate", raw=b""), 400, "missing request body"),
         (call("/api/chat", raw=b"{nope"), 400, "invalid character 'n' looking for beginning of "
-                                              "value"),
+                                              "object key string"),
         (call("/api/generate", raw=b'{"model": "llama2"'), 400, "unexpected EOF"),
         (call("/api/generate", [1]), 400, "json: cannot unmarshal array into Go value of type "
                                           "api.GenerateRequest"),
@@ -152,12 +152,13 @@ def test_request_errors_have_the_real_messages_and_codes() -> None:
          "json: cannot unmarshal number into Go struct field GenerateRequest.prompt of type "
          "string"),
         (call("/api/chat", {"model": "llama2", "messages": [{"role": "user", "content": 1}]}),
-         400, "json: cannot unmarshal number into Go struct field ChatRequest.messages.content "
+         400, "json: cannot unmarshal number into Go struct field Message.messages.content "
               "of type string"),
         (call("/api/generate", {"model": "ghost", "prompt": "x"}), 404, "model 'ghost' not found"),
         (call("/api/generate", {"prompt": "x"}), 404, "model '' not found"),
         (call("/api/chat", {"messages": []}), 400, "model is required"),
-        (call("/api/chat", {"model": "ghost", "messages": []}), 404, "model 'ghost' not found"),
+        (call("/api/chat", {"model": "ghost", "messages": []}), 404,
+         'model "ghost" not found, try pulling it first'),
         (call("/api/show", {}), 400, "model is required"),
         (call("/api/show", {"model": "ghost"}), 404, "model 'ghost' not found"),
         (call("/api/generate", {"model": "llama2", "prompt": "x", "think": True}), 400,

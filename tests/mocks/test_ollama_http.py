@@ -79,7 +79,8 @@ def test_client_list_show_ps_embed(client: ollama.Client) -> None:
 def test_client_unknown_model_raises_response_error_404(client: ollama.Client) -> None:
     with pytest.raises(ollama.ResponseError) as chat:
         client.chat(model="ghost", messages=USER)
-    assert chat.value.status_code == 404 and chat.value.error == "model 'ghost' not found"
+    assert chat.value.status_code == 404
+    assert chat.value.error == 'model "ghost" not found, try pulling it first'  # v0.11.4
     with pytest.raises(ollama.ResponseError) as generate:
         client.generate(model="ghost", prompt="hi")
     assert generate.value.status_code == 404
@@ -123,7 +124,8 @@ def test_single_objects_match_the_schemas(http: httpx.Client) -> None:
     ("path", "content", "status", "message"),
     [
         ("/api/generate", b"", 400, "missing request body"),
-        ("/api/chat", b"{not json", 400, "invalid character 'n' looking for beginning of value"),
+        ("/api/chat", b"{not json", 400,
+             "invalid character 'n' looking for beginning of object key string"),
         ("/api/chat", b'{"model": "llama2", "messages": "hi"}', 400,
          "json: cannot unmarshal string into Go struct field ChatRequest.messages of type "
          "[]api.Message"),
