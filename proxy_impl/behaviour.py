@@ -48,7 +48,7 @@ class Behaviour:
     # Response (#response-headers).
     keep_upstream_set_cookie: bool = False  # fixed drops an upstream Set-Cookie on a 200
     # JSON the proxy writes (#json-encoding): lua-cjson's `\/`, %.16g numbers, `{}` for an
-    # upstream's empty array, Lua error locations in transformation 500s.
+    # upstream's empty array (the Lua error locations are raw_reads_only_kong_shape's).
     cjson_encoding: bool = False
     # Policy (docs/prompt-injection.md): what the fixed raw codec does with control tokens in
     # client text; moot while raw_prompt_keeps_control_tokens is on.

@@ -172,7 +172,8 @@ class _Call:
         # included: with cjson_encoding, lua-cjson's `\/` and number forms (kong_json).
         try:
             upstream_bytes = json_bytes(upstream_json, cjson=behaviour.cjson_encoding)
-        except ValueError:  # cjson refuses the body: the transform's 400, as in Kong
+        except ValueError:  # cjson refuses it (NaN, 1e999, deep nesting: strict_json refuses
+            # those in a client body first, so this is a safety net): the transform's 400
             message = errors.encode_failed(target.route_type, target.options.llama2_format)
             return await self.plugin_error(400, message)
         outgoing = upstream.UpstreamRequest(method, url, headers, upstream_bytes)
