@@ -145,6 +145,26 @@ def upstream_schema_problems(name: str, body: Any, client: Mapping[str, Any]) ->
     return problems
 
 
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def as_cjson(value: Any) -> Any:
+    """``value`` as Kong's lua-cjson writes it back (docs/kong-behaviour.md, JSON encoding):
+    numbers through ``%.16g`` (a float keeps 16 significant digits), integers saturated to the
+    int64 range as strtoll reads them."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return min(max(value, INT64[0]), INT64[1])
+    if isinstance(value, float):
+        return float(f"{value:.16g}")
+    if isinstance(value, list):
+        return [as_cjson(item) for item in value]
+    if isinstance(value, dict):
+        return {key: as_cjson(item) for key, item in value.items()}
+    return value
+
+
 def _json(body: bytes) -> Any:
     try:
         return json.loads(body)
@@ -350,7 +370,8 @@ class PropertyRig:
             UPSTREAM_SCHEMA[(fmt, route_type)], body, trial.request)]
         setup = gateway_config.route_setup(self.targets[combo.route_id])
         if self.kong_compat:
-            want = oracle.expected_upstream_body(setup, trial.request, kong_compat=True)
+            want = as_cjson(oracle.expected_upstream_body(setup, trial.request,
+                                                          kong_compat=True))
             if body != want:
                 verdict.problems.append(f"upstream body {_short(body, 600)}, Kong sends "
                                         f"{_short(want, 600)}")
