@@ -151,11 +151,13 @@ INT64 = (-(2**63), 2**63 - 1)
 def as_cjson(value: Any) -> Any:
     """``value`` as Kong's lua-cjson writes it back (docs/kong-behaviour.md, JSON encoding):
     numbers through ``%.16g`` (a float keeps 16 significant digits), integers saturated to the
-    int64 range as strtoll reads them."""
+    int64 range as strtoll reads them and, past 2**53, rounded as the double Lua holds."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int):
-        return min(max(value, INT64[0]), INT64[1])
+        value = min(max(value, INT64[0]), INT64[1])
+        # A Lua number is a double: past 2**53 an integer keeps only what %.16g of it says.
+        return value if abs(value) <= 2**53 else float(f"{float(value):.16g}")
     if isinstance(value, float):
         return float(f"{value:.16g}")
     if isinstance(value, list):

@@ -47,7 +47,9 @@ UPSTREAM_REPLY_SCHEMAS: dict[tuple[str, str], tuple[str, ...]] = {
 NARROWINGS: dict[str, str] = {
     "additionalProperties": "client requests carry only the fields ChatRequest/CompletionsRequest "
     "name: unknown fields are the fuzz command's business, and a property must know what each "
-    "field means to say what the upstream must receive",
+    "field means to say what the upstream must receive. The fields are drawn one by one from "
+    "their schemas (roles from ChatMessage's enum, out-of-range options from each option's "
+    "schema) and every request is checked against the whole schema",
     "message.content": "a string (llama_text): the Llama 2 template and Ollama's prompt have no "
     "place for content-part arrays or null, so the oracle could not decode them",
     "message fields": "only role and content (and tool_call_id on a tool turn, which OpenAI "
@@ -132,8 +134,12 @@ def _inline(node: Any, stack: tuple[str, ...]) -> Any:
     if not isinstance(node, dict):
         return node
     ref = node.get("$ref")
-    rest = {k: _inline(v, stack) for k, v in node.items()
-            if k not in ("$ref", "description", "examples", "$defs")}
+    rest = {k: ({name: _inline(sub, stack) for name, sub in v.items()}
+                if k in ("properties", "patternProperties") and isinstance(v, dict)
+                else _inline(v, stack))
+            for k, v in node.items()
+            if k not in ("$ref", "description", "examples", "$defs")
+            and not k.startswith("x-")}  # annotations only: not keywords that constrain
     if isinstance(ref, str) and ref.startswith("#/"):
         if ref in stack:
             raise ValueError(f"recursive schema at {ref}: cannot inline")
@@ -158,6 +164,10 @@ def _merged(base: Any, extra: dict[str, Any]) -> Any:
             out[key] = props
         elif key == "items" and isinstance(out.get(key), dict) and isinstance(value, dict):
             out[key] = _merged(out[key], value)
+        elif key == "required":
+            out[key] = list(dict.fromkeys([*out.get(key, []), *value]))
+        elif key in out and out[key] != value:
+            return {"allOf": [base, extra]}  # both apply, as 2020-12 says
         else:
             out[key] = value
     return out
@@ -242,14 +252,6 @@ def _option_values() -> dict[str, st.SearchStrategy[Any]]:
     }
 
 
-def _narrowed_request(schema_name: str) -> dict[str, Any]:
-    schema = resolved_schema(schema_name)
-    keep = {"messages", "prompt", "model", *OPTION_NAMES}
-    schema["properties"] = {k: v for k, v in schema["properties"].items() if k in keep}
-    schema["additionalProperties"] = False
-    return schema
-
-
 def _message(contents: st.SearchStrategy[str]) -> st.SearchStrategy[dict[str, Any]]:
     # ChatMessage's role enum, from the document; content narrowed to a string.
     roles = _resolved("ChatMessage")["properties"]["role"]["enum"]
@@ -291,13 +293,8 @@ def chat_requests(model: str | None = "llama2", max_turns: int = 6,
     from ``llama_text`` (or ``content``), options in and out of range, ``model`` absent, null or
     ``model``. No ``stream``: the caller decides."""
     contents = content if content is not None else llama_text()
-    schema = _narrowed_request("ChatRequest")
-    schema["properties"]["messages"]["maxItems"] = max_turns
-    schema["properties"]["messages"]["items"] = {"type": "object"}
     messages = st.lists(_message(contents), min_size=1, max_size=max_turns)
-    shaped = from_schema({k: v for k, v in schema.items() if k != "not"}).map(
-        lambda body: {k: v for k, v in body.items() if k != "messages"})
-    base = st.builds(lambda rest, turns: {"messages": turns, **rest}, shaped, messages)
+    base = st.builds(lambda turns: {"messages": turns}, messages)
     return _with_options(base, model).filter(_valid("ChatRequest"))
 
 
@@ -308,10 +305,7 @@ def completions_requests(model: str | None = "llama2",
     """Client completions requests (CompletionsRequest): a ``llama_text`` prompt (or
     ``content``), options in and out of range, ``model`` absent, null or ``model``."""
     contents = content if content is not None else llama_text()
-    schema = _narrowed_request("CompletionsRequest")
-    shaped = from_schema({k: v for k, v in schema.items() if k != "not"}).map(
-        lambda body: {k: v for k, v in body.items() if k != "prompt"})
-    base = st.builds(lambda rest, prompt: {**rest, "prompt": prompt}, shaped, contents)
+    base = st.builds(lambda prompt: {"prompt": prompt}, contents)
     return _with_options(base, model).filter(_valid("CompletionsRequest"))
 
 
