@@ -4,8 +4,10 @@ One server answers both families:
 
 - Inference API: ``POST /models/{model_id}`` (any id) answers ``[{"generated_text": ...}]`` with
   the prompt echoed unless ``return_full_text`` is false, or TGI's SSE when ``stream`` is true;
-  errors are flat ``{"error": "..."}`` bodies;
-- TGI: ``POST /`` (compat: an array, or SSE), ``/generate`` (an object), ``/generate_stream``
+  errors are flat ``{"error": "..."}`` bodies; ``POST /models/{model_id}/v1/chat/completions`` is
+  the Messages API of the TGI hosting that model;
+- TGI 3.3.6 (``GET /info`` names the version and the tag's commit): ``POST /`` (compat: an
+  array, or SSE), ``/generate`` (an object), ``/generate_stream``
   (SSE without ``[DONE]``), ``GET /info``, ``/health``, and the Messages API under ``/v1/*``.
 
 Token events follow TGI: one per generated token. A reply that ends before the token limit
@@ -19,13 +21,13 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from . import generation, openai_compat, tgi_request, tgi_v1
+from . import generation, tgi_request, tgi_v1
 from .base import BytesReply, Call, Endpoint, JsonReply, MockKind, Reply, StreamReply, sse_frame
 from .tgi_request import GenerateRequest, error
 
-TGI_VERSION = "3.3.6"
+TGI_VERSION = tgi_v1.VERSION
 COMPUTE_TYPE = "gpu+optimized"
-EOS_TOKEN = (2, "</s>")
+EOS_TOKEN = tgi_v1.EOS_TOKEN
 
 # Deterministic stand-ins for TGI's timing headers (milliseconds).
 VALIDATION_MS = 1
@@ -194,8 +196,8 @@ def info_body(model_id: str) -> dict[str, Any]:
         "max_client_batch_size": 4,
         "router": "text-generation-router",
         "version": TGI_VERSION,
-        "sha": None,
-        "docker_label": None,
+        "sha": tgi_v1.SHA,
+        "docker_label": tgi_v1.DOCKER_LABEL,
     }
 
 
@@ -219,6 +221,10 @@ def unauthorized(call: Call) -> Reply:
 
 def not_found(call: Call) -> Reply:
     return BytesReply(404, b"")  # axum's fallback: no body
+
+
+def method_not_allowed(call: Call) -> Reply:
+    return BytesReply(405, b"")  # axum's MethodRouter: the status (and Allow), no body
 
 
 def loading(call: Call, estimated_time: float) -> Reply:
@@ -251,9 +257,10 @@ NATIVE_ENDPOINTS: tuple[Endpoint, ...] = (
 KIND = MockKind(
     name="huggingface",
     default_port=8081,
-    endpoints=NATIVE_ENDPOINTS + openai_compat.endpoints(tgi_v1.DIALECT),
+    endpoints=tgi_v1.hosted_endpoints() + NATIVE_ENDPOINTS + tgi_v1.endpoints(),
     unauthorized=unauthorized,
     not_found=not_found,
+    method_not_allowed=method_not_allowed,
     error=error,
     loading=loading,
     stream_error=stream_error,

@@ -44,6 +44,8 @@ _SERDE_EXPECTED = {
     "bool": "a boolean", "string": "a string", "strings": "a sequence",
     "grammar": "internally tagged enum GrammarType",
 }
+# GrammarType's tags (TGI 3.3.6 openapi.json; `json_object` is serde's alias of `json`).
+GRAMMAR_TYPES = ("json", "json_object", "regex", "json_schema")
 _INT_LIMITS = {"usize": (0, _U64_MAX), "u32": (0, _U32_MAX), "u64": (0, _U64_MAX),
                "i32": (-(2**31), 2**31 - 1)}
 
@@ -67,8 +69,12 @@ _ERROR_TYPES = {422: "validation", 424: "generation", 429: "overloaded",
                 500: "incomplete_generation", 503: "unhealthy"}
 
 
-def error(status: int, message: str) -> JsonReply:
-    """An error in TGI's flat shape; ``error_type`` follows TGI's status mapping."""
+def error(status: int, message: str) -> JsonReply | BytesReply:
+    """An error in TGI's flat shape; ``error_type`` follows TGI's status mapping.
+
+    A 405 is axum's own (a route hit with a method it does not serve): an empty body."""
+    if status == 405:
+        return BytesReply(405, b"")
     fallback = "generation" if status >= 500 else "validation"
     return JsonReply(status, {"error": message, "error_type": _ERROR_TYPES.get(status, fallback)})
 
@@ -98,9 +104,19 @@ def _unexpected(value: Any) -> str:
 
 
 def _end_position(body: bytes) -> str:
-    """Where serde stands after reading the whole body (it reports missing fields there)."""
-    lines = body.decode("utf-8", "replace").rstrip().split("\n")
+    """Where serde stands after reading the body's closing brace (it reports a missing field
+    there): serde_json counts lines by ``\\n`` and columns in bytes, and stops before any
+    trailing whitespace."""
+    lines = body.rstrip(b" \t\r\n").split(b"\n")
     return f"at line {len(lines)} column {len(lines[-1])}"
+
+
+def missing_field(name: str, body: bytes) -> BytesReply:
+    """axum's 422 for a body without the required field ``name``."""
+    return rejection(422, f"{_DATA_PREFIX}missing field `{name}` {_end_position(body)}")
+
+
+_DATA_PREFIX = "Failed to deserialize the JSON body into the target type: "
 
 
 _SYNTAX = {
@@ -173,11 +189,12 @@ def _parameter_problem(parameters: Any) -> str | None:
         if not isinstance(item, str):
             return f"parameters.stop[{index}]: invalid type: {_unexpected(item)}, expected a string"
     grammar = parameters.get("grammar")
-    if isinstance(grammar, dict) and grammar.get("type") not in ("json", "regex"):
+    if isinstance(grammar, dict) and grammar.get("type") not in GRAMMAR_TYPES:
         variant = grammar.get("type")
         if variant is None:
             return "parameters.grammar: missing field `type`"
-        return f"parameters.grammar: unknown variant `{variant}`, expected `json` or `regex`"
+        return (f"parameters.grammar: unknown variant `{variant}`, expected one of `json`, "
+                "`regex`, `json_schema`")
     return None
 
 
