@@ -64,55 +64,9 @@ NARROWINGS: dict[str, str] = {
     "(out of range), where the upstream's error must reach the client",
 }
 
-# ------------------------------------------------------------------ the hypothesis-jsonschema shim
-
-
-class _ManyAdapter:
-    """``cu.many`` with the ``more()`` method hypothesis-jsonschema 0.23 calls; Hypothesis 6.1xx
-    replaced it with iteration inside a ``with`` block. Scoped to hypothesis-jsonschema's own
-    module (``_patch_hypothesis_jsonschema``): nothing else sees it."""
-
-    def __init__(self, data: Any, **kwargs: Any) -> None:
-        from hypothesis.internal.conjecture import utils
-
-        self._many = utils.many(data, **kwargs)
-        self._many.__enter__()
-        self._elements = iter(self._many)
-        self._open = True
-
-    def more(self) -> bool:
-        if not self._open:
-            return False
-        try:
-            next(self._elements)
-            return True
-        except StopIteration:
-            self._open = False
-            self._many.__exit__(None, None, None)
-            return False
-
-    def reject(self, why: str | None = None) -> None:
-        self._many.reject(why)
-
-
-@functools.cache
-def _patch_hypothesis_jsonschema() -> None:
-    import types
-
-    from hypothesis.internal.conjecture import utils
-    from hypothesis_jsonschema import _from_schema
-
-    if hasattr(utils.many, "more"):  # an older Hypothesis: nothing to adapt
-        return
-    shim = types.SimpleNamespace(**{k: getattr(utils, k) for k in dir(utils)
-                                    if not k.startswith("__")})
-    shim.many = _ManyAdapter
-    _from_schema.cu = shim
-
-
 def from_schema(schema: Mapping[str, Any]) -> st.SearchStrategy[Any]:
-    """``hypothesis_jsonschema.from_schema``, working with the installed Hypothesis."""
-    _patch_hypothesis_jsonschema()
+    # hypothesis is pinned below 6.170.10 (pyproject.toml): later releases dropped what
+    # hypothesis-jsonschema 0.23.1 draws objects and arrays with.
     from hypothesis_jsonschema import from_schema as build
 
     return build(dict(schema))
