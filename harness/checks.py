@@ -53,12 +53,12 @@ def _json(body: bytes) -> Any:
         return None
 
 
-def _short(value: Any, width: int = 300) -> str:
+def short(value: Any, width: int = 300) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _schema_problem(name: str, instance: Any) -> str | None:
+def schema_problem(name: str, instance: Any) -> str | None:
     try:
         fixtures.validate(name, instance)
     except jsonschema.ValidationError as error:
@@ -70,18 +70,18 @@ def _subset(expected: Any, actual: Any, where: str) -> list[str]:
     """``expected`` must be contained in ``actual`` (dicts by key, everything else equal)."""
     if isinstance(expected, dict):
         if not isinstance(actual, dict):
-            return [f"{where}: expected an object, got {_short(actual)}"]
+            return [f"{where}: expected an object, got {short(actual)}"]
         problems = []
         for key, value in expected.items():
             if key not in actual:
-                problems.append(f"{where}.{key}: missing, expected {_short(value)}")
+                problems.append(f"{where}.{key}: missing, expected {short(value)}")
             else:
                 problems += _subset(value, actual[key], f"{where}.{key}")
         return problems
     if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
         return [p for i, (e, a) in enumerate(zip(expected, actual, strict=True))
                 for p in _subset(e, a, f"{where}[{i}]")]
-    return [] if expected == actual else [f"{where}: {_short(actual)}, expected {_short(expected)}"]
+    return [] if expected == actual else [f"{where}: {short(actual)}, expected {short(expected)}"]
 
 
 def _headers(expected: Mapping[str, Any], actual: Mapping[str, str], where: str) -> list[str]:
@@ -126,9 +126,9 @@ def upstream_problems(ex: Exchange, want: Expectation, kong: bool) -> list[str]:
         query = {**auth_query, **query}
         expected = oracle.expected_upstream_body(ex.setup, ex.request_body, kong)
         if body != expected:
-            problems.append(f"upstream body {_short(body, 500)}, expected {_short(expected, 500)}")
+            problems.append(f"upstream body {short(body, 500)}, expected {short(expected, 500)}")
         schema = UPSTREAM_SCHEMA.get((ex.setup.llama2_format, ex.setup.route_type))
-        problem = schema and isinstance(body, dict) and _schema_problem(schema, body)
+        problem = schema and isinstance(body, dict) and schema_problem(schema, body)
         if problem:
             problems.append(f"upstream body {problem}")
     problems += _headers(headers, got.get("headers") or {}, "upstream")
@@ -156,7 +156,7 @@ def client_problems(ex: Exchange, want: Expectation, kong: bool) -> list[str]:
     allowed = status if isinstance(status, list) else [status]
     if status is not None and response.status not in allowed:
         problems.append(f"status {response.status}, expected {status}: "
-                        f"{_short(response.body.decode('utf-8', 'replace'))}")
+                        f"{short(response.body.decode('utf-8', 'replace'))}")
         return problems  # the rest would only repeat it
     body = _json(response.body)
     if want.error is not None:
@@ -166,12 +166,12 @@ def client_problems(ex: Exchange, want: Expectation, kong: bool) -> list[str]:
             problems.append(f"error message {message!r}, expected {want.error!r}")
     if want.message is not None and (not isinstance(body, dict)
                                      or body.get("message") != want.message):
-        problems.append(f"body {_short(response.body.decode('utf-8', 'replace'))}, expected "
+        problems.append(f"body {short(response.body.decode('utf-8', 'replace'))}, expected "
                         f"{{\"message\": {want.message!r}, ...}}")
     if want.body is not None and body != want.body:
-        problems.append(f"body {_short(body)}, expected {_short(want.body)}")
+        problems.append(f"body {short(body)}, expected {short(want.body)}")
     if want.body_text is not None and response.body.decode("utf-8", "replace") != want.body_text:
-        problems.append(f"body {_short(response.body.decode('utf-8', 'replace'))!r}, "
+        problems.append(f"body {short(response.body.decode('utf-8', 'replace'))!r}, "
                         f"expected {want.body_text!r}")
     if want.body_contains is not None:
         problems += _subset(want.body_contains, body, "body")
@@ -182,7 +182,7 @@ def client_problems(ex: Exchange, want: Expectation, kong: bool) -> list[str]:
     problems += _headers(wanted, response.headers, "response")
     streaming = isinstance(ex.request_body, dict) and oracle.streams(ex.request_body, kong)
     if want.schema and not streaming:
-        problem = _schema_problem(want.schema, body)
+        problem = schema_problem(want.schema, body)
         if problem:
             problems.append(f"body {problem}")
     if want.stream:
@@ -200,7 +200,7 @@ def oracle_reply_problems(ex: Exchange, kong: bool) -> list[str]:
     expected = oracle.expected_reply(ex.setup, upstream.body, kong)
     problems = oracle.reply_deviations(expected, ex.response.status, ex.response.body)
     if not problems and not kong and ex.response.status == 200:
-        problem = _schema_problem(REPLY_SCHEMA[ex.setup.route_type], _json(ex.response.body))
+        problem = schema_problem(REPLY_SCHEMA[ex.setup.route_type], _json(ex.response.body))
         if problem:
             problems.append(f"body {problem}")
     return problems
@@ -259,16 +259,16 @@ def oracle_stream_problems(ex: Exchange, kong: bool) -> list[str]:
     if fmt == "openai":  # the upstream's events pass through untouched
         upstream = parse_sse(ex.replay(ex.journal[0], None).body)
         if stream.payloads != upstream.payloads:
-            problems.append(f"events differ from the upstream's: {_short(stream.payloads)} vs "
-                            f"{_short(upstream.payloads)}")
+            problems.append(f"events differ from the upstream's: {short(stream.payloads)} vs "
+                            f"{short(upstream.payloads)}")
         return problems
     text, finish = _non_stream_text(ex)
     got = "".join(chunk_text(event) for event in events)
     if got != text:
-        problems.append(f"streamed text {_short(got)!r}, expected {_short(text)!r}")
+        problems.append(f"streamed text {short(got)!r}, expected {short(text)!r}")
     if not kong:
         schema = CHUNK_SCHEMA[ex.setup.route_type]
-        bad = next((p for p in (_schema_problem(schema, e) for e in events) if p), None)
+        bad = next((p for p in (schema_problem(schema, e) for e in events) if p), None)
         if bad:
             problems.append(f"a chunk {bad}")
         reasons = finish_reasons(events)

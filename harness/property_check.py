@@ -47,7 +47,7 @@ def run_properties_command(args: argparse.Namespace, gateway: Any,
                            usage_error: Callable[[str], Exception]) -> int:
     """The ``check --profile properties`` run: exit 1 when a property fails, else 0."""
     from .adapters import GatewayError
-    from .reports import make_console, print_summary, write_report_file
+    from .reports import finish, make_console
 
     max_examples = getattr(args, "max_examples", None) or DEFAULT_MAX_EXAMPLES
     deadline = getattr(args, "deadline", None) or DEFAULT_DEADLINE
@@ -75,12 +75,7 @@ def run_properties_command(args: argparse.Namespace, gateway: Any,
         raise usage_error(str(error)) from None
     report.cases = [case_result(by_id[r.id], r) for r in results]
     report.gateway["examples"] = sum(r.examples for r in results)
-    print_summary(report, console)
-    for kind in ("json", "junit", "markdown"):
-        target = getattr(args, kind)
-        if target:
-            try:
-                write_report_file(kind, target, report)
-            except ValueError as error:
-                raise usage_error(str(error)) from None
-    return 1 if report.failed else 0
+    try:
+        return finish(report, console, args)
+    except ValueError as error:
+        raise usage_error(str(error)) from None

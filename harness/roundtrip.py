@@ -31,20 +31,20 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import jsonschema
-
 from proxyproof import fixtures
 from proxyproof.mocks import run_mock
 
 from . import oracle
 from .catalogue import gateway_config
 from .catalogue.model import ROUTE_TYPES, ROUTES, Case, ClientRequest, Expectation
+from .checks import schema_problem, short
 from .decoding import DecodeError, decode_upstream, expected_loss
 from .gateway import Gateway
 from .hostings import BY_KEY, HOSTINGS
 from .http import Response, request
 from .journal import replayed_request
 from .oracle import ASCII_SPACE
+from .runner import without_streaming
 from .streams import chunk_text, finish_reasons, parse_sse
 
 REPLY_SCHEMA = {oracle.CHAT: "ChatResponse", oracle.COMPLETIONS: "CompletionsResponse"}
@@ -105,19 +105,6 @@ class Verdict:
     problems: list[str] = field(default_factory=list)
     deviations: list[str] = field(default_factory=list)  # Kong's, by name (compat mode)
     losses: list[str] = field(default_factory=list)  # what the format cannot carry
-
-
-def _short(value: Any, width: int = 1500) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _schema_problem(name: str, instance: Any) -> str | None:
-    try:
-        fixtures.validate(name, instance)
-    except jsonschema.ValidationError as error:
-        return f"does not match {name}: {error.message}"
-    return None
 
 
 # The wire names of the tuning options: a client value out of the upstream's range is forwarded as
@@ -199,10 +186,10 @@ class Trial:
         upstream = [{k: e.get(k) for k in ("method", "path", "status", "body")}
                     for e in self.journal]
         return "\n".join([
-            f"client request ({self.combination.id}): {_short(self.request)}",
-            f"upstream request(s): {_short(upstream)}",
+            f"client request ({self.combination.id}): {short(self.request, 1500)}",
+            f"upstream request(s): {short(upstream, 1500)}",
             f"client response: {self.response.status} "
-            f"{_short(self.response.body.decode('utf-8', 'replace'))}",
+            f"{short(self.response.body.decode('utf-8', 'replace'), 1500)}",
         ])
 
 
@@ -315,16 +302,7 @@ class PropertyRig:
     def _replay(self, combo: Combination, entry: Mapping[str, Any]) -> Response:
         """The journaled upstream request sent to the mock again, asking for one JSON reply
         (the script is still in force, so the mock answers the same text)."""
-        entry = copy.deepcopy(dict(entry))
-        body = entry.get("body")
-        if isinstance(body, dict):
-            body.pop("stream_options", None)
-            if "stream" in body:
-                body["stream"] = False
-            if isinstance(body.get("parameters"), dict):
-                body["parameters"]["stream"] = False
-                body.pop("stream", None)
-        again = replayed_request(entry, self._mock(combo).url)
+        again = replayed_request(without_streaming(entry), self._mock(combo).url)
         return request(again.method, again.url, again.body, dict(again.headers),
                        timeout=TIMEOUT)
 
@@ -376,8 +354,8 @@ class PropertyRig:
             want = as_cjson(oracle.expected_upstream_body(setup, trial.request,
                                                           kong_compat=True))
             if body != want:
-                verdict.problems.append(f"upstream body {_short(body, 600)}, Kong sends "
-                                        f"{_short(want, 600)}")
+                verdict.problems.append(f"upstream body {short(body, 600)}, Kong sends "
+                                        f"{short(want, 600)}")
             verdict.deviations += oracle.kong_quirks(setup, trial.request,
                                                      BY_KEY[combo.hosting].mock)
             return
@@ -421,7 +399,7 @@ class PropertyRig:
         verdict.problems += oracle.reply_deviations(expected, trial.response.status,
                                                     trial.response.body)
         if not self.kong_compat and trial.response.status == 200:
-            problem = _schema_problem(REPLY_SCHEMA[combo.route_type], _json(trial.response.body))
+            problem = schema_problem(REPLY_SCHEMA[combo.route_type], _json(trial.response.body))
             if problem:
                 verdict.problems.append(f"client body {problem}")
 
@@ -447,7 +425,7 @@ class PropertyRig:
             verdict.problems.append(f"{len(stream.after_done)} event(s) after [DONE]")
         if not self.kong_compat:
             schema = CHUNK_SCHEMA[combo.route_type]
-            bad = next((p for p in (_schema_problem(schema, e) for e in events
+            bad = next((p for p in (schema_problem(schema, e) for e in events
                                     if not _is_error_event(e)) if p), None)
             if bad:
                 verdict.problems.append(f"a chunk {bad}")
@@ -490,7 +468,7 @@ class PropertyRig:
 
 def _is_error_event(event: Any) -> bool:
     """An error reported mid-stream (StreamErrorEvent): allowed where a chunk would be."""
-    return isinstance(event, dict) and isinstance(event.get("error"), dict) and _schema_problem(
+    return isinstance(event, dict) and isinstance(event.get("error"), dict) and schema_problem(
         "StreamErrorEvent", event) is None
 
 

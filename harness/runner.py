@@ -71,7 +71,7 @@ def _closed_port() -> int:
         return probe.getsockname()[1]
 
 
-def _without_streaming(entry: Mapping[str, Any]) -> dict[str, Any]:
+def without_streaming(entry: Mapping[str, Any]) -> dict[str, Any]:
     """The journaled upstream request asked for as one JSON reply instead of a stream."""
     entry = copy.deepcopy(dict(entry))
     body = entry.get("body")
@@ -102,7 +102,7 @@ class CatalogueRun:
     def _replay(self, mock: Any) -> Callable[[Mapping[str, Any], bool | None], Response]:
         def replay(entry: Mapping[str, Any], stream: bool | None) -> Response:
             mock.control.clear_scripts()  # the replay learns the upstream's own answer
-            again = replayed_request(entry if stream is None else _without_streaming(entry),
+            again = replayed_request(entry if stream is None else without_streaming(entry),
                                      mock.url)
             return request(again.method, again.url, again.body, dict(again.headers),
                            timeout=CLIENT_TIMEOUT)

@@ -133,12 +133,7 @@ class ManualGateway:
 
 def run_check(args: argparse.Namespace) -> int:
     from proxyproof.harness.adapters import GatewayError
-    from proxyproof.harness.reports import (
-        LiveProgress,
-        make_console,
-        print_summary,
-        write_report_file,
-    )
+    from proxyproof.harness.reports import LiveProgress, finish, make_console
     from proxyproof.harness.runner import MockPlacement, run_catalogue
     from proxyproof.harness.user_routes import UserConfigError
 
@@ -176,15 +171,10 @@ def run_check(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.config}: {error}") from None
         except GatewayError as error:
             raise UsageError(str(error)) from None
-    print_summary(report, console)
-    for kind in ("json", "junit", "markdown"):
-        target = getattr(args, kind)
-        if target:
-            try:
-                write_report_file(kind, target, report)
-            except ValueError as error:
-                raise UsageError(str(error)) from None
-    return 1 if report.failed else 0
+    try:
+        return finish(report, console, args)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def add_arguments(check: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from ..results import Report
 from .json_report import write_json
@@ -21,9 +21,21 @@ Writer = Callable[[Report, TextIO], None]
 WRITERS: dict[str, Writer] = {"json": write_json, "junit": write_junit, "markdown": write_markdown}
 
 __all__ = [
-    "WRITERS", "LiveProgress", "make_console", "mask_headers", "print_summary", "write_json",
-    "write_junit", "write_markdown", "write_report_file",
+    "WRITERS", "LiveProgress", "finish", "make_console", "mask_headers", "print_summary",
+    "write_json", "write_junit", "write_markdown", "write_report_file",
 ]  # fmt: skip
+
+
+def finish(report: Report, console: Any, args: Any) -> int:
+    """Print ``report``'s summary, write the files ``args.json``, ``args.junit`` and
+    ``args.markdown`` name, and give the exit status: 1 when a case failed, else 0.
+    ``ValueError`` for a path that cannot be written."""
+    print_summary(report, console)
+    for kind in ("json", "junit", "markdown"):
+        target = getattr(args, kind)
+        if target:
+            write_report_file(kind, target, report)
+    return 1 if report.failed else 0
 
 
 def write_report_file(kind: str, path_or_dash: str | os.PathLike[str], report: Report) -> None:
