@@ -57,6 +57,8 @@ UPSTREAM_SCHEMA = {
     ("openai", oracle.COMPLETIONS): "OpenAICompletionRequest",
 }  # fmt: skip
 KONG_UNSUPPORTED = {"error": True, "message": "empty or unsupported transformer response"}
+KONG_JSON_FOR_A_STREAM = ("a stream answered with one JSON body gives only 'empty or "
+                          "unsupported transformer response'")
 ROUTE_PREFIX = "/proxyproof/"
 TIMEOUT = 30.0
 MODEL = "llama2"
@@ -412,6 +414,11 @@ class PropertyRig:
             if not (events in ([], [KONG_UNSUPPORTED]) and not stream.done):
                 verdict.problems.append(f"expected Kong's empty raw stream, got {len(events)} "
                                         "event(s)")
+            return
+        if self.kong_compat and events == [KONG_UNSUPPORTED] and entry.get("frames_sent") == 0:
+            # The upstream answered the stream request with one JSON body (Ollama's reply to an
+            # empty prompt: the model loaded, done_reason "load"); Kong reads only a stream there.
+            verdict.deviations.append(KONG_JSON_FOR_A_STREAM)
             return
         if not (response.header("Content-Type") or "").startswith("text/event-stream"):
             verdict.problems.append(f"Content-Type {response.header('Content-Type')!r}, "
