@@ -10,6 +10,7 @@ import json
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,21 @@ def run_check(args: argparse.Namespace) -> int:
         return finish(report, console, args)
     except ValueError as error:
         raise UsageError(str(error)) from None
+
+
+def whole_number(least: int) -> Callable[[str], int]:
+    """An argparse type: a whole number, ``least`` or more."""
+
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if number < least:
+            raise argparse.ArgumentTypeError(f"{number}: must be {least} or more")
+        return number
+
+    return parse
 
 
 def add_arguments(check: argparse.ArgumentParser) -> None:

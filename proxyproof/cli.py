@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from importlib import resources
 
-from proxyproof.check import UsageError
+from proxyproof.check import UsageError, whole_number
 from proxyproof.mocks import KIND_NAMES
 from proxyproof.serving import ListenError
 
@@ -151,21 +150,6 @@ def _mock(args: argparse.Namespace) -> int:
     return 0
 
 
-def _whole_number(least: int) -> Callable[[str], int]:
-    """An argparse type: a whole number, ``least`` or more."""
-
-    def parse(text: str) -> int:
-        try:
-            number = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if number < least:
-            raise argparse.ArgumentTypeError(f"{number}: must be {least} or more")
-        return number
-
-    return parse
-
-
 def _soak(args: argparse.Namespace) -> int:
     from proxyproof.soak import run_soak_command
 
@@ -296,10 +280,10 @@ def parser() -> argparse.ArgumentParser:
                       help="a model the server has (repeatable; default llama2)")
     mock.add_argument("--latency", type=_seconds, default=0.0, metavar="SECONDS",
                       help="wait this long before answering each generation request")
-    mock.add_argument("--journal-entries", type=_whole_number(1), default=1000, metavar="N",
+    mock.add_argument("--journal-entries", type=whole_number(1), default=1000, metavar="N",
                       help="requests the journal keeps (default 1000); older ones are dropped "
                       "and counted")
-    mock.add_argument("--journal-body-bytes", type=_whole_number(0), default=1024 * 1024,
+    mock.add_argument("--journal-body-bytes", type=whole_number(0), default=1024 * 1024,
                       metavar="B", help="bytes of each request body the journal keeps (default "
                       "1 MiB); a longer body is kept truncated and flagged")
     mock.add_argument("--control-token", default=None, metavar="TOKEN",
@@ -422,7 +406,7 @@ def _add_connection_arguments(command: argparse.ArgumentParser) -> None:
                        default=limits.keepalive_timeout,
                        help="close a connection idle this long between requests (default "
                        f"{limits.keepalive_timeout:g})")
-    group.add_argument("--max-connections", type=_whole_number(1), metavar="N",
+    group.add_argument("--max-connections", type=whole_number(1), metavar="N",
                        default=limits.max_connections,
                        help="client connections open at once; more get 503 (default "
                        f"{limits.max_connections}, lowered to fit ulimit -n)")

@@ -13,7 +13,7 @@ import textwrap
 from contextlib import contextmanager
 from typing import Any
 
-from proxyproof.check import UsageError, add_gateway_arguments, gateway_from
+from proxyproof.check import UsageError, add_gateway_arguments, gateway_from, whole_number
 
 MODES = {"positive": ("positive",), "negative": ("negative",), "all": ("positive", "negative")}
 
@@ -98,7 +98,7 @@ def _write(path: str, text: str) -> None:
 
 def add_arguments(fuzz: argparse.ArgumentParser) -> None:
     run = fuzz.add_argument_group("the fuzzing")
-    run.add_argument("--max-examples", type=_count, default=50, metavar="N",
+    run.add_argument("--max-examples", type=whole_number(1), default=50, metavar="N",
                      help="generated requests per operation and generation mode (default 50)")
     run.add_argument("--mode", choices=tuple(MODES), default="all",
                      help="positive: requests the document calls valid; negative: invalid ones; "
@@ -117,16 +117,6 @@ def add_arguments(fuzz: argparse.ArgumentParser) -> None:
                          help="the first path segment of its routes (repeatable; default llama2, "
                          "as in Kong's fixture)")
     add_gateway_arguments(fuzz)
-
-
-def _count(text: str) -> int:
-    try:
-        count = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if count < 1:
-        raise argparse.ArgumentTypeError(f"{count}: must be 1 or more")
-    return count
 
 
 def describe() -> dict[str, Any]:
