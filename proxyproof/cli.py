@@ -52,6 +52,14 @@ def _proxy(args: argparse.Namespace) -> int:
     if not (args.config or args.example) and args.admin_port is None:
         args.proxy_parser.error("one of the arguments --config --example is required (or "
                                 "--admin-port, to start with no config and POST one)")
+    if args.workers > 1:
+        from proxyproof.workers import supported
+
+        if args.admin_port is not None:
+            args.proxy_parser.error("--workers with --admin-port: a POSTed config would reach "
+                                    "one worker only; use one worker with the Admin API")
+        if supported() is not None:
+            args.proxy_parser.error(f"--workers {args.workers}: {supported()}")
     source = args.config or (_example(args.example).read_text(encoding="utf-8")
                              if args.example else None)
     shown = args.config or f"example {args.example}"
@@ -95,6 +103,13 @@ def _proxy(args: argparse.Namespace) -> int:
         print(f"warning: at most {connection_cap(args.max_connections)} connections, not "
               f"{args.max_connections}: the open-file limit (ulimit -n) leaves no room for more",
               file=sys.stderr)
+    if args.workers > 1:
+        from proxyproof.workers import serve_workers
+
+        return serve_workers(
+            apps, args.workers, limits=limits, grace=args.grace,
+            announce=lambda name, url: print(f"listening on {url} with {args.workers} worker "
+                                             "processes (Ctrl-C to stop)", flush=True))
     serve_forever(
         apps,
         announce=lambda name, url: print(f"{label(name)}listening on {url} (Ctrl-C to stop)",
@@ -103,6 +118,12 @@ def _proxy(args: argparse.Namespace) -> int:
         grace=args.grace,
     )
     return 0
+
+
+def _hostings():  # -> tuple[Hosting, ...]
+    from proxyproof.harness.hostings import HOSTINGS
+
+    return HOSTINGS
 
 
 def _example_names() -> list[str]:
@@ -125,8 +146,10 @@ def _examples(args: argparse.Namespace) -> int:
 
 
 def _mock(args: argparse.Namespace) -> int:
+    from proxyproof.mock_files import prepare
     from proxyproof.mocks.app import serve_mocks
 
+    files = prepare(args)  # cassettes and scripts, checked before anything listens
     names = list(KIND_NAMES) if args.name == "all" else [args.name]
     host, port = args.host, args.port
     if args.name == "ollama":  # as `ollama serve` does, where --host/--port leave it open
@@ -146,6 +169,7 @@ def _mock(args: argparse.Namespace) -> int:
         journal_entries=args.journal_entries,
         journal_body_bytes=args.journal_body_bytes,
         control_token=args.control_token,
+        **files,
     )
     return 0
 
@@ -167,12 +191,17 @@ def _bench(args: argparse.Namespace) -> int:
 
     from proxyproof.gateways import bundled_app
     from proxyproof.harness.bench import QUICK, BenchSettings, as_json, run_bench, table
+    from proxyproof.harness.bench.subjects import GatewaySpec
 
+    if args.memory:
+        return _bench_memory(args)
     chosen = {name: getattr(args, name) for name in ("duration", "requests", "concurrency",
-                                                      "samples")}
+                                                      "samples", "load_generator")}
     try:
+        gateways = tuple(GatewaySpec.parse(text) for text in args.gateway or ())
         settings = replace(QUICK if args.quick else BenchSettings(),
-                           **{name: value for name, value in chosen.items() if value is not None})
+                           **{name: value for name, value in chosen.items() if value is not None},
+                           hostings=tuple(args.hosting or ()), gateways=gateways)
     except ValueError as error:
         print(f"proxyproof bench: {error}", file=sys.stderr)
         return 2
@@ -183,6 +212,25 @@ def _bench(args: argparse.Namespace) -> int:
         print(f"proxyproof bench: {error}", file=sys.stderr)
         return 2
     print(as_json(report) if args.json else table(report))
+    return 1 if report.errors else 0
+
+
+def _bench_memory(args: argparse.Namespace) -> int:
+    from proxyproof.gateways import bundled_app
+    from proxyproof.harness.bench.memory import MemorySettings, memory_json, memory_table, run
+
+    try:
+        settings = MemorySettings(requests=args.memory_requests,
+                                  stream_megabytes=args.stream_megabytes)
+        report = run(bundled_app, settings, progress=lambda line: print(
+            f"bench: {line}", file=sys.stderr, flush=True))
+    except ValueError as error:
+        print(f"proxyproof bench: {error}", file=sys.stderr)
+        return 2
+    except RuntimeError as error:
+        print(f"proxyproof bench: {error}", file=sys.stderr)
+        return 2
+    print(memory_json(report) if args.json else memory_table(report))
     return 1 if report.errors else 0
 
 
@@ -256,8 +304,14 @@ def parser() -> argparse.ArgumentParser:
                        "--config and --example may be left out to start with no routes")
     proxy.add_argument("--admin-host", default="127.0.0.1",
                        help="address for the Admin API (default 127.0.0.1)")
+    proxy.add_argument("--workers", type=whole_number(1), default=1, metavar="N",
+                       help="serve from N processes on the same port (SO_REUSEPORT: the kernel "
+                       "spreads connections over them), one core each; SIGTERM or Ctrl-C "
+                       "drains them all (default 1; Linux; not with --admin-port)")
     _add_connection_arguments(proxy)
     proxy.set_defaults(run=_proxy, proxy_parser=proxy)
+
+    from proxyproof import mock_files
 
     mock = commands.add_parser(
         "mock",
@@ -265,7 +319,10 @@ def parser() -> argparse.ArgumentParser:
         description="Serve protocol-faithful mock upstreams in the foreground until Ctrl-C: "
         "ollama (default port 11434), huggingface (Inference API + TGI, 8081), llamacpp (8080) "
         "and openai (8082). Each logs one line per request and has a control API under "
-        "/__mock__/ (journal, scripted responses, faults).",
+        "/__mock__/ (journal, scripted responses, faults). A mock can also record a real "
+        "server's exchanges and replay them offline.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=mock_files.EPILOG,
     )
     mock.add_argument("name", choices=(*KIND_NAMES, "all"), help="which mock to run, or all")
     mock.add_argument("--host", default=None,
@@ -289,6 +346,7 @@ def parser() -> argparse.ArgumentParser:
     mock.add_argument("--control-token", default=None, metavar="TOKEN",
                       help="require 'Authorization: Bearer TOKEN' on every /__mock__/ route "
                       "(default: $PROXYPROOF_CONTROL_TOKEN; the emulated API is unaffected)")
+    mock_files.add_arguments(mock)
     mock.set_defaults(run=_mock)
 
     examples = commands.add_parser(
@@ -355,10 +413,33 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--requests", type=int, metavar="N",
                        help="request limit of each throughput run (default 50000)")
     bench.add_argument("--concurrency", type=int, metavar="N",
-                       help="kept-alive connections of a throughput run (default 48)")
+                       help="kept-alive connections of a throughput run (default 32)")
     bench.add_argument("--samples", type=int, metavar="N",
                        help="requests of each latency or streaming run, sent one at a time "
                        "(default 2000)")
+    bench.add_argument("--load-generator", choices=("auto", "wrk", "python"), default=None,
+                       help="what sends the non-streaming load: wrk (a C load generator, far "
+                       "cheaper per request than any server here), python (the built-in "
+                       "client), or auto: wrk when installed (default auto); streams are always "
+                       "timed by the built-in client")
+    bench.add_argument("--hosting", action="append", metavar="NAME",
+                       choices=[hosting.key for hosting in _hostings()],
+                       help="measure only this hosting (repeatable; default all: "
+                       + ", ".join(hosting.key for hosting in _hostings()) + ")")
+    bench.add_argument("--gateway", action="append", metavar="NAME=URL",
+                       help="also measure another gateway in the same run (repeatable): "
+                       "'litellm' starts a LiteLLM proxy per hosting it can serve (Ollama, "
+                       "self-hosted GGUF; needs litellm[proxy]); NAME=URL measures one already "
+                       "running, URL its OpenAI-style chat endpoint on 127.0.0.1, sending to "
+                       "the benchmark's mocks on their usual ports (Ollama 11434, OpenAI-style "
+                       "8082)")
+    bench.add_argument("--memory", action="store_true",
+                       help="instead: the proxy's resident memory over --memory-requests "
+                       "requests and while it relays one --stream-megabytes stream")
+    bench.add_argument("--memory-requests", type=int, metavar="N", default=100_000,
+                       help="requests of the --memory run (default 100000)")
+    bench.add_argument("--stream-megabytes", type=int, metavar="MB", default=50,
+                       help="size of the stream the --memory run relays (default 50)")
     bench.add_argument("--json", action="store_true", help="print a JSON report instead of tables")
     bench.set_defaults(run=_bench)
     return root

@@ -290,9 +290,10 @@ class _GuardedHandler(web_protocol.RequestHandler):
 class _GatedSite(web.BaseSite):
     """A TCP site whose connections go through a ``_Gate``."""
 
-    def __init__(self, runner: web.AppRunner, host: str, port: int, gate: _Gate) -> None:
+    def __init__(self, runner: web.AppRunner, host: str, port: int, gate: _Gate,
+                 reuse_port: bool = False) -> None:
         super().__init__(runner)
-        self._host, self._port, self._gate = host, port, gate
+        self._host, self._port, self._gate, self._reuse_port = host, port, gate, reuse_port
 
     @property
     def name(self) -> str:
@@ -302,7 +303,8 @@ class _GatedSite(web.BaseSite):
         await super().start()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            self._gate, self._host, self._port, backlog=self._backlog, reuse_address=True)
+            self._gate, self._host, self._port, backlog=self._backlog, reuse_address=True,
+            reuse_port=self._reuse_port or None)
 
 
 class _AcceptErrors:
@@ -411,9 +413,12 @@ async def start_app(
     *,
     limits: ConnectionLimits = DEFAULT_LIMITS,
     grace: float = 1.0,
+    reuse_port: bool = False,
 ) -> RunningApp:
     """Start ``factory()``'s application in the running loop; ``port=0`` picks a free port.
-    ``grace``: how long ``stop()`` lets requests in flight finish."""
+    ``grace``: how long ``stop()`` lets requests in flight finish. ``reuse_port``: share the
+    port with other processes' sockets that set it too (``workers``: the kernel spreads the
+    connections)."""
     app = await _build(factory)
     handler_args = {"access_log": None, "logger": server_log,
                     "keepalive_timeout": limits.keepalive_timeout}
@@ -421,7 +426,7 @@ async def start_app(
     await runner.setup()
     assert runner.server is not None
     gate = _Gate(runner.server, limits)
-    site = _GatedSite(runner, host, port, gate)
+    site = _GatedSite(runner, host, port, gate, reuse_port)
     try:
         await site.start()
     except (OSError, OverflowError) as error:
@@ -543,24 +548,32 @@ def serve_forever(
     *,
     limits: ConnectionLimits = DEFAULT_LIMITS,
     grace: float = DEFAULT_GRACE,
+    reuse_port: bool = False,
+    stop_signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM),
+    stop_when_readable: int | None = None,
+    say_draining: bool = True,
 ) -> None:
     """Serve ``(name, factory, host, port)`` apps in the foreground until Ctrl-C or SIGTERM.
 
     Then drain: stop listening, close idle connections, give requests in flight (streams
     included) ``grace`` seconds to finish, end what remains and return. A second signal ends
-    them at once.
+    them at once. For a worker process (``workers``): ``reuse_port``, only ``stop_signals``,
+    also stop when the descriptor ``stop_when_readable`` is (its parent's end), and leave the
+    drain's message to the parent (``say_draining``).
     """
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        signals = (signal.SIGINT, signal.SIGTERM)
-        for sig in signals:
+        for sig in stop_signals:
             loop.add_signal_handler(sig, stop.set)
+        if stop_when_readable is not None:
+            loop.add_reader(stop_when_readable, stop.set)
         running: list[RunningApp] = []
         try:
             for name, factory, host, port in apps:
-                started = await start_app(factory, host, port, limits=limits, grace=grace)
+                started = await start_app(factory, host, port, limits=limits, grace=grace,
+                                          reuse_port=reuse_port)
                 running.append(started)
                 announce(name, started.url)
         except BaseException:  # one could not start: stop the others, nothing is in flight
@@ -568,12 +581,37 @@ def serve_forever(
                 await started.stop()
             raise
         await stop.wait()
-        await _drain(running, grace, signals)
+        if stop_when_readable is not None:
+            loop.remove_reader(stop_when_readable)
+        await _drain(running, grace, stop_signals, say_draining)
 
-    asyncio.run(main())
+    run_loop(main())
 
 
-async def _drain(running: list[RunningApp], grace: float, signals: tuple[int, ...]) -> None:
+def event_loop_name() -> str:
+    """The event loop servers run on: ``uvloop`` where installed (unless PROXYPROOF_LOOP=asyncio),
+    else asyncio's own."""
+    if os.environ.get("PROXYPROOF_LOOP", "").lower() == "asyncio":
+        return "asyncio"
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
+def run_loop(main: Awaitable[Any]) -> Any:
+    """``asyncio.run(main)`` on ``event_loop_name()``'s loop."""
+    if event_loop_name() == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(main)  # type: ignore[arg-type]
+    return asyncio.run(main)  # type: ignore[arg-type]
+
+
+async def _drain(running: list[RunningApp], grace: float, signals: tuple[int, ...],
+                 say: bool = True) -> None:
     loop = asyncio.get_running_loop()
 
     def abandon() -> None:
@@ -584,8 +622,9 @@ async def _drain(running: list[RunningApp], grace: float, signals: tuple[int, ..
         loop.add_signal_handler(sig, abandon)
     for started in running:
         await started.stop_listening()
-    print(f"stopping: no new connections; requests in flight have {grace:g} s to finish "
-          "(Ctrl-C again to end them now)", file=sys.stderr, flush=True)
+    if say:
+        print(f"stopping: no new connections; requests in flight have {grace:g} s to finish "
+              "(Ctrl-C again to end them now)", file=sys.stderr, flush=True)
     deadline = loop.time() + grace
     draining = [asyncio.ensure_future(started.drain()) for started in running]
     _, pending = await asyncio.wait(draining, timeout=grace)

@@ -43,7 +43,8 @@ def _text(value: Any) -> bool:
 
 
 class FirstTextScanner:
-    """Feed body pieces in arrival order; ``feed`` answers True once a frame with text is complete.
+    """Feed body pieces in arrival order; ``feed`` answers True once a frame with text is complete,
+    ``text_frames`` how many frames with text a piece completed (for the time between chunks).
 
     Only the unfinished tail of the body is kept, so a long stream costs no more than its frames.
     """
@@ -56,10 +57,15 @@ class FirstTextScanner:
     def feed(self, data: bytes) -> bool:
         if self.found:
             return True
+        self.text_frames(data)
+        return self.found
+
+    def text_frames(self, data: bytes) -> int:
         self._pending = (self._pending + data).replace(b"\r\n", b"\n")
         *complete, self._pending = self._pending.split(self._separator)
-        self.found = any(carries_text(_decode(frame, self._separator)) for frame in complete)
-        return self.found
+        found = sum(1 for frame in complete if carries_text(_decode(frame, self._separator)))
+        self.found = self.found or found > 0
+        return found
 
 
 def _decode(frame: bytes, separator: bytes) -> Any:

@@ -11,8 +11,12 @@ Three kinds of run:
   answer is in (a closed loop), after a warm-up that is not counted;
 - ``latency``: the same on one connection, so that a request never waits behind another:
   under saturation a closed loop's latency is only ``concurrency / throughput`` again;
-- ``stream``: one connection; per request the time to the first frame carrying text and to the
-  end of the stream.
+- ``stream``: one connection; per request the time to the first frame carrying text, the time
+  between later frames carrying text, and the time to the end of the stream.
+
+Two drivers: ``python`` (``http1``, in this process) does every kind; ``wrk`` (``wrk.py``, a
+child of this process, so on its CPU) does throughput and latency runs at a fraction of the CPU
+per request. ``Run.driver`` picks one; ``scenario`` decides.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection as Pipe
 from typing import Literal
 
-from . import cputime, layout, stats
+from . import cputime, layout, stats, wrk
 from .frames import FirstTextScanner
 from .http1 import BenchRequest, Connection, ProtocolError
 
@@ -33,6 +37,7 @@ MAX_ERRORS = 50  # a run that fails this often stops: its figures mean nothing a
 _FAILURES = (OSError, EOFError, asyncio.LimitOverrunError, ProtocolError, TimeoutError)
 
 RunKind = Literal["throughput", "latency", "stream"]
+Driver = Literal["python", "wrk"]
 
 
 @dataclass(frozen=True)
@@ -44,12 +49,15 @@ class Run:
     concurrency: int = 1
     warmup: float = 0.0  # seconds of uncounted requests first (connections open, caches warm)
     servers: tuple[int, ...] = ()  # pids of the servers at work, whose CPU time is measured
+    driver: Driver = "python"  # wrk: bounded by the time limit only, max_requests unused
 
     def __post_init__(self) -> None:
         if self.max_requests < 1 or self.duration <= 0 or self.concurrency < 1:
             raise ValueError("a run needs max_requests >= 1, duration > 0 and concurrency >= 1")
         if self.kind != "throughput" and self.concurrency != 1:
             raise ValueError(f"a {self.kind} run uses one connection")
+        if self.driver == "wrk" and self.kind == "stream":
+            raise ValueError("wrk cannot time a stream's frames: stream runs use the python driver")
 
 
 @dataclass(frozen=True)
@@ -64,10 +72,17 @@ class RunResult:
     first_error: str = ""
     load_cpu: float = 0.0  # the load generator's CPU time / wall time; near 1 = it was the limit
     server_cpu: float | None = None  # CPU seconds the servers used in the counted part
+    chunk_gap_p99: float | None = None  # seconds between two text frames of a stream, p99
+    driver: Driver = "python"
 
     @property
     def per_second(self) -> float:
         return stats.per_second(self.requests, self.seconds)
+
+    @property
+    def load_cpu_per_request(self) -> float | None:
+        """The load generator's CPU seconds per answered request."""
+        return stats.ratio(self.load_cpu * self.seconds, float(self.requests))
 
 
 @dataclass
@@ -77,6 +92,7 @@ class _Counts:
     first_error: str = ""
     latencies: list[float] = field(default_factory=list)
     first_texts: list[float] = field(default_factory=list)
+    chunk_gaps: list[float] = field(default_factory=list)
 
     def fail(self, problem: str) -> None:
         self.errors += 1
@@ -89,14 +105,23 @@ async def _exchange(
     started = time.perf_counter()
     scanner: FirstTextScanner | None = None
     first_text: float | None = None
+    last_text = 0.0
+    gaps: list[float] = []
 
     def watch(content_type: str, data: bytes) -> None:
-        nonlocal scanner, first_text
-        if first_text is not None:
-            return
+        nonlocal scanner, first_text, last_text
+        now = time.perf_counter()
         scanner = scanner or FirstTextScanner(content_type)
-        if scanner.feed(data):
-            first_text = time.perf_counter() - started
+        frames = scanner.text_frames(data)
+        if not frames:
+            return
+        if first_text is None:
+            first_text, frames = now - started, frames - 1
+        else:
+            gaps.append(now - last_text)
+            frames -= 1
+        gaps.extend([0.0] * frames)  # frames that came in the same read as the one before
+        last_text = now
 
     try:
         async with asyncio.timeout(REQUEST_TIMEOUT):
@@ -115,6 +140,7 @@ async def _exchange(
         counts.latencies.append(elapsed)
         if first_text is not None:
             counts.first_texts.append(first_text)
+            counts.chunk_gaps.extend(gaps)
 
 
 @dataclass(frozen=True)
@@ -173,7 +199,29 @@ async def measure(run: Run) -> RunResult:
         first_error=counts.first_error,
         load_cpu=span.load_cpu / span.seconds if span.seconds > 0 else 0.0,
         server_cpu=span.server_cpu,
+        chunk_gap_p99=stats.percentile(counts.chunk_gaps, 0.99),
     )
+
+
+def measure_with_wrk(run: Run) -> RunResult:
+    """A throughput or latency run by wrk (warm-up included), in this process's CPU set."""
+    program = wrk.executable()
+    if program is None:
+        raise RuntimeError("wrk is not installed (apt-get install wrk), or use the python driver")
+    if run.warmup > 0:
+        wrk.run(run.target, run.concurrency, run.warmup, wrk=program)
+    found = wrk.run(run.target, run.concurrency, run.duration, run.servers, wrk=program)
+    return RunResult(
+        requests=found.requests, errors=found.errors, seconds=found.seconds,
+        latency_p50=found.latency_p50, latency_p99=found.latency_p99,
+        first_error=found.first_error,
+        load_cpu=found.cpu_seconds / found.seconds if found.seconds > 0 else 0.0,
+        server_cpu=found.server_cpu, driver="wrk",
+    )
+
+
+def measure_run(run: Run) -> RunResult:
+    return measure_with_wrk(run) if run.driver == "wrk" else asyncio.run(measure(run))
 
 
 def serve_runs(pipe: Pipe, cpus: tuple[int, ...]) -> None:
@@ -189,7 +237,7 @@ def serve_runs(pipe: Pipe, cpus: tuple[int, ...]) -> None:
         if run is None:
             return
         try:
-            answer: tuple[str, object] = ("ok", asyncio.run(measure(run)))
+            answer: tuple[str, object] = ("ok", measure_run(run))
         except Exception as problem:  # reported to the parent, which decides
             answer = ("error", f"{type(problem).__name__}: {problem}")
         try:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from .results import TARGET_PER_SECOND, BenchReport, Comparison, Side
+from . import machine
+from .results import BUNDLED, TARGET_PER_SECOND, BenchReport, Comparison, Side
 
 NA = "n/a"
 
@@ -64,6 +65,68 @@ def _compared(rows: Sequence[Comparison]) -> list[tuple[Comparison, Side, Side, 
             if row.direct is not None and row.proxied is not None]
 
 
+def _us(value: float | None) -> str:
+    return NA if value is None else f"{value:,.0f}"
+
+
+def _with_ratio(figure: str, ratio: float | None) -> str:
+    return figure if ratio is None else f"{figure} ({ratio:.2f}x)"
+
+
+def _summary_section(report: BenchReport) -> list[str]:
+    """The issue's table: one row per upstream called directly, then one per gateway and
+    hosting; ratios to the direct call of the same upstream request."""
+    c = report.settings.get("concurrency")
+    streams = {(row.subject, row.hosting): row for row in report.streaming
+               if row.direct and row.proxied}
+    header = ("subject", "hosting", "p50 c=1 ms", f"req/s c={c}", f"p99 c={c} ms",
+              "1st token ms", "chunk gap p99 ms", "CPU µs/req")
+    rows: list[tuple[str, ...]] = []
+    for row, d, p, r in _compared(report.overhead):
+        stream = streams.get((row.subject, row.hosting))
+        sd = stream.direct if stream else None
+        sp = stream.proxied if stream else None
+        sr = stream.ratios() if stream else {}
+        if row.subject == BUNDLED:
+            rows.append(("direct to the mock", f"{row.hosting}: {row.upstream}", _ms(d.p50_ms),
+                         _count(d.per_second), _ms(d.loaded_p99_ms),
+                         _ms(sd.first_token_p50_ms if sd else None),
+                         _ms(sd.chunk_gap_p99_ms if sd else None), _us(d.cpu_us_per_request)))
+        rows.append((row.subject, row.hosting, _with_ratio(_ms(p.p50_ms), r.get("p50")),
+                     _with_ratio(_count(p.per_second), r.get("throughput")),
+                     _with_ratio(_ms(p.loaded_p99_ms), r.get("loaded_p99")),
+                     _with_ratio(_ms(sp.first_token_p50_ms if sp else None),
+                                 sr.get("first_token_p50")),
+                     _ms(sp.chunk_gap_p99_ms if sp else None),
+                     _with_ratio(_us(p.cpu_us_per_request), r.get("cpu_per_request"))))
+    lines = ["Summary: non-streaming chat; p50 one request at a time; req/s and p99 with "
+             f"{c} connections;", "first token (p50) and the gap between chunks (p99) one stream "
+             "at a time; CPU = the servers' (mock + gateway) per request;",
+             "(ratio) = gateway / the direct call of the request it sent"]
+    if not rows:
+        return [*lines, "  no figures"]
+    return lines + _grid(header, rows, text_columns=2)
+
+
+def _targets_section(report: BenchReport) -> list[str]:
+    lines = ["Targets (the bundled proxy, worst hosting; added = proxied - direct)"]
+    return lines + [f"  {target.describe()}" for target in report.targets()]
+
+
+def _load_section(report: BenchReport) -> list[str]:
+    """What the load generator cost, against what the servers cost."""
+    sides = [side for row in report.overhead for side in (row.direct, row.proxied)
+             if side is not None and side.load_cpu_us_per_request is not None]
+    if not sides:
+        return []
+    share = max(side.load_cpu for side in sides)
+    cost = [side.load_cpu_us_per_request for side in sides]
+    servers = [side.cpu_us_per_request for side in sides if side.cpu_us_per_request]
+    least = f"; the servers {min(servers):,.0f} µs or more" if servers else ""
+    return [f"Load generator: {report.load_generator}; {min(cost):,.1f} to {max(cost):,.1f} µs "
+            f"of CPU per request{least}; at most {share:.0%} of its core"]
+
+
 def _overhead_section(rows: Sequence[Comparison]) -> list[str]:
     lines = ["Proxy overhead: POST /llama2-chat through the proxy vs the request the proxy sends,",
              "sent to the mock directly; ratio = proxied / direct.",
@@ -73,13 +136,13 @@ def _overhead_section(rows: Sequence[Comparison]) -> list[str]:
         return [*lines, "  no figures:", *_comparison_notes(rows)]
     lines += _grid(
         ("hosting", "req/s direct", "proxied", "ratio", "per CPU-s direct", "proxied", "ratio"),
-        [(row.hosting, _count(d.per_second), _count(p.per_second), _ratio(r.get("throughput")),
+        [(_name(row), _count(d.per_second), _count(p.per_second), _ratio(r.get("throughput")),
           _count(d.per_cpu_second), _count(p.per_cpu_second), _ratio(r.get("per_cpu_second")))
          for row, d, p, r in _compared(rows)])
     lines.append("Latency, one request at a time (ms)")
     lines += _grid(
         ("hosting", "p50 direct", "proxied", "ratio", "p99 direct", "proxied", "ratio"),
-        [(row.hosting, _ms(d.p50_ms), _ms(p.p50_ms), _ratio(r.get("p50")),
+        [(_name(row), _ms(d.p50_ms), _ms(p.p50_ms), _ratio(r.get("p50")),
           _ms(d.p99_ms), _ms(p.p99_ms), _ratio(r.get("p99")))
          for row, d, p, r in _compared(rows)])
     return lines + _comparison_notes(rows)
@@ -93,20 +156,24 @@ def _streaming_section(rows: Sequence[Comparison]) -> list[str]:
     lines += _grid(
         ("hosting", "upstream", "1st token direct", "proxied", "ratio", "total direct",
          "proxied", "ratio"),
-        [(row.hosting, row.upstream, _ms(d.first_token_p50_ms), _ms(p.first_token_p50_ms),
+        [(_name(row), row.upstream, _ms(d.first_token_p50_ms), _ms(p.first_token_p50_ms),
           _ratio(r.get("first_token_p50")), _ms(d.p50_ms), _ms(p.p50_ms), _ratio(r.get("p50")))
          for row, d, p, r in _compared(rows)],
         text_columns=2)
     return lines + _comparison_notes(rows)
 
 
+def _name(row: Comparison) -> str:
+    return row.hosting if row.subject == BUNDLED else f"{row.subject}: {row.hosting}"
+
+
 def _comparison_notes(rows: Sequence[Comparison]) -> list[str]:
     lines = []
     for row in rows:
         if row.unavailable:
-            lines.append(f"  {row.hosting}: {NA} ({row.unavailable})")
+            lines.append(f"  {_name(row)}: {NA} ({row.unavailable})")
         for name, side in (("direct", row.direct), ("proxied", row.proxied)):
-            lines += _side_notes(f"{row.hosting} {name}", side)
+            lines += _side_notes(f"{_name(row)} {name}", side)
     return lines
 
 
@@ -123,8 +190,11 @@ def _side_notes(label: str, side: Side | None) -> list[str]:
 
 
 def table(report: BenchReport) -> str:
-    lines = ["proxyproof bench: speed as ratios against a direct call",
-             f"layout: {report.layout}", ""]
+    lines = ["proxyproof bench: speed as ratios against a direct call"]
+    if report.machine:
+        lines.append(f"machine: {machine.one_line(report.machine)}")
+    lines += [f"layout: {report.layout}", *_load_section(report), ""]
+    lines += [*_summary_section(report), "", *_targets_section(report), ""]
     lines += _mock_section(report)
     lines += ["", *_overhead_section(report.overhead), "",
               *_streaming_section(report.streaming)]

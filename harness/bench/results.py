@@ -13,7 +13,12 @@ The figures of one ``Side`` (``--json`` shows them as they are here):
   wall second, 1.0 = one whole core; ``per_cpu_second``: requests per CPU-second of theirs. Wall
   throughput depends on whatever else runs on the machine, CPU time per request far less;
 - ``load_cpu``: the load generator's share of its own core; from ``LOAD_SATURATED`` on, the load
-  generator set the pace and the throughput is a lower bound.
+  generator set the pace and the throughput is a lower bound; ``load_cpu_us_per_request``: its
+  CPU time per request, to compare with the servers'; ``driver``: ``wrk`` or ``python``;
+- ``loaded_p99_ms``: p99 of the throughput run (``concurrency`` connections, queueing included);
+- ``cpu_us_per_request``: CPU microseconds of the servers at work per answered request (for the
+  proxied side the mock's share is in it: subtract the direct figure for the proxy's own);
+- ``chunk_gap_p99_ms``: streams only, p99 of the time between two frames carrying text.
 
 ``Comparison.ratios()`` is ``proxied / direct`` of each figure that both sides have.
 """
@@ -26,6 +31,10 @@ from typing import Any
 from . import stats
 from .load import RunResult
 
+BUNDLED = "proxyproof"  # the subject name of the bundled proxy's rows
+# Latency figures compared as proxied - direct (ms): name in ``Comparison.added`` -> Side field.
+ADDED = {"p50": "p50_ms", "loaded_p99": "loaded_p99_ms", "first_token_p50": "first_token_p50_ms",
+         "chunk_gap_p99": "chunk_gap_p99_ms"}
 TARGET_PER_SECOND = 3000  # what one mock process must answer on one core (the project's claim)
 LOAD_SATURATED = 0.9  # load generator CPU share from which it, not the server, sets the pace
 
@@ -45,6 +54,11 @@ class Side:
     load_cpu: float = 0.0  # the load generator's share of its own core during the run
     server_cpu: float | None = None  # the servers' CPU seconds per wall second (1 = one core)
     per_cpu_second: float | None = None  # requests per CPU-second of the servers
+    loaded_p99_ms: float | None = None  # p99 under load (the throughput run)
+    cpu_us_per_request: float | None = None  # the servers' CPU per request
+    chunk_gap_p99_ms: float | None = None  # streams only
+    load_cpu_us_per_request: float | None = None
+    driver: str = "python"
 
     @property
     def load_bound(self) -> bool:
@@ -66,6 +80,11 @@ class Side:
             load_cpu=result.load_cpu,
             server_cpu=stats.ratio(used, result.seconds),
             per_cpu_second=stats.ratio(float(result.requests), used),
+            loaded_p99_ms=stats.milliseconds(result.latency_p99),
+            cpu_us_per_request=_micro(stats.ratio(used, float(result.requests))),
+            chunk_gap_p99_ms=stats.milliseconds(result.chunk_gap_p99),
+            load_cpu_us_per_request=_micro(result.load_cpu_per_request),
+            driver=result.driver,
         )
 
     def with_latency(self, latency: RunResult) -> Side:
@@ -77,6 +96,10 @@ class Side:
             p99_ms=stats.milliseconds(latency.latency_p99),
             first_error=self.first_error or latency.first_error,
         )
+
+
+def _micro(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1e6
 
 
 @dataclass(frozen=True)
@@ -99,13 +122,23 @@ class MockThroughput:
 
 @dataclass(frozen=True)
 class Comparison:
-    """One hosting, direct vs through the proxy; ``unavailable`` says why there are no figures."""
+    """One hosting, direct vs through a gateway (``subject``: the bundled proxy, ``BUNDLED``, or
+    one named with ``--gateway``); ``unavailable`` says why there are no figures."""
 
     hosting: str
     upstream: str  # what the direct call sends: "POST /api/chat" (NDJSON) ...
     direct: Side | None = None
     proxied: Side | None = None
     unavailable: str = ""
+    subject: str = "proxyproof"
+
+    def added(self) -> dict[str, float]:
+        """``proxied - direct`` in milliseconds, for the latency figures both sides have."""
+        if self.direct is None or self.proxied is None:
+            return {}
+        found = {name: _minus(getattr(self.proxied, field), getattr(self.direct, field))
+                 for name, field in ADDED.items()}
+        return {name: value for name, value in found.items() if value is not None}
 
     def ratios(self) -> dict[str, float]:
         """``proxied / direct`` for every figure both sides have."""
@@ -119,6 +152,8 @@ class Comparison:
             "p99": stats.ratio(p.p99_ms, d.p99_ms),
             "first_token_p50": stats.ratio(p.first_token_p50_ms, d.first_token_p50_ms),
             "first_token_p99": stats.ratio(p.first_token_p99_ms, d.first_token_p99_ms),
+            "loaded_p99": stats.ratio(p.loaded_p99_ms, d.loaded_p99_ms),
+            "cpu_per_request": stats.ratio(p.cpu_us_per_request, d.cpu_us_per_request),
         }
         return {name: value for name, value in found.items() if value is not None}
 
@@ -127,6 +162,8 @@ class Comparison:
 class BenchReport:
     layout: str
     settings: dict[str, Any]
+    machine: dict[str, Any] = field(default_factory=dict)
+    load_generator: str = "python"  # the driver of throughput and latency runs
     mock_throughput: list[MockThroughput] = field(default_factory=list)
     overhead: list[Comparison] = field(default_factory=list)
     streaming: list[Comparison] = field(default_factory=list)
@@ -145,16 +182,25 @@ class BenchReport:
     def meets_target(self) -> bool:
         return bool(self.mock_throughput) and all(r.meets_target for r in self.mock_throughput)
 
+    def targets(self) -> list[Any]:
+        """The proxy's speed targets, judged (``targets.judge``)."""
+        from .targets import judge
+
+        return judge(self.overhead, self.streaming, int(self.settings.get("concurrency", 0)))
+
     def to_json(self) -> dict[str, Any]:
         def comparison(row: Comparison) -> dict[str, Any]:
             found = asdict(row)
             found["ratios"] = row.ratios()
+            found["added_ms"] = row.added()
             if not row.unavailable:
                 del found["unavailable"]
             return found
 
         return _rounded({
+            "machine": self.machine,
             "layout": self.layout,
+            "load_generator": self.load_generator,
             "settings": self.settings,
             "mock_throughput": {
                 "target_per_second": TARGET_PER_SECOND,
@@ -163,8 +209,13 @@ class BenchReport:
             },
             "proxy_overhead": [comparison(row) for row in self.overhead],
             "streaming": [comparison(row) for row in self.streaming],
+            "targets": [asdict(t) | {"met": t.met} for t in self.targets()],
             "errors": self.errors,
         })
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
 
 
 def _rounded(value: Any) -> Any:

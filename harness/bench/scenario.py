@@ -10,34 +10,42 @@
    first token and to the end of the stream, one stream at a time. When the proxy cannot stream
    yet, the row says "n/a" and why instead of failing the run.
 
-Every figure is compared as ``proxied / direct``, both measured back to back on the same machine.
+4. Other gateways (``--gateway``, ``subjects``): the same overhead and streaming comparisons, each
+   against the direct call of the request that gateway sent to the mock.
+
+Every figure is compared as ``proxied / direct`` (latencies also as ``proxied - direct``), both
+measured back to back on the same machine. Throughput and latency runs use wrk where it is
+installed (``load_generator``), streams always the Python client.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from http.client import HTTPException
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from proxyproof.mocks.control import MockControl
 
 from .. import kong_config
+from ..adapters import GatewayError
 from ..catalogue.loader import SEED
 from ..gateway import GatewayApp
 from ..hostings import HOSTINGS, Hosting
 from ..http import request
 from ..journal import replayed_request
+from . import machine, wrk
 from .frames import FirstTextScanner
 from .http1 import BenchRequest
 from .layout import current_layout
-from .load import REQUEST_TIMEOUT, Run, RunKind, RunResult
-from .results import BenchReport, Comparison, MockThroughput, Side
+from .load import REQUEST_TIMEOUT, Driver, Run, RunKind, RunResult
+from .results import BUNDLED, BenchReport, Comparison, MockThroughput, Side
 from .servers import LoadGenerator, ServerProcess, mock_factory
+from .subjects import GatewaySpec, StartedLiteLLM, external_request
 
 CHAT_ROUTE = "/llama2-chat"
 STREAMING_MOCKS = ("ollama", "openai")  # Ollama's NDJSON and OpenAI-style SSE
@@ -49,19 +57,50 @@ MOCK_REQUESTS = (
 )
 
 
+LOAD_GENERATORS = ("auto", "wrk", "python")
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
 class BenchSettings:
     duration: float = 3.0  # seconds per throughput run (the time limit; half for the others)
-    requests: int = 50_000  # requests per throughput run (the count limit)
-    concurrency: int = 48  # kept-alive connections of a throughput run
+    requests: int = 50_000  # requests per throughput run (the count limit; python driver only)
+    concurrency: int = 32  # kept-alive connections of a throughput run
     samples: int = 2_000  # requests per latency or streaming run, sent one at a time
     warmup: float = 0.3  # uncounted seconds before each run
+    load_generator: str = "auto"  # auto: wrk when installed, else python
+    hostings: tuple[str, ...] = ()  # Hosting keys to measure; () = all
+    gateways: tuple[GatewaySpec, ...] = ()
 
     def __post_init__(self) -> None:
         if self.duration <= 0 or self.warmup < 0:
             raise ValueError("duration must be > 0 and warmup >= 0")
         if self.requests < 1 or self.samples < 1 or not 1 <= self.concurrency <= 1024:
             raise ValueError("requests and samples must be >= 1, concurrency 1 to 1024")
+        if self.load_generator not in LOAD_GENERATORS:
+            raise ValueError(f"load generator must be one of {', '.join(LOAD_GENERATORS)}")
+        unknown = set(self.hostings) - {hosting.key for hosting in HOSTINGS}
+        if unknown:
+            raise ValueError(f"no such hosting: {', '.join(sorted(unknown))} (one of "
+                             f"{', '.join(h.key for h in HOSTINGS)})")
+        names = [spec.name for spec in self.gateways]
+        if len(set(names)) != len(names):
+            raise ValueError("each --gateway needs a name of its own")
+
+    def driver(self) -> Driver:
+        """The driver of throughput and latency runs; RuntimeError if wrk is asked for and
+        missing."""
+        if self.load_generator == "python":
+            return "python"
+        if wrk.executable() is None:
+            if self.load_generator == "wrk":
+                raise RuntimeError("--load-generator wrk: wrk is not installed "
+                                   "(apt-get install wrk, or --load-generator python)")
+            return "python"
+        return "wrk"
+
+    def selected(self) -> tuple[Hosting, ...]:
+        return tuple(h for h in HOSTINGS if not self.hostings or h.key in self.hostings)
 
 
 QUICK = BenchSettings(duration=0.25, requests=500, concurrency=16, samples=20, warmup=0.05)
@@ -74,81 +113,91 @@ def _quiet(_line: str) -> None:
 
 
 @dataclass(frozen=True)
-class _Hosted:
-    """A hosting with its mock and its proxy running."""
+class _Subject:
+    """A gateway in front of a mock, as one row measures it."""
 
-    hosting: Hosting
-    mock: ServerProcess
-    proxy: ServerProcess
+    name: str  # BUNDLED or the --gateway name
+    hosting: str  # the row's name: the hosting, or the upstream an external gateway reached
+    request: BenchRequest  # the chat request through the gateway (non-streaming)
+    stream_request: BenchRequest
+    mocks: dict[str, ServerProcess]  # url -> the mock(s) it may reach
+    pid: int | None  # the gateway's process, whose CPU time counts; None = not watched
 
 
 class _Bench:
     def __init__(self, settings: BenchSettings, load: LoadGenerator, progress: Progress) -> None:
         self.settings, self.load, self.progress = settings, load, progress
+        self.driver = settings.driver()
 
     # --- runs ---------------------------------------------------------------------------------
 
     def throughput(self, target: BenchRequest, servers: tuple[int, ...]) -> RunResult:
         s = self.settings
         return self.load.measure(Run("throughput", target, s.requests, s.duration,
-                                     s.concurrency, s.warmup, servers))
+                                     s.concurrency, s.warmup, servers, self.driver))
 
     def sequential(self, kind: RunKind, target: BenchRequest, servers: tuple[int, ...]
                    ) -> RunResult:
         """One request at a time: half the time limit (there are more of these runs), and only a
         short warm-up (one connection to open)."""
         s = self.settings
-        return self.load.measure(
-            Run(kind, target, s.samples, s.duration / 2, 1, min(s.warmup, 0.1), servers))
+        driver: Driver = "python" if kind == "stream" else self.driver
+        return self.load.measure(Run(kind, target, s.samples, s.duration / 2, 1,
+                                     min(s.warmup, 0.1), servers, driver))
 
-    # --- the three sections -------------------------------------------------------------------
+    # --- the sections -------------------------------------------------------------------------
 
     def mock_throughput(self, mocks: dict[str, ServerProcess]) -> list[MockThroughput]:
         rows = []
         for name, path, body, note in MOCK_REQUESTS:
+            if name not in mocks:
+                continue
             self.progress(f"mock throughput: {name} POST {path}")
             mock = mocks[name]
             result = self.throughput(BenchRequest(mock.url + path, _json(body)), (mock.pid,))
             rows.append(MockThroughput(name, f"POST {path}{note}", Side.of(result)))
         return rows
 
-    def overhead(self, hosted: _Hosted) -> Comparison:
-        name = hosted.hosting.name
-        self.progress(f"proxy overhead: {name}")
-        proxied = BenchRequest(hosted.proxy.url + CHAT_ROUTE, _json(SEED["chat"]))
+    def overhead(self, subject: _Subject) -> Comparison:
+        self.progress(f"overhead: {subject.name}, {subject.hosting}")
         try:
-            direct = capture_direct_call(proxied, hosted.mock.url)
+            direct, mock = capture(subject.request, subject.mocks)
         except Unavailable as problem:
-            return Comparison(name, "", unavailable=str(problem))
+            return Comparison(subject.hosting, "", unavailable=str(problem), subject=subject.name)
         sides = {}
-        for side, target, servers in _sides(hosted, direct, proxied):
+        for side, target, servers in _sides(subject, mock, direct, subject.request):
             loaded = self.throughput(target, servers)
             sides[side] = Side.of(loaded).with_latency(self.sequential("latency", target, servers))
-        return Comparison(name, _describe(direct), sides["direct"], sides["proxied"])
+        return Comparison(subject.hosting, _describe(direct), sides["direct"], sides["proxied"],
+                          subject=subject.name)
 
-    def streaming(self, hosted: _Hosted) -> Comparison:
-        name = hosted.hosting.name
-        self.progress(f"streaming: {name}")
-        streaming = {**SEED["chat"], "stream": True}
-        proxied = BenchRequest(hosted.proxy.url + CHAT_ROUTE, _json(streaming))
+    def streaming(self, subject: _Subject) -> Comparison:
+        self.progress(f"streaming: {subject.name}, {subject.hosting}")
         try:
-            direct = capture_direct_call(proxied, hosted.mock.url, stream=True)
+            direct, mock = capture(subject.stream_request, subject.mocks, stream=True)
         except Unavailable as problem:
-            return Comparison(name, "", unavailable=str(problem))
+            return Comparison(subject.hosting, "", unavailable=str(problem), subject=subject.name)
         results = {side: self.sequential("stream", target, servers)
-                   for side, target, servers in _sides(hosted, direct, proxied)}
+                   for side, target, servers in _sides(subject, mock, direct,
+                                                                  subject.stream_request)}
         if results["proxied"].requests == 0:
-            return Comparison(name, _describe(direct), unavailable="streams through the proxy "
-                              f"failed: {results['proxied'].first_error}")
-        return Comparison(name, _describe(direct),
-                          Side.of(results["direct"]), Side.of(results["proxied"]))
+            return Comparison(subject.hosting, _describe(direct), unavailable="streams through "
+                              f"the gateway failed: {results['proxied'].first_error}",
+                              subject=subject.name)
+        return Comparison(subject.hosting, _describe(direct), Side.of(results["direct"]),
+                          Side.of(results["proxied"]), subject=subject.name)
+
+    def both(self, subject: _Subject, report: BenchReport, stream: bool) -> None:
+        report.overhead.append(self.overhead(subject))
+        if stream:
+            report.streaming.append(self.streaming(subject))
 
 
-def _sides(hosted: _Hosted, direct: BenchRequest, proxied: BenchRequest
+def _sides(subject: _Subject, mock: ServerProcess, direct: BenchRequest, through: BenchRequest
            ) -> tuple[tuple[str, BenchRequest, tuple[int, ...]], ...]:
     """Each side of a comparison: its name, its request and the servers doing the work."""
-    return (("direct", direct, (hosted.mock.pid,)),
-            ("proxied", proxied, (hosted.mock.pid, hosted.proxy.pid)))
+    gateway = () if subject.pid is None else (subject.pid,)
+    return (("direct", direct, (mock.pid,)), ("proxied", through, (mock.pid, *gateway)))
 
 
 def _json(value: Any) -> bytes:
@@ -159,33 +208,59 @@ class Unavailable(Exception):
     """Why a row has no figures (the proxy cannot do this call yet, or the mock misbehaved)."""
 
 
-def capture_direct_call(proxied: BenchRequest, mock_url: str, stream: bool = False
-                        ) -> BenchRequest:
-    """One call through the proxy, and what the mock received for it, as a direct request."""
-    control = MockControl(mock_url)
+def capture(proxied: BenchRequest, mocks: Mapping[str, T], stream: bool = False
+            ) -> tuple[BenchRequest, T]:
+    """One call through the gateway, and what the mock it reached received for it, as a direct
+    request; with that mock."""
+    controls = {url: MockControl(url) for url in mocks}
     try:
-        control.clear_journal()
+        for control in controls.values():
+            control.clear_journal()
         reply = request("POST", proxied.url, proxied.body, dict(proxied.headers),
                         timeout=REQUEST_TIMEOUT)
-        received = control.journal()
-        control.clear_journal()
+        received = {url: control.journal() for url, control in controls.items()}
+        for control in controls.values():
+            control.clear_journal()
     except (OSError, HTTPException, RuntimeError, ValueError, LookupError) as problem:
         raise Unavailable(f"the capture call failed: {type(problem).__name__}: {problem}"
                            ) from None
     if reply.status != 200:
         text = " ".join(reply.body[:200].decode("utf-8", "replace").split())
-        raise Unavailable(f"the proxy answered {reply.status}: {text}")
+        raise Unavailable(f"the gateway answered {reply.status}: {text}")
     scanner = FirstTextScanner(reply.headers.get("Content-Type", ""))
     if stream and not scanner.feed(reply.body + b"\n\n"):  # a blank line ends the last event
-        raise Unavailable("the proxy's streamed reply carried no text")
-    if len(received) != 1:
-        raise Unavailable(f"the proxied call reached the mock {len(received)} times, not once")
-    again = replayed_request(received[0], mock_url)
-    return BenchRequest(again.url, again.body, again.headers)
+        raise Unavailable("the gateway's streamed reply carried no text")
+    reached = [(url, calls) for url, calls in received.items() if calls]
+    if len(reached) != 1 or len(reached[0][1]) != 1:
+        count = sum(len(calls) for calls in received.values())
+        raise Unavailable(f"the gateway's call reached the mocks {count} times, not once")
+    url, calls = reached[0]
+    again = replayed_request(calls[0], url)
+    return BenchRequest(again.url, again.body, again.headers), mocks[url]
+
+
+def capture_direct_call(proxied: BenchRequest, mock_url: str, stream: bool = False
+                        ) -> BenchRequest:
+    """``capture`` with one mock: the direct request only."""
+    return capture(proxied, {mock_url: mock_url}, stream)[0]
 
 
 def _describe(target: BenchRequest) -> str:
     return f"POST {urlsplit(target.url).path}"
+
+
+def _bundled(hosting: Hosting, mock: ServerProcess, proxy: ServerProcess) -> _Subject:
+    url = proxy.url + CHAT_ROUTE
+    return _Subject(BUNDLED, hosting.name, BenchRequest(url, _json(SEED["chat"])),
+                    BenchRequest(url, _json({**SEED["chat"], "stream": True})),
+                    {mock.url: mock}, proxy.pid)
+
+
+def _mock_port(name: str, settings: BenchSettings) -> int:
+    """An external gateway is set up for the usual ports; otherwise any free one."""
+    from proxyproof.mocks import kind
+
+    return kind(name).default_port if any(g.external for g in settings.gateways) else 0
 
 
 def run_bench(proxy: GatewayApp, settings: BenchSettings = BenchSettings(),
@@ -195,26 +270,69 @@ def run_bench(proxy: GatewayApp, settings: BenchSettings = BenchSettings(),
     ``proxy`` builds the gateway under test from a Kong config; it runs in processes of its own,
     so it must be picklable (a module-level function or a partial of one)."""
     layout = current_layout()
-    report = BenchReport(layout.describe(), asdict(settings))
+    selected = settings.selected()
+    driver = settings.driver()  # a missing wrk is said before anything starts
+    report = BenchReport(layout.describe(), asdict(settings), machine.describe(), driver)
     with ExitStack() as stack:
         progress("starting the load generator, the mocks and the proxies")
         load = stack.enter_context(LoadGenerator(layout.load))
-        mocks = {hosting.mock: stack.enter_context(
-            ServerProcess("mock", hosting.mock, mock_factory(hosting.mock), layout.mocks))
-            for hosting in HOSTINGS}
-        hosted = [
-            _Hosted(hosting, mocks[hosting.mock], stack.enter_context(ServerProcess(
+        wanted = {h.mock for h in selected} | (
+            set(STREAMING_MOCKS) if any(g.external for g in settings.gateways) else set())
+        mocks = {name: stack.enter_context(ServerProcess(
+            "mock", name, mock_factory(name), layout.mocks, _mock_port(name, settings)))
+            for name in sorted(wanted)}
+        proxies = {
+            hosting.key: stack.enter_context(ServerProcess(
                 "proxy", hosting.name, functools.partial(proxy, kong_config.point_at(
                     kong_config.load(hosting.example), mocks[hosting.mock].url)),
                 layout.proxies,
-            )))
-            for hosting in HOSTINGS
-        ]
-        for each in hosted:
-            each.proxy.wait()  # measure only once no server is still starting up on a shared core
+            ))
+            for hosting in selected
+        }
+        for each in proxies.values():
+            each.wait()  # measure only once no server is still starting up on a shared core
         bench = _Bench(settings, load, progress)
         report.mock_throughput = bench.mock_throughput(mocks)
-        report.overhead = [bench.overhead(each) for each in hosted]
-        report.streaming = [bench.streaming(each) for each in hosted
-                            if each.hosting.mock in STREAMING_MOCKS]
+        for hosting in selected:
+            bench.both(_bundled(hosting, mocks[hosting.mock], proxies[hosting.key]), report,
+                       hosting.mock in STREAMING_MOCKS)
+        for spec in settings.gateways:
+            _measure_gateway(spec, bench, report, selected, mocks, layout.proxies, progress)
     return report
+
+
+def _measure_gateway(spec: GatewaySpec, bench: _Bench, report: BenchReport,
+                     selected: tuple[Hosting, ...], mocks: dict[str, ServerProcess],
+                     cpus: tuple[int, ...], progress: Progress) -> None:
+    chat, streamed = SEED["chat"], {**SEED["chat"], "stream": True}
+    if spec.external:
+        streaming = {mocks[name].url: mocks[name] for name in STREAMING_MOCKS}
+        subject = _Subject(spec.name, "", external_request(spec, chat),
+                           external_request(spec, streamed), streaming, None)
+        try:
+            _, reached = capture(subject.request, streaming)
+        except Unavailable as problem:
+            report.overhead.append(Comparison(spec.url, "", unavailable=str(problem),
+                                              subject=spec.name))
+            return
+        bench.both(replace(subject, hosting=_UPSTREAMS[reached.name]), report, True)
+        return
+    for hosting in selected:
+        if hosting.mock not in STREAMING_MOCKS:  # raw formats: LiteLLM has no such provider
+            continue
+        mock = mocks[hosting.mock]
+        progress(f"starting {spec.name} for {hosting.name}")
+        config = kong_config.point_at(kong_config.load(hosting.example), mock.url)
+        try:
+            started = StartedLiteLLM(config, cpus)
+        except GatewayError as problem:
+            report.overhead.append(Comparison(hosting.name, "", unavailable=str(problem),
+                                              subject=spec.name))
+            continue
+        with started:
+            bench.both(_Subject(spec.name, hosting.name, started.request(chat),
+                                started.request(streamed), {mock.url: mock}, started.pid),
+                       report, True)
+
+
+_UPSTREAMS = {"ollama": "Ollama", "openai": "OpenAI-style"}

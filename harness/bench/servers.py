@@ -22,7 +22,7 @@ from multiprocessing.process import BaseProcess
 
 from aiohttp import web
 
-from proxyproof.serving import AppFactory, start_app
+from proxyproof.serving import AppFactory, run_loop, start_app
 
 from . import layout
 from .load import REQUEST_TIMEOUT, Run, RunResult, serve_runs
@@ -43,14 +43,14 @@ def _default_mock(name: str) -> web.Application:
     return mock_app(name, make_settings())
 
 
-async def _serve_until_stopped(factory: AppFactory, pipe: Pipe) -> None:
+async def _serve_until_stopped(factory: AppFactory, pipe: Pipe, port: int) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     parent = multiprocessing.parent_process()
     if parent is not None:  # its sentinel becomes readable when the parent exits
         loop.add_reader(parent.sentinel, stop.set)
-    running = await start_app(factory, "127.0.0.1", 0)
+    running = await start_app(factory, "127.0.0.1", port)
     pipe.send(("ok", running.url))
     try:
         await stop.wait()
@@ -58,12 +58,12 @@ async def _serve_until_stopped(factory: AppFactory, pipe: Pipe) -> None:
         await running.stop()
 
 
-def _serve(factory: AppFactory, cpus: tuple[int, ...], pipe: Pipe) -> None:
+def _serve(factory: AppFactory, cpus: tuple[int, ...], pipe: Pipe, port: int = 0) -> None:
     """A server process: serves ``factory()`` until stopped."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     layout.pin(cpus)
     try:
-        asyncio.run(_serve_until_stopped(factory, pipe))
+        run_loop(_serve_until_stopped(factory, pipe, port))
     except Exception as problem:  # the parent is waiting for a URL: tell it why there is none
         with contextlib.suppress(OSError):
             pipe.send(("error", f"{type(problem).__name__}: {problem}"))
@@ -82,12 +82,14 @@ class ServerProcess:
     """``start()`` returns at once (start several side by side); ``wait()``/``url`` wait for the
     server to listen."""
 
-    def __init__(self, role: str, name: str, factory: AppFactory, cpus: tuple[int, ...]) -> None:
-        """``factory`` must be picklable (a module-level function or a partial of one)."""
+    def __init__(self, role: str, name: str, factory: AppFactory, cpus: tuple[int, ...],
+                 port: int = 0) -> None:
+        """``factory`` must be picklable (a module-level function or a partial of one);
+        ``port`` 0 = any free one."""
         self.role, self.name = role, name
         self._pipe, child = _CONTEXT.Pipe(duplex=False)
         self._process = _CONTEXT.Process(
-            target=_serve, args=(factory, cpus, child), daemon=True,
+            target=_serve, args=(factory, cpus, child, port), daemon=True,
             name=f"proxyproof-bench-{role}-{name}",
         )
         self._child = child

@@ -285,7 +285,7 @@ def test_the_direct_call_replays_what_the_mock_received():
 
 def test_a_failing_proxy_gives_a_reason_instead_of_figures():
     with run_mock("ollama") as mock, ThreadedServer(_failing_proxy) as proxy:
-        with pytest.raises(Unavailable, match="the proxy answered 500: .*unexpected error"):
+        with pytest.raises(Unavailable, match="the gateway answered 500: .*unexpected error"):
             capture_direct_call(BenchRequest(proxy.url + "/llama2-chat", b"{}"), mock.url)
         with pytest.raises(Unavailable, match="capture call failed"):
             nowhere = mock.url + "/nowhere"

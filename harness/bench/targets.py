@@ -1,0 +1,67 @@
+"""The proxy's speed targets (issue 13), judged from a report's figures (pure).
+
+Each target holds for every hosting of the bundled proxy, so the figure shown is the worst one:
+the lowest throughput ratio, the largest added latency. "Added" is proxied minus direct, in
+milliseconds, both measured back to back in the same run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .results import BUNDLED, Comparison
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    limit: float
+    at_least: bool  # True: the figure must be >= limit; False: <= limit
+    unit: str
+    figure: float | None  # the worst over the hostings; None = not measured
+    hosting: str = ""  # where the worst figure is
+
+    @property
+    def met(self) -> bool | None:
+        if self.figure is None:
+            return None
+        return self.figure >= self.limit if self.at_least else self.figure <= self.limit
+
+    def describe(self) -> str:
+        sign = ">=" if self.at_least else "<="
+        verdict = {None: "not measured", True: "met", False: "NOT met"}[self.met]
+        shown = "n/a" if self.figure is None else f"{self.figure:.2f}{self.unit}"
+        where = f" ({self.hosting})" if self.hosting and self.figure is not None else ""
+        return f"{self.name} {sign} {self.limit:g}{self.unit}: {shown}{where}, {verdict}"
+
+
+_Figure = Callable[[Comparison], float | None]
+# name, limit, at least?, unit, which rows (overhead or streaming), the figure of one row
+_TARGETS: tuple[tuple[str, float, bool, str, str, _Figure], ...] = (
+    ("throughput through the proxy, x direct (non-streaming, concurrency N)", 0.5, True, "x",
+     "overhead", lambda row: row.ratios().get("throughput")),
+    ("added latency p50 at concurrency 1", 0.3, False, " ms", "overhead",
+     lambda row: row.added().get("p50")),
+    ("added latency p99 at concurrency N", 2.0, False, " ms", "overhead",
+     lambda row: row.added().get("loaded_p99")),
+    ("streaming: added time to first token (p50)", 0.5, False, " ms", "streaming",
+     lambda row: row.added().get("first_token_p50")),
+    ("streaming: added delay per chunk (p99)", 0.5, False, " ms", "streaming",
+     lambda row: row.added().get("chunk_gap_p99")),
+)
+
+
+def judge(overhead: Sequence[Comparison], streaming: Sequence[Comparison],
+          concurrency: int) -> list[Target]:
+    """Each target with the bundled proxy's worst figure over its hostings."""
+    rows = {"overhead": [r for r in overhead if r.subject == BUNDLED],
+            "streaming": [r for r in streaming if r.subject == BUNDLED]}
+    found = []
+    for name, limit, at_least, unit, section, figure in _TARGETS:
+        measured = [(value, row.hosting) for row in rows[section]
+                    if (value := figure(row)) is not None]
+        worst = (min if at_least else max)(measured, default=(None, ""))
+        found.append(Target(name.replace("concurrency N", f"concurrency {concurrency}"),
+                            limit, at_least, unit, worst[0], worst[1]))
+    return found
