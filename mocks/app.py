@@ -14,7 +14,7 @@ import asyncio
 import functools
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -23,6 +23,7 @@ from proxyproof.serving import AsyncServer, ThreadedServer, serve_forever
 
 from . import KIND_NAMES, control_api, control_auth, exposure, guard, kind, strict_json
 from .base import JOURNAL_BODY_BYTES, JOURNAL_ENTRIES, NOT_JSON, MockSettings
+from .cassette_options import CassetteOptions
 from .control import MockControl
 from .pipeline import MAX_BODY, Log, Pipeline
 from .state import MockState
@@ -90,14 +91,19 @@ def _encode_entries(entries: list[Any], secret: str | None) -> bytes:
 
 
 def mock_app(
-    name: str, settings: MockSettings = DEFAULT_SETTINGS, *, log: Log | None = None
+    name: str, settings: MockSettings = DEFAULT_SETTINGS, *, log: Log | None = None,
+    cassettes: CassetteOptions | None = None, scripts: Sequence[Any] = (),
 ) -> web.Application:
-    """The aiohttp application of mock ``name``; ``log`` receives one line per request."""
+    """The aiohttp application of mock ``name``; ``log`` receives one line per request.
+    ``cassettes``: record or replay (``cassette_options``); ``scripts``: control-API scripts
+    it starts with (``stub_files``)."""
     mock = kind(name)
     if not settings.models:
         raise ValueError("a mock needs at least one model")
     state = MockState(mock, settings)
-    pipeline = Pipeline(mock, settings, state, log)
+    state.preload_scripts(scripts)
+    source = cassettes.source(mock, log) if cassettes is not None else None
+    pipeline = Pipeline(mock, settings, state, log, source)
     app = web.Application(
         client_max_size=MAX_BODY,
         middlewares=[guard.middleware(mock)],
@@ -106,6 +112,8 @@ def mock_app(
         handler_args={"auto_decompress": False},
     )
     app[STATE] = state
+    if hasattr(source, "session_context"):  # the recorder's client to the real server
+        app.cleanup_ctx.append(source.session_context)
     app.router.add_route("*", control_api.CONTROL_PREFIX, _control_handler)
     app.router.add_route("*", control_api.CONTROL_PREFIX + r"/{tail:[\s\S]*}", _control_handler)
     app.router.add_route("*", r"/{tail:[\s\S]*}", pipeline.handle)
@@ -148,11 +156,28 @@ def _warn(host: str, url: str, settings: MockSettings) -> None:
     exposure.warn_if_exposed(host, port, token_set=settings.control_token is not None)
 
 
+def _scripts(given: Any) -> list[Any]:
+    """``scripts=``: a directory (or file) of scripts, or the scripts themselves."""
+    if given is None:
+        return []
+    if isinstance(given, str | os.PathLike):
+        from pathlib import Path
+
+        from .stub_files import load_scripts
+
+        return load_scripts(Path(given))
+    return list(given)
+
+
 class _Mock:
     """What both ways of running mock ``name`` share. Options: ``host`` ("127.0.0.1"), ``port``
     (0: ephemeral), ``log`` (one line per request) and the settings ``api_key``, ``models`` (a
     name or a sequence), ``latency`` (seconds), ``journal_entries`` (1000),
-    ``journal_body_bytes`` (1 MiB) and ``control_token`` (None: the control API is open)."""
+    ``journal_body_bytes`` (1 MiB) and ``control_token`` (None: the control API is open).
+    Cassettes (docs/cassettes.md): ``record_from`` + ``cassettes`` (a directory) records,
+    ``replay`` (a directory) replays, with ``strict``, ``replay_timing``, ``ignore_fields`` and
+    ``redact_headers`` / ``redact_query`` / ``redact_fields``; ``scripts``: a directory of
+    control-API scripts (or a list of them) the mock starts with."""
 
     def __init__(
         self,
@@ -167,8 +192,12 @@ class _Mock:
         self.name = name
         self.kind = kind(name)
         self.host = host
+        self.cassettes = CassetteOptions.from_settings(settings)
+        scripts = _scripts(settings.pop("scripts", None))
         self.settings = make_settings(**settings)
-        self._server = server(functools.partial(mock_app, name, self.settings, log=log), host, port)
+        self._server = server(functools.partial(mock_app, name, self.settings, log=log,
+                                                cassettes=self.cassettes, scripts=scripts),
+                              host, port)
 
 
 class MockServer(_Mock):
@@ -251,6 +280,8 @@ def serve_mocks(
     control_token: str | None = None,
     log: Log | None = _print_line,
     announce: Callable[[str, str], None] | None = None,
+    cassettes: CassetteOptions | None = None,
+    scripts: Sequence[Any] = (),
 ) -> None:
     """Serve mocks in the foreground until Ctrl-C (the ``proxyproof mock`` command).
 
@@ -258,6 +289,8 @@ def serve_mocks(
     given (``port=0``: ephemeral ports). ``"all"`` means every mock. Prints ``<name>: <url>``
     per mock and then one line per request; a mock on a non-loopback ``host`` also prints a
     warning to stderr. ``control_token`` defaults to ``$PROXYPROOF_CONTROL_TOKEN``.
+    ``cassettes`` and ``scripts`` as for ``mock_app`` (checked already: ``CassetteOptions``,
+    ``stub_files.load_scripts``).
     """
     expanded = list(dict.fromkeys(
         one for name in names for one in (KIND_NAMES if name == "all" else (name,))
@@ -280,7 +313,8 @@ def serve_mocks(
             listen = 0  # every mock on its own ephemeral port
         else:
             listen = port + offset
-        apps.append((name, functools.partial(mock_app, name, settings, log=log), host, listen))
+        apps.append((name, functools.partial(mock_app, name, settings, log=log,
+                                             cassettes=cassettes, scripts=scripts), host, listen))
 
     def announced(name: str, url: str) -> None:
         if announce is None:

@@ -99,6 +99,8 @@ class StreamReply:
     content_type: str = "text/event-stream"
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    # Seconds to wait before each frame (a replayed cassette's recorded pacing); () = none
+    delays: tuple[float, ...] = ()
 
 
 Reply = JsonReply | BytesReply | StreamReply

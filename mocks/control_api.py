@@ -75,7 +75,7 @@ token (``--control-token``), a request without ``Authorization: Bearer <token>``
 ``DELETE /__mock__/scripts``
     Removes all scripts.
 ``POST /__mock__/reset``
-    Clears the journal and the scripts.
+    Clears the journal and the scripts (those loaded at start with ``--scripts DIR`` come back).
 """
 
 from __future__ import annotations
@@ -265,7 +265,7 @@ def _remove_script(state: MockState, request: ControlRequest) -> Any:
 
 def _reset(state: MockState, request: ControlRequest) -> Any:
     state.journal.clear()
-    state.scripts.clear()
+    state.reset_scripts()  # back to those the mock started with (--scripts DIR), if any
     state.reset_models()
     return {"reset": True}
 

@@ -15,6 +15,10 @@ In this order:
 5. ``settings.latency`` when the handler generated text (``call.generate``), then the reply is
    written by ``transmit.transmit``.
 
+A ``Source`` (``--replay DIR``, ``--record-from URL``) answers in place of step 3 and 4 for a
+request no script answered or gave a reply text to: a cassette's reply (a fault still alters
+it), a pass-through to the real server it relays itself, or None for the mock's own reply.
+
 The endpoint is looked up before the scripts run, so every reply, a fault's included, sees the
 ``call.match_info`` of its path (the HF Inference API's loading reply names the requested model).
 
@@ -30,6 +34,7 @@ import hmac
 import logging
 import time
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from aiohttp import web
 
@@ -57,11 +62,20 @@ _COMPRESSED = frozenset({"gzip", "x-gzip", "deflate", "br"})
 Log = Callable[[str], None]
 
 
+class Source(Protocol):
+    """What answers requests in place of the handlers (``replayer``, ``recorder``)."""
+
+    async def answer(self, request: web.Request, call: Call, entry: JournalEntry
+                     ) -> Reply | web.StreamResponse | None: ...
+
+
 class Pipeline:
     def __init__(
-        self, mock: MockKind, settings: MockSettings, state: MockState, log: Log | None
+        self, mock: MockKind, settings: MockSettings, state: MockState, log: Log | None,
+        source: Source | None = None,
     ) -> None:
         self.kind, self.settings, self.state, self.log = mock, settings, state, log
+        self.source = source
         self.table = EndpointTable(mock.endpoints)
         self.key = settings.api_key.encode() if settings.api_key is not None else None
 
@@ -117,7 +131,15 @@ class Pipeline:
         if fault is not None and fault.kind in fault_spec.REPLACING:
             reply = fault_spec.fault_reply(fault, self.kind, call)
             return await self._transmit(request, reply, fault, entry, stream_error)
-        reply, endpoint = self._dispatch(call, None if found is None else found[0])
+        answered = None
+        if self.source is not None and call.scripted_reply is None:
+            answered = await self.source.answer(request, call, entry)
+            if isinstance(answered, web.StreamResponse):
+                return answered  # relayed from the real server as it arrived
+        if answered is not None:
+            reply, endpoint = answered, found[0].get(call.method) if found else None
+        else:
+            reply, endpoint = self._dispatch(call, None if found is None else found[0])
         breaks_stream = fault is not None and fault.kind == "stream_error"
         if breaks_stream and not isinstance(reply, StreamReply):
             reply = self.kind.error(500, fault.message)  # no stream to break: a plain error

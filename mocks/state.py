@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .base import MockKind, MockSettings
 from .journal import Journal
@@ -19,6 +21,17 @@ class MockState:
     def __post_init__(self) -> None:
         self.journal = Journal(self.settings.journal_entries, self.settings.journal_body_bytes)
         self.configured_models = self.settings.models
+        self.configured_scripts: tuple[Any, ...] = ()
+
+    def preload_scripts(self, specs: Sequence[Any]) -> None:
+        """Scripts the mock starts with (``--scripts DIR``); a reset brings them back."""
+        self.configured_scripts = tuple(specs)
+        self.reset_scripts()
+
+    def reset_scripts(self) -> None:
+        self.scripts.clear()
+        for spec in self.configured_scripts:
+            self.scripts.add(spec)
 
     def set_models(self, models: tuple[str, ...]) -> None:
         """The models this instance has from now on (``settings.models`` of later requests)."""

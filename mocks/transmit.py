@@ -186,7 +186,9 @@ async def _send_stream(
         frames = [corrupt(frames[0]), *frames[1:]]
     delay = fault.seconds if kind == "chunk_delay" else 0.0
     for index, frame in enumerate(frames):
-        if delay and index and not await pause(request, delay):
+        wait = (delay if index else 0.0) + (reply.delays[index] if index < len(reply.delays)
+                                            else 0.0)
+        if wait and not await pause(request, wait):
             entry.outcome = "client_disconnected"
             return response
         await _write_frame(response, entry, frame)

@@ -1,8 +1,9 @@
 """proxyproof's pytest plugin (the ``pytest11`` entry point): the mock fixtures, and the conformance
 catalogue as tests.
 
-- ``mock_ollama``, ``mock_huggingface``, ``mock_llamacpp``, ``mock_openai``, ``mock_server`` and
-  the ``mock_settings`` marker: see ``proxyproof.mocks.pytest_plugin``.
+- ``mock_ollama``, ``mock_huggingface``, ``mock_llamacpp``, ``mock_openai``, ``mock_server``,
+  the ``mock_settings`` marker (cassettes: ``replay=DIR``) and ``--proxyproof-record=URL``: see
+  ``proxyproof.mocks.pytest_plugin``.
 - ``pytest --proxyproof-catalogue`` adds one test per catalogue case, run through the same code
   as ``proxyproof check``: a pass or a named Kong deviation passes, a failure fails with the
   expected-against-actual diff, a case the gateway cannot express is skipped with its reason.
@@ -22,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from proxyproof.mocks.pytest_plugin import add_options as _add_mock_options
 from proxyproof.mocks.pytest_plugin import (  # noqa: F401 (fixtures are found by name)
     mock_huggingface,
     mock_llamacpp,
@@ -47,6 +49,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--proxyproof-proxy-url", help="Kong's proxy URL (with kong)")
     group.addoption("--proxyproof-profile", default="", help="only these features (P,...)")
     group.addoption("--proxyproof-config", help="your own kong.yaml: cases on its llama2 routes")
+    _add_mock_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
