@@ -145,6 +145,13 @@ def run_check(args: argparse.Namespace) -> int:
             raise UsageError("--profile properties runs alone (no other profile, --case, "
                              "--list or --config); -k selects combinations")
         return run_properties_command(args, gateway_from(args), UsageError)
+    if "balancer" in [p.strip() for p in (args.profile or "").split(",")]:
+        from proxyproof.harness.balancer.command import run_balancer_command
+
+        if args.profile.strip() != "balancer" or args.config:
+            raise UsageError("--profile balancer runs alone (no other profile or --config); "
+                             "--case and -k select its checks")
+        return run_balancer_command(args, lambda: gateway_from(args), UsageError)
     cases = _cases(args)
     if args.list:
         return _list(cases, args)
@@ -198,7 +205,9 @@ def add_arguments(check: argparse.ArgumentParser) -> None:
     which = check.add_argument_group("which cases")
     which.add_argument("--profile", metavar="P,...", help="only these features: "
                        "core, seed, streaming, auth, errors, headers, options, kong, security; "
-                       "or properties: the round-trip properties (docs/properties.md)")
+                       "or properties: the round-trip properties (docs/properties.md); or "
+                       "balancer: AI Proxy Advanced's targets and balancer, by statistics and "
+                       "faults (docs/balancer-profile.md)")
     which.add_argument("--case", action="append", metavar="ID", help="only this case "
                        "(repeatable)")
     which.add_argument("-k", metavar="EXPR", help="only cases whose id, title or features "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from .loader import CatalogueError, load_catalogue
 from .model import Case, ClientRequest, Expectation
@@ -17,7 +18,20 @@ PROFILES = ("core", "seed", "streaming", "auth", "errors", "headers", "options",
 _TOKEN = re.compile(r"\(|\)|[^\s()]+")
 
 
-def matches(case: Case, expression: str) -> bool:
+class Selectable(Protocol):
+    """What ``-k`` reads: a catalogue case, or another profile's check."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def hosting(self) -> str: ...
+    @property
+    def features(self) -> tuple[str, ...]: ...
+
+
+def matches(case: Selectable, expression: str) -> bool:
     """pytest's ``-k``: words match as substrings of the id, title, features and hosting,
     combined with ``and``, ``or``, ``not`` and parentheses."""
     haystack = " ".join([case.id, case.title, case.hosting, *case.features]).lower()
