@@ -93,8 +93,14 @@ class CassetteOptions:
             raise CassetteOptionError("--cassettes DIR is where --record-from writes; to serve "
                                       "recorded exchanges use --replay DIR")
         if record_from is None and replay is None:
-            named = ", ".join("--" + key.replace("_", "-") for key in given)
-            raise CassetteOptionError(f"{named}: only with --replay DIR or --record-from URL")
+            named = ", ".join("--" + key.replace("_", "-").removesuffix("s") for key in given)
+            if set(given) <= {"strict", "replay_timing"}:
+                needed = "--replay DIR"
+            elif all(key.startswith("redact_") for key in given):
+                needed = "--record-from URL"
+            else:
+                needed = "--replay DIR or --record-from URL"
+            raise CassetteOptionError(f"{named}: only with {needed}")
         options = cls(
             directory=Path(cassettes if cassettes is not None else replay),
             record_from=None if record_from is None else str(record_from),

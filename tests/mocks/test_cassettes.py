@@ -228,3 +228,29 @@ def _call(method: str, path: str, body: Any) -> Call:
 def _run(awaitable: Any) -> Any:
     return asyncio.run(awaitable)
 
+
+
+def test_the_official_ollama_client_works_against_a_replaying_mock(tmp_path: Path) -> None:
+    import ollama
+
+    messages = [{"role": "user", "content": "Name a colour."}]
+    with run_mock("ollama") as real, run_mock(  # the mock stands in for a real Ollama here
+        "ollama", record_from=real.url, cassettes=str(tmp_path)
+    ) as recorder:
+        client = ollama.Client(host=recorder.url)
+        whole = client.chat(model="llama2", messages=messages, options={"seed": 3})
+        pieces = [part.message.content for part in client.chat(
+            model="llama2", messages=messages, stream=True)]
+        models = [model.model for model in client.list().models]
+    with run_mock("ollama", replay=str(tmp_path), strict=True,
+                  ignore_fields=["options.seed"]) as replayer:
+        client = ollama.Client(host=replayer.url)
+        again = client.chat(model="llama2", messages=messages, options={"seed": 99})
+        streamed = [part.message.content for part in client.chat(
+            model="llama2", messages=messages, stream=True)]
+        assert [model.model for model in client.list().models] == models
+        with pytest.raises(ollama.ResponseError) as missed:
+            client.chat(model="mistral", messages=messages)
+    assert again.message.content == whole.message.content
+    assert streamed == pieces and len(pieces) > 2
+    assert missed.value.status_code == 501 and "the closest is" in missed.value.error
