@@ -21,7 +21,7 @@ from aiohttp import web
 from .base import BytesReply, Call, JsonReply, Reply, StreamReply
 from .cassette import SUFFIXES, Cassette, CassetteError, loads
 from .cassette_match import Miss, Received, find, miss_message
-from .redaction import UNRECORDED_HEADERS
+from .redaction import MASK, UNRECORDED_HEADERS
 
 MISS_STATUS = 501
 
@@ -52,10 +52,11 @@ def read_directory(directory: Path) -> list[Cassette]:
 
 
 def _headers(cassette: Cassette) -> dict[str, str]:
-    """Recorded reply headers to send again; aiohttp sets the per-connection ones itself."""
+    """Recorded reply headers to send again; aiohttp sets the per-connection ones itself, and
+    a redacted one (a cookie) is left out rather than sent as ``***``."""
     return {name: ", ".join(value) if isinstance(value, list) else str(value)
             for name, value in cassette.response.headers.items()
-            if name.lower() not in UNRECORDED_HEADERS}
+            if name.lower() not in UNRECORDED_HEADERS and value != MASK}
 
 
 def recorded_reply(cassette: Cassette, *, timing: bool = False) -> Reply:

@@ -213,3 +213,13 @@ def test_a_bad_scripts_file_is_named_with_its_problem(tmp_path: Path, name, text
         load_scripts(tmp_path)
     assert problem in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_a_replayed_reply_leaves_redacted_headers_out() -> None:
+    from proxyproof.mocks.replayer import recorded_reply
+
+    response = RecordedResponse(200, {"Content-Type": "application/json", "Set-Cookie": "***",
+                                      "X-Request-Id": "r1", "Content-Length": "2"}, body=b"{}")
+    reply = recorded_reply(Cassette("ollama", RecordedRequest("GET", "/"), response))
+    assert reply.headers == {"Content-Type": "application/json", "X-Request-Id": "r1"}
+    assert reply.body == b"{}"
