@@ -19,11 +19,13 @@ ALPHA = 0.001  # every statistical bound holds at 99.9 % confidence
 WEIGHTS = {"a": 60, "b": 30, "c": 10}
 WEIGHTED_REQUESTS = 120
 LATENCY_REQUESTS, LATENCY_WINDOW, SLOW_SECONDS = 40, 30, 0.05
+# Longer than the example route's max_tokens (256), so every reply of it is cut there.
+LONG_REPLY = " ".join(["token"] * 400)
 HASH_HEADER, HASH_KEYS, HASH_ROUNDS = "X-Proxyproof-Session", 16, 3
 REACH_LIMIT = 8  # requests sent to get one to the faulty target
 READ_TIMEOUT_MS = 250  # the timeout checks' read_timeout; their upstream waits TIMEOUT_DELAY
 TIMEOUT_DELAY = 1.0
-MAX_FAILS, FAIL_TIMEOUT_MS = 2, 500
+MAX_FAILS, FAIL_TIMEOUT_MS = 2, 1000
 LONG_FAIL_TIMEOUT_MS = 10_000  # no trial request during a check that must not see one
 TRIAL_SLACK = 3.0  # seconds past fail_timeout a trial request may take to come
 TIMING_TOLERANCE = 0.05  # seconds: clock reads and scheduling
@@ -51,15 +53,15 @@ def _reached(probe: Probe, role: str) -> int:
     return len(probe.upstream(role).arrivals())
 
 
-def _send_until(probe: Probe, done: Callable[[], bool], limit: int,
-                pause: float = 0.0, deadline: float | None = None) -> list[Sent]:
+def _send_until(probe: Probe, done: Callable[[], bool], limit: int, pause: float = 0.0,
+                deadline: float | None = None, stream: bool = False) -> list[Sent]:
     """Send one request at a time until ``done()`` holds, ``limit`` requests have gone or the
     ``deadline`` (a ``time.time()``) has passed."""
     sends: list[Sent] = []
     while len(sends) < limit and not done():
         if deadline is not None and time.time() > deadline:
             break
-        sends.append(probe.send())
+        sends.append(probe.send(stream=stream))
         if pause and not done():
             time.sleep(pause)
     return sends
@@ -76,7 +78,16 @@ def _weights(probe: Probe) -> Verdict:
 def _latency(probe: Probe) -> Verdict:
     probe.upstream("b").fault("latency", seconds=SLOW_SECONDS)
     sends = probe.send_many(LATENCY_REQUESTS)
-    return judge.lowest_latency(_traced(probe, sends), "a", LATENCY_WINDOW, ALPHA)
+    return judge.converges(_traced(probe, sends), "a", LATENCY_WINDOW, ALPHA,
+                           f"the other answers {int(SLOW_SECONDS * 1000)} ms later")
+
+
+def _usage(probe: Probe) -> Verdict:
+    probe.upstream("a").mock.control.script(reply=LONG_REPLY)
+    probe.upstream("b").mock.control.script(reply="Hello.")
+    sends = probe.send_many(LATENCY_REQUESTS)
+    return judge.converges(_traced(probe, sends), "b", LATENCY_WINDOW, ALPHA,
+                           "its replies are a few tokens, the other's 256")
 
 
 def _hashing(probe: Probe) -> Verdict:
@@ -153,6 +164,15 @@ def _cross_format(probe: Probe) -> Verdict:
     return verdict(problems, found.details if not problems else [], found.expected, found.actual)
 
 
+def _stream_no_retry(probe: Probe) -> Verdict:
+    """An upstream that breaks off a stream the client has started to receive: no retry."""
+    probe.upstream("a").fault("reset_mid_stream", after_frames=2, times=1)
+    case = FailoverCase("error", "a", False, (200,), 1)
+    sends = _send_until(probe, lambda: _reached(probe, "a") > 0, REACH_LIMIT, stream=True)
+    traced = _traced(probe, sends)
+    return judge.failover(case, traced, [t for t in traced if "a" in t.roles][:1])
+
+
 def _status_script(status: int, times: int | None = 1) -> Callable[[Any], None]:
     if status == 429:  # the server's own rate-limit reply, Retry-After included
         return lambda upstream: upstream.fault("rate_limit", times=times)
@@ -219,6 +239,9 @@ def _failover_checks() -> list[Check]:
     add("http_500.not-listed", "an upstream 500 is not retried when only http_503 is listed",
         ["http_503", "non_idempotent"],
         _failover_once(FailoverCase("http_500", "a", False, (500,), 1), _status_script(500)))
+    add("stream-started", "a stream the client has started to receive is never retried, "
+        "even with [error, timeout, non_idempotent]", ["error", "timeout", "non_idempotent"],
+        _stream_no_retry)
     checks.append(Check(
         "balancer.failover.cross-format", "an Ollama target's 500 fails over to an OpenAI-format "
         "target, the request translated again for it", "failover", _two("a", "gguf"),
@@ -321,6 +344,28 @@ def _breaker_half_opens(probe: Probe) -> Verdict:
                    evidence)
 
 
+def _breaker_total(probe: Probe) -> Verdict:
+    """Failures count in total: a success between two failures does not reset the count (only
+    a success after fail_timeout has passed since the last failure does)."""
+    a = probe.upstream("a")
+    sends: list[Sent] = []
+    for n, fails in ((1, True), (2, False), (3, True)):  # a's requests: fail, succeed, fail
+        if fails:
+            a.fail_with(500, times=1)
+        sends += _send_until(probe, lambda n=n: _reached(probe, "a") >= n, REACH_LIMIT)
+    arrivals = a.arrivals()
+    if len(arrivals) < 3:
+        return Verdict("fail", [f"'a' got {len(arrivals)} request(s) in {len(sends)} tries, 3 "
+                                "needed (fail, succeed, fail)"])
+    outcomes = [arrival.status for arrival in arrivals[:3]]
+    after = _traced(probe, probe.send_many(4))
+    problems = judge.ejected("a", after, arrivals[2].time, 0.8 * FAIL_TIMEOUT_MS / 1000, 3)
+    return verdict(problems, [f"'a' answered {outcomes}, then got "
+                              f"{sum('a' in t.roles for t in after)} of the next {len(after)}"],
+                   {"max_fails": MAX_FAILS, "ejected_after": "fail, succeed, fail"},
+                   {"a_answered": outcomes, "after": judge.rows(after)})
+
+
 def _breaker_all_unhealthy(probe: Probe) -> Verdict:
     for role in ("a", "b"):
         probe.upstream(role).fail_with(500)
@@ -373,6 +418,11 @@ def all_checks() -> list[Check]:
               f"{LATENCY_REQUESTS} requests, the other {int(SLOW_SECONDS * 1000)} ms slower)",
               "lowest-latency", _two("b", "a"),
               _balancer(algorithm="lowest-latency", latency_strategy="e2e"), _latency),
+        Check("balancer.lowest-usage.converges",
+              f"lowest-usage (total-tokens) converges on the target whose replies use fewer "
+              f"tokens ({LATENCY_WINDOW} last of {LATENCY_REQUESTS} requests)",
+              "lowest-usage", _two(),
+              _balancer(algorithm="lowest-usage", tokens_count_strategy="total-tokens"), _usage),
         Check("balancer.consistent-hashing.sticky",
               f"consistent-hashing: one {HASH_HEADER} value, one target; {HASH_KEYS} values "
               "spread", "consistent-hashing", three[:1] + (TargetSpec("b"), TargetSpec("c")),
@@ -390,6 +440,9 @@ def all_checks() -> list[Check]:
               f"after fail_timeout ({FAIL_TIMEOUT_MS} ms) one trial request: a failure keeps the "
               "target out, a success takes it back", "breaker", _two(), _breaker(),
               _breaker_half_opens),
+        Check("balancer.breaker.total-failures",
+              f"max_fails counts failures in total: fail, succeed, fail ejects at max_fails "
+              f"{MAX_FAILS}", "breaker", _two(), _breaker(), _breaker_total),
         Check("balancer.breaker.all-unhealthy",
               "every target ejected: the client gets 500 and no upstream is tried",
               "breaker", _two(), _breaker(fail_timeout=LONG_FAIL_TIMEOUT_MS, max_fails=1),

@@ -94,27 +94,28 @@ def weighted_distribution(traced: Sequence[Traced], weights: Mapping[str, int],
     return verdict(problems, summary, expected, actual)
 
 
-def lowest_latency(traced: Sequence[Traced], fast: str, window: int, alpha: float) -> Verdict:
-    """Lowest-latency: of the last ``window`` requests, the fast target answers significantly more
-    than half (an exact binomial test against 50 % at level ``alpha``); Kong documents ~90-99 %
-    for the fastest target once its average has settled."""
+def converges(traced: Sequence[Traced], favoured: str, window: int, alpha: float,
+              why: str) -> Verdict:
+    """Lowest-latency, lowest-usage: of the last ``window`` requests the ``favoured`` target
+    answers significantly more than half (an exact binomial test against 50 % at level
+    ``alpha``); Kong documents ~90-99 % for the fastest target once its average has settled.
+    ``why``: what makes that target the right one."""
     problems = answered(traced)
     last = traced[-window:]
-    fast_count = sum(t.served_by == fast for t in last)
+    count = sum(t.served_by == favoured for t in last)
     threshold = binomial_threshold(len(last), 0.5, alpha)
-    served = Counter(t.served_by or "none" for t in last)
-    expected = {"fast_target": fast, f"fast_of_last_{len(last)}_at_least": threshold,
-                "alpha": alpha}
-    actual = {"last_window": dict(served),
+    expected = {"favoured_target": favoured, "because": why,
+                f"favoured_of_last_{len(last)}_at_least": threshold, "alpha": alpha}
+    actual = {"last_window": dict(Counter(t.served_by or "none" for t in last)),
               "all": dict(Counter(t.served_by or "none" for t in traced)),
               "order": [t.served_by for t in traced]}
-    chance = binomial_upper_tail(len(last), 0.5, fast_count)
-    summary = [f"the fast target '{fast}' answered {fast_count} of the last {len(last)} "
-               f"(of {len(traced)}) requests; at least {threshold} needed, which a 50/50 choice "
+    summary = [f"'{favoured}' ({why}) answered {count} of the last {len(last)} (of "
+               f"{len(traced)}) requests; at least {threshold} needed, which a 50/50 choice "
                f"reaches with probability {binomial_upper_tail(len(last), 0.5, threshold):.2g}",
-               f"P(>= {fast_count} of {len(last)} by a 50/50 choice) = {chance:.2g}"]
-    if fast_count < threshold:
-        problems.append(f"did not converge on the fast target: {fast_count} of the last "
+               f"P(>= {count} of {len(last)} by a 50/50 choice) = "
+               f"{binomial_upper_tail(len(last), 0.5, count):.2g}"]
+    if count < threshold:
+        problems.append(f"did not converge on '{favoured}' ({why}): {count} of the last "
                         f"{len(last)} requests went to it, {threshold} needed")
     return verdict(problems, summary, expected, actual)
 

@@ -40,8 +40,12 @@ def new_token() -> str:
     return "ppb" + uuid.uuid4().hex[:16]
 
 
-def chat_body(token: str) -> dict[str, Any]:
-    return {"messages": [{"role": "user", "content": f"Say hello to balancer probe {token}."}]}
+def chat_body(token: str, stream: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {"messages": [{"role": "user",
+                                          "content": f"Say hello to balancer probe {token}."}]}
+    if stream:
+        body["stream"] = True
+    return body
 
 
 def tokens_in(text: str) -> list[str]:
@@ -69,9 +73,9 @@ class Probe:
     def upstream(self, role: str) -> Any:
         return self.upstreams[role]
 
-    def send(self, headers: Mapping[str, str] | None = None) -> Sent:
+    def send(self, headers: Mapping[str, str] | None = None, stream: bool = False) -> Sent:
         token = new_token()
-        body = json.dumps(chat_body(token)).encode()
+        body = json.dumps(chat_body(token, stream)).encode()
         started = time.time()
         try:
             answer = request("POST", self.url, body,

@@ -23,6 +23,7 @@ FLAWS = (
     "retry-post-http",  # fails over on a listed http_* status without non_idempotent
     "no-breaker",  # max_fails does nothing
     "early-trial",  # an ejected target is tried again after a tenth of fail_timeout
+    "consecutive",  # any success resets the failure count
 )
 COUNT_ALWAYS = {"error", "timeout", "invalid_header"}
 NEVER_COUNT = {"http_403", "http_404"}
@@ -36,7 +37,9 @@ class Target:
     weight: int
     current: int = 0  # smooth weighted round-robin
     latency: float | None = None  # EWMA of end-to-end seconds
+    usage: int = 0  # total tokens answered
     failures: int = 0
+    last_failure: float = 0.0
     ejected_until: float = 0.0
 
 
@@ -47,6 +50,7 @@ class Route:
     flaws: frozenset[str]
     turn: int = 0
     session: aiohttp.ClientSession | None = field(default=None, repr=False)
+    request: Any = None  # the client request being answered (one at a time)
 
     def option(self, name: str, default: Any) -> Any:
         return self.balancer.get(name, default)
@@ -63,7 +67,12 @@ class Route:
             top = max(self.targets[i].weight for i in candidates)
             candidates = [i for i in candidates if self.targets[i].weight == top]
         if algorithm == "lowest-latency":
+            self.turn += 1
+            if self.turn % 10 == 0:  # a probe now and then, so one slow answer is not forever
+                return candidates[self.turn // 10 % len(candidates)]
             return min(candidates, key=lambda i: self.targets[i].latency or 0.0)
+        if algorithm == "lowest-usage":
+            return min(candidates, key=lambda i: self.targets[i].usage)
         if algorithm == "consistent-hashing" and key is not None:
             digest = int(hashlib.sha256(key.encode()).hexdigest(), 16)
             return sorted(candidates)[digest % len(candidates)]
@@ -88,8 +97,11 @@ class Route:
         return criterion.startswith("http_") and "retry-post-http" in self.flaws
 
     def record(self, target: Target, criterion: str | None, seconds: float) -> None:
+        fail_timeout = self.option("fail_timeout", 10000) / 1000
         if criterion is None:
-            target.failures = 0
+            since = time.monotonic() - target.last_failure
+            if "consecutive" in self.flaws or since >= fail_timeout:
+                target.failures = 0
             target.latency = seconds if target.latency is None else (
                 0.7 * target.latency + 0.3 * seconds)
             return
@@ -100,28 +112,42 @@ class Route:
         if not counts or not max_fails or "no-breaker" in self.flaws:
             return
         target.failures += 1
+        target.last_failure = time.monotonic()
         if target.failures >= max_fails:
-            pause = self.option("fail_timeout", 10000) / 1000
+            pause = fail_timeout
             if "early-trial" in self.flaws:
                 pause /= 10
             target.ejected_until = time.monotonic() + pause
 
     # --- one attempt ----------------------------------------------------------------------------
 
-    async def attempt(self, target: Target, messages: Any) -> tuple[str | None, bool, web.Response]:
-        """(the failover criterion it met or None, whether the request was sent, the answer)."""
-        body = {"model": target.model, "messages": messages}
-        if target.form == "ollama":
-            body["stream"] = False
+    async def attempt(self, target: Target, messages: Any, stream: web.StreamResponse | None
+                      ) -> tuple[str | None, bool, web.StreamResponse]:
+        """(the failover criterion it met or None, whether the request was sent, the answer).
+        With ``stream`` (not yet prepared), a 200 is relayed as it comes: a failure after the
+        first byte ends the client's stream, and is no failure to fail over on."""
+        body = {"model": target.model, "messages": messages, "stream": stream is not None}
         timeout = aiohttp.ClientTimeout(sock_connect=self.option("connect_timeout", 60000) / 1000,
                                         sock_read=self.option("read_timeout", 60000) / 1000)
         assert self.session is not None
         try:
             async with self.session.post(target.url, json=body, timeout=timeout) as reply:
+                if reply.status == 200 and stream is not None:
+                    await stream.prepare(self.request)
+                    try:
+                        async for chunk in reply.content.iter_any():
+                            await stream.write(chunk)
+                    except (aiohttp.ClientError, TimeoutError):
+                        pass
+                    return None, True, stream
                 payload = await reply.read()
                 answer = web.Response(status=reply.status, body=payload,
                                       content_type="application/json")
                 if reply.status == 200:
+                    found = json.loads(payload)
+                    usage = found.get("usage") or {}
+                    target.usage += usage.get("total_tokens") or (
+                        found.get("prompt_eval_count", 0) + found.get("eval_count", 0))
                     return None, True, answer
                 named = f"http_{reply.status}"
                 return (named if named in _HTTP else "other"), True, answer
@@ -166,10 +192,12 @@ def fake_balancer(*flaws: str) -> InProcessGateway:
             route = routes.get(request.path)
             if route is None:
                 return _kong(404, "no Route matched with those values")
-            messages = json.loads(await request.read())["messages"]
+            client = json.loads(await request.read())
+            messages = client["messages"]
+            route.request = request
             key = request.headers.get(route.option("hash_on_header", "X-Kong-LLM-Request-ID"))
             tried: set[int] = set()
-            answer = _kong(500, "all targets are unhealthy")
+            answer: web.StreamResponse = _kong(500, "all targets are unhealthy")
             for _ in range(route.option("retries", 5) + 1):
                 candidates = route.available(tried) or route.available(set())
                 if not candidates:
@@ -177,7 +205,9 @@ def fake_balancer(*flaws: str) -> InProcessGateway:
                 chosen = route.pick(candidates, key)
                 tried.add(chosen)
                 started = time.monotonic()
-                criterion, sent, answer = await route.attempt(route.targets[chosen], messages)
+                stream = web.StreamResponse() if client.get("stream") else None
+                criterion, sent, answer = await route.attempt(route.targets[chosen], messages,
+                                                              stream)
                 route.record(route.targets[chosen], criterion, time.monotonic() - started)
                 if criterion is None or not route.fails_over(criterion, sent):
                     return answer
