@@ -40,6 +40,7 @@ def run_checks(gateway: Gateway, checks: Sequence[Check], progress: Progress | N
         try:
             proxy_url = gateway.load(config.build(checks, places))
         except (GatewayError, ValueError) as error:
+            gateway.close()
             reason = f"the gateway refused the config: {str(error).splitlines()[0]}"
             return [case_result(check, Verdict("fail", [reason])) for check in checks], ""
         try:
