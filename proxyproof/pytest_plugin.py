@@ -10,6 +10,8 @@ catalogue as tests.
   ``--proxyproof-gateway bundled|kong|litellm`` (with ``--proxyproof-admin-url`` and
   ``--proxyproof-proxy-url`` for kong), ``--proxyproof-kong-compat``, ``--proxyproof-profile``,
   ``-k`` as usual, and ``--proxyproof-config kong.yaml`` for the user's own routes.
+  ``--proxyproof-profile balancer`` runs the balancer checks instead (``docs/balancer-profile.md``),
+  one test each, marked ``balancer``.
 
 Imported into every pytest run of every project that installs proxyproof: nothing heavy is
 imported unless the catalogue is asked for.
@@ -47,7 +49,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--proxyproof-admin-url", help="Kong's Admin API (with --proxyproof-gateway "
                     "kong)")
     group.addoption("--proxyproof-proxy-url", help="Kong's proxy URL (with kong)")
-    group.addoption("--proxyproof-profile", default="", help="only these features (P,...)")
+    group.addoption("--proxyproof-profile", default="", help="only these features (P,...); "
+                    "balancer: the balancer checks instead of the catalogue")
     group.addoption("--proxyproof-config", help="your own kong.yaml: cases on its llama2 routes")
     _add_mock_options(parser)
 
@@ -59,6 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
         for feature in PROFILES:  # each case is marked with its features: -m auth
             config.addinivalue_line("markers", f"{feature}: proxyproof catalogue feature")
+        config.addinivalue_line("markers", "balancer: proxyproof balancer check")
 
 
 class CatalogueCase(pytest.Item):
@@ -68,8 +72,11 @@ class CatalogueCase(pytest.Item):
         for feature in binding.case.features:
             self.add_marker(feature)
 
+    def _result(self) -> Any:
+        return self.session.stash[_READY].result(self.binding)
+
     def runtest(self) -> None:
-        result = self.session.stash[_READY].result(self.binding)
+        result = self._result()
         self.user_properties.append(("outcome", result.outcome))
         if result.outcome == "n/a":
             pytest.skip("; ".join(result.details))
@@ -91,6 +98,21 @@ class CatalogueCase(pytest.Item):
 
     def reportinfo(self) -> tuple[str, int | None, str]:
         return f"proxyproof catalogue ({self.binding.case.source})", None, self.binding.id
+
+
+class BalancerCheck(CatalogueCase):
+    """A balancer check (``harness/balancer``), judged and reported as a catalogue case is."""
+
+    def __init__(self, *, check: Any, **kwargs: Any) -> None:
+        pytest.Item.__init__(self, **kwargs)
+        self.check = check
+        self.add_marker("balancer")
+
+    def _result(self) -> Any:
+        return self.session.stash[_READY].result(self.check)
+
+    def reportinfo(self) -> tuple[str, int | None, str]:
+        return "proxyproof balancer profile", None, self.check.id
 
 
 class CaseFailed(Exception):
@@ -128,6 +150,12 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     from proxyproof.harness.runner import prepared
 
     profiles = [p for p in config.getoption("proxyproof_profile").split(",") if p]
+    if "balancer" in profiles:
+        if profiles != ["balancer"] or config.getoption("proxyproof_config"):
+            raise pytest.UsageError("--proxyproof-profile balancer runs alone (no other profile, "
+                                    "no --proxyproof-config)")
+        _collect_balancer(session, config, items)
+        return
     try:
         cases = select(load_catalogue(), profiles)
     except CatalogueError as error:
@@ -142,6 +170,19 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     config.add_cleanup(stack.close)
     items.extend(CatalogueCase.from_parent(session, name=binding.id, binding=binding)
                  for binding in ready.bindings)
+
+
+def _collect_balancer(session: pytest.Session, config: pytest.Config,
+                      items: list[pytest.Item]) -> None:
+    from proxyproof.harness.balancer import all_checks
+    from proxyproof.harness.balancer.run import prepared
+
+    checks = all_checks()
+    stack = ExitStack()
+    session.stash[_READY] = stack.enter_context(prepared(_gateway(config), checks))
+    config.add_cleanup(stack.close)
+    items.extend(BalancerCheck.from_parent(session, name=check.id, check=check)
+                 for check in checks)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -5,7 +5,9 @@ turn its verdict into a report row."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from ..adapters import GatewayError
@@ -14,7 +16,7 @@ from ..results import CaseResult
 from . import config
 from .model import Check, Verdict
 from .traffic import Probe
-from .upstreams import running_upstreams
+from .upstreams import Upstreams, running_upstreams
 
 HOSTING = "Ollama"  # the column the checks' rows go in (their targets are Ollama mocks)
 NOT_KONG_SHAPED = ("this gateway is not configured with Kong's declarative config, so AI Proxy "
@@ -28,35 +30,62 @@ def case_result(check: Check, found: Verdict, seconds: float = 0.0) -> CaseResul
                       seconds=seconds)
 
 
-def run_checks(gateway: Gateway, checks: Sequence[Check], progress: Progress | None = None, *,
-               bind: str = "127.0.0.1", host: str | None = None) -> tuple[list[CaseResult], str]:
-    """Each of ``checks`` through ``gateway``, in order; with the proxy URL it served on. A
-    gateway that refuses the config fails every check with its reason."""
+@dataclass
+class Prepared:
+    """The upstreams running and the gateway loaded (or refusing, with ``refusal`` saying why):
+    ``result(check)`` runs one check."""
+
+    upstreams: Upstreams | None
+    proxy_url: str = ""
+    refusal: Verdict | None = None
+
+    def result(self, check: Check) -> CaseResult:
+        if self.refusal is not None or self.upstreams is None:
+            return case_result(check, self.refusal or Verdict("n/a", ["not run"]))
+        self.upstreams.reset()
+        started = time.monotonic()
+        found = check.run(Probe(check, self.proxy_url + config.route_path(check),
+                                self.upstreams))
+        return case_result(check, found, time.monotonic() - started)
+
+
+@contextmanager
+def prepared(gateway: Gateway, checks: Sequence[Check], *, bind: str = "127.0.0.1",
+             host: str | None = None) -> Iterator[Prepared]:
+    """The run of ``checks`` on ``gateway``, ready to go; everything stops on exit. A gateway
+    that refuses the config fails every check with its reason; one that is not Kong-shaped
+    makes them n/a."""
     if getattr(gateway, "adapt", None) is not None:  # addresses requests its own way
-        return [case_result(check, Verdict("n/a", [NOT_KONG_SHAPED])) for check in checks], ""
-    results: list[CaseResult] = []
+        yield Prepared(None, refusal=Verdict("n/a", [NOT_KONG_SHAPED]))
+        return
     with running_upstreams(bind, host) as upstreams:
         places = {role: (up.hosting, up.url) for role, up in upstreams.by_role.items()}
         try:
             proxy_url = gateway.load(config.build(checks, places))
         except (GatewayError, ValueError) as error:
-            gateway.close()
             reason = f"the gateway refused the config: {str(error).splitlines()[0]}"
-            return [case_result(check, Verdict("fail", [reason])) for check in checks], ""
+            gateway.close()
+            yield Prepared(None, refusal=Verdict("fail", [reason]))
+            return
         try:
-            for check in checks:
-                if progress:
-                    progress(check, None)
-                upstreams.reset()
-                started = time.monotonic()
-                found = check.run(Probe(check, proxy_url + config.route_path(check), upstreams))
-                result = case_result(check, found, time.monotonic() - started)
-                results.append(result)
-                if progress:
-                    progress(check, result)
+            yield Prepared(upstreams, proxy_url)
         finally:
             gateway.close()
-    return results, proxy_url
+
+
+def run_checks(gateway: Gateway, checks: Sequence[Check], progress: Progress | None = None, *,
+               bind: str = "127.0.0.1", host: str | None = None) -> tuple[list[CaseResult], str]:
+    """Each of ``checks`` through ``gateway``, in order; with the proxy URL it served on."""
+    results: list[CaseResult] = []
+    with prepared(gateway, checks, bind=bind, host=host) as ready:
+        for check in checks:
+            if progress:
+                progress(check, None)
+            result = ready.result(check)
+            results.append(result)
+            if progress:
+                progress(check, result)
+    return results, ready.proxy_url
 
 
 def describe(checks: Sequence[Check]) -> list[dict[str, Any]]:

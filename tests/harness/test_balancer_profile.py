@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -288,3 +290,15 @@ def test_the_command_line_lists_and_refuses_mixed_profiles(capsys: Any) -> None:
         main(["check", "--profile", "balancer", "--case", "balancer.nope"])
     assert unknown.value.code == 2
     assert "unknown balancer check(s) balancer.nope" in capsys.readouterr().err
+
+
+def test_the_pytest_plugin_runs_one_test_per_check(tmp_path: Any) -> None:
+    # Without the Hypothesis and schemathesis plugins: they take most of pytest's start-up here.
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
+         "-p", "no:schemathesis", "-q", "-rA", "--proxyproof-catalogue",
+         "--proxyproof-profile", "balancer", "-k", "retries"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"2 passed, {len(CHECKS) - 2} deselected" in run.stdout
+    assert "PASSED ::balancer.retries.two" in run.stdout
