@@ -87,7 +87,7 @@ class JsonReply:
 class BytesReply:
     status: int
     body: bytes
-    content_type: str = "text/plain; charset=utf-8"
+    content_type: str | None = "text/plain; charset=utf-8"  # None: no Content-Type (axum's own)
     headers: dict[str, str] = field(default_factory=dict)
 
 

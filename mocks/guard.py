@@ -15,6 +15,7 @@ from aiohttp import web
 from .base import BytesReply, JsonReply, MockKind, Reply, compact_json
 from .control_api import CONTROL_PREFIX
 from .pipeline import log_failure
+from .transmit import reply_headers
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -27,9 +28,7 @@ def as_response(reply: Reply) -> web.Response:
         body = reply.body
     else:
         body = b"".join(reply.frames)
-    response = web.Response(body=body, status=reply.status, headers=reply.headers)
-    response.content_type = reply.content_type.split(";")[0].strip()
-    return response
+    return web.Response(body=body, status=reply.status, headers=reply_headers(reply))
 
 
 def _error(kind: MockKind, request: web.Request, status: int, message: str) -> web.Response:

@@ -57,11 +57,6 @@ def _token_events(gen: generation.Generation) -> list[dict[str, Any]]:
     return tokens
 
 
-def _generated_tokens(gen: generation.Generation) -> int:
-    """How many tokens TGI counts: the ``</s>`` of a reply that ended before the limit too."""
-    return gen.completion_tokens + (gen.finish_reason != "length")
-
-
 def _generate(call: Call, model: str, request: GenerateRequest) -> generation.Generation:
     return call.generate(
         model,
@@ -128,7 +123,7 @@ def stream_frames(
 
 
 def _timing_headers(request: GenerateRequest, gen: generation.Generation) -> dict[str, str]:
-    generated = _generated_tokens(gen)
+    generated = tgi_request.generated_tokens(gen)
     inference_ms = generated * MS_PER_TOKEN
     total_ms = VALIDATION_MS + QUEUE_MS + inference_ms
     return {
@@ -220,11 +215,11 @@ def unauthorized(call: Call) -> Reply:
 
 
 def not_found(call: Call) -> Reply:
-    return BytesReply(404, b"")  # axum's fallback: no body
+    return BytesReply(404, b"", content_type=None)  # axum's fallback: no body, no type
 
 
 def method_not_allowed(call: Call) -> Reply:
-    return BytesReply(405, b"")  # axum's MethodRouter: the status (and Allow), no body
+    return BytesReply(405, b"", content_type=None)  # axum's MethodRouter: status and Allow only
 
 
 def loading(call: Call, estimated_time: float) -> Reply:

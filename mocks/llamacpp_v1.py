@@ -97,9 +97,11 @@ DIALECT = Dialect(
     ),
     stream=Streaming(
         content_type="text/event-stream",
-        role_chunk_content=None,
+        # At b4748 a partial result's "first" test (n_decoded == 0) never holds, since the
+        # token is counted before it is sent: the stream opens with content, no role chunk.
+        role_chunk_content=False,
         usage_null="never",
-        completion_final_usage=True,
+        final_usage=True,
     ),
     models=Models(owned_by="llamacpp", listing=_model_list, public=True, retrievable=False),
     aliases=(("/v1/chat/completions", "/chat/completions"), ("/v1/models", "/models")),

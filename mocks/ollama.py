@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import generation, ollama_models, ollama_request, ollama_v1, openai_compat
+from . import generation, ollama_gguf, ollama_models, ollama_request, ollama_v1, openai_compat
 from .base import BytesReply, Call, Endpoint, JsonReply, MockKind, Reply, StreamReply, ndjson_line
 from .ollama_request import (
     EMBEDDING_SIZE,
@@ -25,7 +25,6 @@ from .ollama_request import (
 )
 
 VERSION = "0.11.4"
-CONTEXT_LENGTH = 4096
 NDJSON = "application/x-ndjson"
 
 # Deterministic stand-ins for the timings a real server measures (integer nanoseconds).
@@ -117,21 +116,8 @@ def _show(call: Call) -> Reply:
         "parameters": LLAMA2_PARAMETERS,
         "template": LLAMA2_TEMPLATE,
         "details": _details(),
-        "model_info": {
-            "general.architecture": "llama",
-            "general.file_type": 2,
-            "general.parameter_count": 6_738_415_616,
-            "general.quantization_version": 2,
-            "llama.attention.head_count": 32,
-            "llama.attention.head_count_kv": 32,
-            "llama.block_count": 32,
-            "llama.context_length": CONTEXT_LENGTH,
-            "llama.embedding_length": EMBEDDING_SIZE,
-            "llama.feed_forward_length": 11008,
-            "tokenizer.ggml.bos_token_id": 1,
-            "tokenizer.ggml.eos_token_id": 2,
-            "tokenizer.ggml.model": "llama",
-        },
+        "model_info": ollama_gguf.model_info(),
+        "tensors": ollama_gguf.TENSORS,
         "capabilities": ["completion"],
         "modified_at": MODIFIED_AT,
     }

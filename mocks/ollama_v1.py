@@ -50,6 +50,15 @@ def _short_id(prefix: str) -> Callable[[bytes], str]:
     return lambda digest: f"{prefix}{int.from_bytes(digest[:4], 'big') % 999}"
 
 
+def _model_not_found(model: str, path: str) -> str:
+    """Each /v1 route is a native handler behind a middleware, in that handler's words: chat and
+    embeddings schedule a runner first (handleScheduleError); completions (GenerateHandler) and
+    model retrieval (ShowHandler) look the model up."""
+    if path.endswith(("/chat/completions", "/embeddings")):
+        return f"model {ollama_request.go_quote(model)} not found, try pulling it first"
+    return f"model '{model}' not found"
+
+
 DIALECT = Dialect(
     name="ollama",
     requests=Requests(
@@ -60,6 +69,7 @@ DIALECT = Dialect(
         rejects_n=False,
         prompt_required=False,
         prompt_string_only=True,
+        embedding_model_checked=True,
     ),
     errors=Errors(
         build=error,
@@ -67,11 +77,7 @@ DIALECT = Dialect(
         missing_model="model is required",
         missing_messages="[] is too short - 'messages'",
         empty_messages="[] is too short - 'messages'",
-        # ChatHandler's (scheduleRunner) words; /v1/completions' GenerateHandler says
-        # "model 'x' not found", which the shared dialect cannot tell apart (ERRATA)
-        model_not_found=lambda m: (
-            f"model {ollama_request.go_quote(m)} not found, try pulling it first"
-        ),
+        model_not_found=_model_not_found,
     ),
     replies=Replies(
         content_type=ollama_request.GIN_JSON,

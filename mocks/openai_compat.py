@@ -19,7 +19,8 @@ Choices worth knowing:
   other than 1 is refused in the server's words, or silently ignored where the server ignores it.
   Several prompts in one completions request are refused.
 - Embeddings accept any model name: a vector is a function of the input text and the dimension
-  only (unit length; similar texts are not close). Ollama's are those of its ``/api/embed``.
+  only (unit length; texts sharing words are close, ``word_vectors``). Ollama's are those of its
+  ``/api/embed``.
 
 Each endpoint carries the dialect's mid-stream error frame (``Endpoint.stream_error``): Ollama's
 native routes speak NDJSON, its ``/v1`` ones SSE.
@@ -136,14 +137,15 @@ def list_models(dialect: Dialect, call: Call) -> Reply:
 def retrieve_model(dialect: Dialect, call: Call) -> Reply:
     requested = call.match_info.get("model", "")
     if dialect.requests.model_matcher(call.settings.models, requested) is None:
-        return dialect.error(404, dialect.errors.model_not_found(requested), code="model_not_found")
+        message = dialect.errors.model_not_found(requested, call.path)
+        return dialect.error(404, message, code="model_not_found")
     return JsonReply(200, dialect.model_entry(requested), content_type=dialect.replies.content_type)
 
 
 @_guarded
 def embeddings(dialect: Dialect, call: Call) -> Reply:
     request = read_object(call)
-    model = read_model(dialect, call, request, check=False)
+    model = read_model(dialect, call, request, check=dialect.requests.embedding_model_checked)
     inputs = read_embedding_inputs(request)
     dimensions = read_embedding_size(dialect, request)
     encoding = request.get("encoding_format") or "float"

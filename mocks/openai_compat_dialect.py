@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .base import Call, JsonReply, Reply, sse_frame
+from .generation import Generation
 
 EMBEDDING_DIMENSIONS = 384
 MODEL_CREATED = 1_700_000_000  # "created" of listed models: a fixed date, there is no model file
@@ -80,6 +81,9 @@ class Requests:
     empty_messages_ok: bool = False  # llama.cpp: ``messages: []`` is templated like any chat
     prompt_required: bool = True  # False: a missing prompt is "" (Ollama)
     prompt_string_only: bool = False  # Ollama: /v1/completions takes only a string prompt
+    # Ollama embeds with a model it has (404 otherwise); OpenAI-style mocks take any embedder's
+    # name, since the chat models they serve are not embedding models
+    embedding_model_checked: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,8 +107,8 @@ class Errors:
         lambda n: f"This mock generates one choice per request: 'n' must be 1, got {n!r}."
     )
     only_one_choice_status: int = 400  # llama.cpp throws it outside its try: a 500
-    model_not_found: Callable[[str], str] = (  # the 404 message
-        lambda m: f"The model `{m}` does not exist or you do not have access to it."
+    model_not_found: Callable[[str, str], str] = (  # (model, request path) -> the 404 message
+        lambda m, path: f"The model `{m}` does not exist or you do not have access to it."
     )
 
 
@@ -123,6 +127,8 @@ class Replies:
     # the final chunk; None: no timings
     timings: Callable[[int, int], dict[str, float]] | None = None
     stop_sequence_finish: str = "stop"  # finish_reason when a stop sequence ended the text
+    # a generation's count in usage.completion_tokens (TGI counts the closing </s> too)
+    completion_tokens: Callable[[Generation], int] = lambda gen: gen.completion_tokens
     message_extras: Mapping[str, Any] = field(  # extra keys of a non-stream chat message
         default_factory=lambda: {"refusal": None, "annotations": []}
     )
@@ -141,7 +147,8 @@ class Streaming:
     finish_delta: Mapping[str, Any] = field(default_factory=dict)  # delta of the finish chunk
     finish_on_last_token: bool = False  # TGI: a "length" finish rides on the last token's chunk
     usage_null: str = "requested"  # "never" | "requested" (with include_usage) | "always"
-    completion_final_usage: bool = False  # llama.cpp: the final completions chunk carries usage
+    # llama.cpp: the final chunk of either stream always carries usage (no usage chunk of its own)
+    final_usage: bool = False
     # message -> the body of the error event sent after the stream started; None: the body of
     # the dialect's error(500, message)
     error_body: Callable[[str], Any] | None = None

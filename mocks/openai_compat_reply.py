@@ -47,7 +47,7 @@ def _finish_reason(dialect: Dialect, gen: generation.Generation) -> str:
 def _usage(dialect: Dialect, gens: Sequence[generation.Generation]) -> dict[str, Any]:
     """One request's usage: the prompt once, the completion tokens of every choice."""
     prompt = gens[0].prompt_tokens
-    completion = sum(gen.completion_tokens for gen in gens)
+    completion = sum(dialect.replies.completion_tokens(gen) for gen in gens)
     usage: dict[str, Any] = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -169,9 +169,18 @@ def chat_stream(
             lambda token, i=index: {"index": i, "delta": {**every_delta, "content": token}},
             {"index": index, "delta": dict(dialect.stream.finish_delta)},
         )
-    if ctx.include_usage:
-        chunks.append(maker.usage_chunk(_usage(dialect, gens)))
+    _add_usage(dialect, ctx, chunks, gens, maker)
     return _stream(dialect, chunks, gens)
+
+
+def _add_usage(
+    dialect: Dialect, ctx: Context, chunks: list[dict[str, Any]],
+    gens: Sequence[generation.Generation], maker: _ChunkMaker,
+) -> None:
+    if dialect.stream.final_usage:
+        chunks[-1]["usage"] = _usage(dialect, gens)
+    elif ctx.include_usage:
+        chunks.append(maker.usage_chunk(_usage(dialect, gens)))
 
 
 def completion_stream(
@@ -184,8 +193,5 @@ def completion_stream(
             dialect, gen, maker, lambda token, i=index: {"text": token, "index": i},
             {"text": "", "index": index},
         )
-    if dialect.stream.completion_final_usage:
-        chunks[-1]["usage"] = _usage(dialect, gens)
-    elif ctx.include_usage:
-        chunks.append(maker.usage_chunk(_usage(dialect, gens)))
+    _add_usage(dialect, ctx, chunks, gens, maker)
     return _stream(dialect, chunks, gens)

@@ -134,7 +134,7 @@ def read_model(dialect: Dialect, call: Call, request: Mapping[str, Any], *, chec
     if not isinstance(requested, str):
         raise _wrong_type("model", "a string", requested)
     if check and dialect.requests.model_matcher(call.settings.models, requested) is None:
-        message = dialect.errors.model_not_found(requested)
+        message = dialect.errors.model_not_found(requested, call.path)
         raise Invalid(message, status=404, code="model_not_found")
     return requested
 

@@ -177,7 +177,8 @@ class Pipeline:
             message = f"Method {call.method} is not allowed on {call.path}; use {allowed}"
             refuse = self.kind.method_not_allowed or (lambda c: self.kind.error(405, message))
             reply = self._run(refuse, call)
-            reply.headers["Allow"] = allowed
+            if reply.status == 405:  # llama.cpp's httplib answers a wrong method 404, no Allow
+                reply.headers["Allow"] = allowed
             return reply, None
         if self.key is not None and not endpoint.public and not self._authorized(call.headers):
             return self._run(self.kind.unauthorized, call), endpoint

@@ -74,7 +74,7 @@ def error(status: int, message: str) -> JsonReply | BytesReply:
 
     A 405 is axum's own (a route hit with a method it does not serve): an empty body."""
     if status == 405:
-        return BytesReply(405, b"")
+        return BytesReply(405, b"", content_type=None)
     fallback = "generation" if status >= 500 else "validation"
     return JsonReply(status, {"error": message, "error_type": _ERROR_TYPES.get(status, fallback)})
 
@@ -287,3 +287,9 @@ def validation_error(request: GenerateRequest, *, streaming: bool) -> str | None
         return (f"`inputs` tokens + `max_new_tokens` must be <= {MAX_TOTAL_TOKENS}. "
                 f"Given: {input_tokens} `inputs` tokens and {max_new} `max_new_tokens`")
     return None
+
+
+def generated_tokens(gen: generation.Generation) -> int:
+    """How many tokens TGI counts (``details.generated_tokens``, ``usage.completion_tokens``):
+    the ``</s>`` of a reply that ended before the limit too."""
+    return gen.completion_tokens + (gen.finish_reason != "length")

@@ -67,6 +67,7 @@ DIALECT = Dialect(
         completion_id=lambda digest: "",
         usage_details=False,
         stop_sequence_finish="stop_sequence",
+        completion_tokens=tgi_request.generated_tokens,
         message_extras={},
         response_extras={},
     ),
@@ -132,8 +133,9 @@ def completion_stream(call: Call, request: dict[str, Any]) -> Reply:
             "object": "text_completion", "id": "", "created": ctx.created, "choices": [choice],
             "model": ctx.model, "system_fingerprint": SYSTEM_FINGERPRINT,
         }))
-    usage = {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens,
-             "total_tokens": gen.prompt_tokens + gen.completion_tokens}
+    generated = tgi_request.generated_tokens(gen)
+    usage = {"prompt_tokens": gen.prompt_tokens, "completion_tokens": generated,
+             "total_tokens": gen.prompt_tokens + generated}
     final = {"index": 0, "text": texts[-1], "logprobs": None, "finish_reason": _finish(gen)}
     frames.append(sse_frame({
         "object": "text_completion", "id": "", "created": ctx.created, "model": ctx.model,

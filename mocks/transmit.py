@@ -52,9 +52,9 @@ def corrupt(payload: bytes) -> bytes:
     return prefix + broken + b"}" + ending  # half of a tiny document can still parse
 
 
-def _headers(reply: Reply) -> dict[str, str]:
+def reply_headers(reply: Reply) -> dict[str, str]:
     headers = dict(reply.headers)
-    if not any(name.lower() == "content-type" for name in headers):
+    if reply.content_type and not any(name.lower() == "content-type" for name in headers):
         headers["Content-Type"] = reply.content_type
     return headers
 
@@ -134,7 +134,7 @@ async def _send_body(
 ) -> web.StreamResponse:
     kind = fault.kind if fault else None
     payload = body_bytes(reply)
-    headers = _headers(reply)
+    headers = reply_headers(reply)
     entry.status = reply.status
     if kind in ("reset_mid_stream", "truncated_stream"):
         if kind == "reset_mid_stream":
@@ -176,7 +176,7 @@ async def _send_stream(
 ) -> web.StreamResponse:
     kind = fault.kind if fault else None
     entry.status = reply.status
-    response = web.StreamResponse(status=reply.status, headers=_headers(reply))
+    response = web.StreamResponse(status=reply.status, headers=reply_headers(reply))
     await response.prepare(request)
     if request.method == "HEAD":
         await response.write_eof()

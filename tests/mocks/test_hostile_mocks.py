@@ -192,6 +192,6 @@ def test_a_newline_in_the_path_reaches_the_mock_not_aiohttps_text_404(mocks, nam
     plain = httpx.get(mock.url + "/nowhere", timeout=10)
     newline = httpx.get(mock.url + "/no%0Awhere", timeout=10)
     assert "404: Not Found" not in newline.text
-    assert (newline.status_code, newline.headers["content-type"]) == (
-        plain.status_code, plain.headers["content-type"])
+    assert (newline.status_code, newline.headers.get("content-type")) == (
+        plain.status_code, plain.headers.get("content-type"))
     assert mock.control.journal()[-1]["path"] == "/no\nwhere"

@@ -83,6 +83,15 @@ def test_v1_handler_errors_are_api_errors(http: httpx.Client) -> None:
     assert missing.json() == {"error": {
         "message": 'model "ghost" not found, try pulling it first', "type": "api_error",
         "param": None, "code": None}}
+    # GenerateHandler and ShowHandler look the model up: their own words, not the scheduler's
+    completion = http.post("/v1/completions", json={"model": "ghost", "prompt": "x"})
+    retrieved = http.get("/v1/models/ghost")
+    for answer in (completion, retrieved):
+        assert answer.status_code == 404
+        assert answer.json()["error"]["message"] == "model 'ghost' not found"
+    embedded = http.post("/v1/embeddings", json={"model": "ghost", "input": "x"})
+    assert embedded.json()["error"]["message"] == (
+        'model "ghost" not found, try pulling it first')
     unreadable = http.post("/v1/chat/completions", content=b"{bad")
     assert unreadable.status_code == 400
     assert unreadable.json()["error"]["type"] == "invalid_request_error"
@@ -142,6 +151,18 @@ def test_every_endpoint_validates_against_the_v0_11_4_schemas(http: httpx.Client
     for name, instance in checks + requests:
         validate(name, instance)
     assert len(checks) > 20
+
+
+def test_show_lists_the_gguf_tensors_verbose_or_not(http: httpx.Client) -> None:
+    for verbose in (False, True):
+        shown = http.post("/api/show", json={"model": "llama2", "verbose": verbose}).json()
+        validate("OllamaShow", shown)
+        tensors = shown["tensors"]
+        assert len(tensors) == 2 + 32 * 9 + 1  # embeddings, 32 blocks of nine, norm and head
+        assert tensors[0] == {"name": "token_embd.weight", "type": "Q4_0", "shape": [4096, 32000]}
+        assert {t["name"] for t in tensors} >= {"blk.31.ffn_up.weight", "output.weight"}
+        info = shown["model_info"]
+        assert "general.name" not in info and info["tokenizer.ggml.tokens"] == []
 
 
 def test_show_without_model_info_is_valid_and_details_are_required() -> None:

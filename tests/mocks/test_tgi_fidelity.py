@@ -106,6 +106,33 @@ def test_completions_stream_through_the_openai_client(mock: Any) -> None:
     assert chunks[-1].usage.total_tokens > 0
 
 
+def test_model_list_is_tgis_one_model_list(http: httpx.Client) -> None:
+    listed = http.get("/v1/models").json()
+    fixtures.validate("TGIModelList", listed)
+    assert listed["data"][0]["id"] == listed["data"][0]["owned_by"] == SERVED
+
+
+def test_usage_counts_the_closing_eos_token_as_generate_does(http: httpx.Client) -> None:
+    """TGI's usage.completion_tokens is details.generated_tokens: the </s> of a natural end
+    counts, a length finish has none."""
+    prompt = "Say something"
+    details = http.post("/generate", json={"inputs": prompt, "parameters": {
+        "details": True, "max_new_tokens": 100}}).json()["details"]
+    assert details["finish_reason"] == "eos_token" and details["tokens"][-1]["special"] is True
+    for request, path in (({"prompt": prompt}, "/v1/completions"),
+                          ({"prompt": prompt, "stream": True}, "/v1/completions")):
+        if request.get("stream"):
+            usage = _completion_events(http)[-1]["usage"]
+        else:
+            usage = http.post(path, json=request).json()["usage"]
+        assert usage["completion_tokens"] == details["generated_tokens"]
+    chat = http.post("/v1/chat/completions", json={"messages": MESSAGES}).json()
+    text = chat["choices"][0]["message"]["content"]
+    assert chat["usage"]["completion_tokens"] == generation.count_tokens(text) + 1
+    cut = http.post("/v1/chat/completions", json={"messages": MESSAGES, "max_tokens": 2}).json()
+    assert cut["usage"]["completion_tokens"] == 2
+
+
 # --- the chat stream, as chat.rs sends it --------------------------------------------------
 
 
