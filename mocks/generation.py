@@ -6,7 +6,8 @@ journal says it received. Streamed and non-streamed replies share one token list
 of a stream concatenate to the non-streamed text, and token counts always agree with the text.
 
 Tokens are words with their leading whitespace (" world"), the way BPE vocabularies split English.
-Embeddings are deterministic too: a vector is a function of the text and its length only.
+Embeddings are deterministic too: a vector is a function of the text and its length only, and
+texts that share words have close vectors (``word_vectors``).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from . import word_vectors
 
 _TOKEN = re.compile(r"\s*\S+|\s+")
 
@@ -117,10 +119,6 @@ def generate(
 
 
 def embedding_vector(text: str, dimensions: int) -> list[float]:
-    """A deterministic unit vector for ``text``; a shorter one is a prefix, renormalised."""
-    raw = hashlib.shake_256(text.encode()).digest(2 * dimensions)
-    values = [v / 32767.5 - 1.0 for v in struct.unpack(f"<{dimensions}H", raw)]
-    norm = sum(v * v for v in values) ** 0.5 or 1.0
-    # Round-trip through float32, the precision the base64 encoding carries.
-    packed = struct.pack(f"<{dimensions}f", *(v / norm for v in values))
-    return list(struct.unpack(f"<{dimensions}f", packed))
+    """A deterministic unit vector for ``text``, close to the vectors of texts that share its words
+    (a hashed bag of words: ``word_vectors``); a shorter one is a prefix, renormalised."""
+    return word_vectors.embedding_vector(text, dimensions)

@@ -28,6 +28,7 @@ from typing import Any
 from aiohttp import abc, web
 
 from . import kong_schema as kong
+from .balancer.route import Balancers
 from .behaviour import UrlTemplates
 from .config import ConfigError
 from .config_fields import Problems
@@ -97,6 +98,26 @@ class ConfigHolder:
         # reads ``loaded`` only from its own loop, where nothing runs between these two lines.
         self._state.router = router if router is not None else Router(loaded.config.routes)
         self.loaded = loaded
+        # The new config's plugins start with fresh balancers (as Kong rebuilds them).
+        self._state.balancers.keep_only(
+            route.plugin for route in loaded.config.routes if route.plugin is not None
+        )
+
+    def balancer_status(self) -> list[dict[str, Any]]:
+        """Each AI route's targets with their health and figures (``GET /status``)."""
+        shown = []
+        for route in self.loaded.config.routes:
+            plugin = route.plugin
+            if plugin is None:
+                continue
+            balancer = self._state.balancers.of(plugin)
+            shown.append({
+                "route": route.name,
+                "plugin": plugin.kind,
+                "algorithm": plugin.balancer.algorithm,
+                "targets": balancer.status(),
+            })  # fmt: skip
+        return shown
 
 
 HOLDER = web.AppKey("proxyproof_config_holder", ConfigHolder)
@@ -136,6 +157,7 @@ def live_proxy_app(
     url_templates: UrlTemplates = "encoded",
     resolver: abc.AbstractResolver | None = None,
     log: Callable[[str], None] | None = None,
+    balancers: Balancers | None = None,
 ) -> web.Application:
     """The reference proxy serving ``config`` (none: every request is Kong's "no Route matched"
     404) whose config ``admin_app(app[HOLDER])`` replaces."""
@@ -144,7 +166,7 @@ def live_proxy_app(
     else:
         loaded = EMPTY if config is None else read_source(config)
     app = proxy_app(loaded.config, kong_compat=kong_compat, url_templates=url_templates,
-                    resolver=resolver, log=log)
+                    resolver=resolver, log=log, balancers=balancers)
     holder = ConfigHolder(app[STATE], kong_compat, loaded)
     app[HOLDER] = holder
     app.middlewares.append(_live(holder))
@@ -158,12 +180,13 @@ def proxy_and_admin_apps(
     url_templates: UrlTemplates = "encoded",
     resolver: abc.AbstractResolver | None = None,
     log: Callable[[str], None] | None = None,
+    balancers: Balancers | None = None,
 ) -> tuple[AppFactory, AppFactory]:
     """Factories for ``serving`` (each called once): the proxy, and its admin app. The config
     (as ``read_source`` takes it, or what it returned) is read now: a bad one raises
     ``ConfigError`` before anything listens."""
     proxy = live_proxy_app(config, kong_compat=kong_compat, url_templates=url_templates,
-                           resolver=resolver, log=log)
+                           resolver=resolver, log=log, balancers=balancers)
     admin = admin_app(proxy[HOLDER])
     return (lambda: proxy), (lambda: admin)
 
@@ -258,6 +281,7 @@ async def _status(request: web.Request) -> web.Response:
             "total_requests": traffic.total,
         },
         "configuration_hash": holder.loaded.hash,
+        "balancers": holder.balancer_status(),  # proxyproof's own (docs/balancer.md#status)
     })  # fmt: skip
 
 

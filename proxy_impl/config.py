@@ -17,7 +17,7 @@ from yarl import URL
 from .config_fields import Problems
 from .config_text import ConfigTextError, parse_config_text
 from .declarative import read_routes
-from .model import PROVIDER, AiPlugin, Config
+from .model import PROVIDER, AiPlugin, Config, Target
 
 
 class ConfigError(ValueError):
@@ -75,14 +75,21 @@ def describe(config: Config) -> list[str]:
 
 def _describe_plugin(plugin: AiPlugin) -> str:
     target = plugin.target
+    if len(plugin.targets) == 1:
+        return f"{plugin.kind} {target.route_type} {_describe_target(target)}"
+    targets = "; ".join(_describe_target(one) for one in plugin.targets)
+    return f"{plugin.kind} {target.route_type} {plugin.balancer.algorithm}: {targets}"
+
+
+def _describe_target(target: Target) -> str:
     model = target.model_name or "(client's model)"
     return (
-        f"{plugin.kind} {target.route_type} {PROVIDER}/{model} "
-        f"[{target.options.llama2_format}] → {_masked(target.options.upstream_url)}"
+        f"{PROVIDER}/{model} [{target.options.llama2_format}] → "
+        f"{masked_url(target.options.upstream_url)}"
     )
 
 
-def _masked(url: str) -> str:
+def masked_url(url: str) -> str:
     """Keep credentials someone put in an upstream_url out of banners and logs."""
     try:
         parsed = URL(url)

@@ -19,6 +19,13 @@ UPSTREAM_INVALID = "An invalid response was received from the upstream server"
 UPSTREAM_TIMEOUT = "The upstream server is timing out"
 NAME_RESOLUTION = "name resolution failed"
 UNEXPECTED = "An unexpected error occurred"
+# AI Proxy Advanced's balancer (docs/balancer.md).
+NO_HEALTHY_TARGET = "no healthy target: the circuit breaker has ejected every target of this route"
+EMBEDDINGS_FAILED = "semantic routing could not embed the prompt (the embeddings API failed)"
+NO_SEMANTIC_MATCH = (
+    "no target matches the prompt: no description is within the semantic threshold and no "
+    "target is the CATCHALL"
+)
 
 CORE_MESSAGES = {
     500: UNEXPECTED,

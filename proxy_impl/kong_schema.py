@@ -37,6 +37,9 @@ LATENCY_STRATEGIES = ("tpot", "e2e")
 TOKENS_COUNT_STRATEGIES = (
     "total-tokens", "prompt-tokens", "completion-tokens", "cost", "llm-accuracy",
 )  # fmt: skip
+DISTANCE_METRICS = ("cosine", "euclidean")
+VECTORDB_STRATEGIES = ("redis", "pgvector")
+EMBEDDINGS_PROVIDERS = ("openai", "mistral")  # kong/llm/schemas/embeddings.lua
 FAILOVER_CRITERIA = (
     "error", "timeout", "invalid_header", "http_403", "http_404", "http_429", "http_500",
     "http_502", "http_503", "http_504", "non_idempotent",
@@ -66,6 +69,10 @@ BALANCER_FIELDS = {
     "failover_criteria", "max_fails", "fail_timeout", "hash_on_header", "latency_strategy",
     "tokens_count_strategy", "slots",
 }  # fmt: skip
+EMBEDDINGS_FIELDS = {"auth", "model"}
+EMBEDDINGS_MODEL_FIELDS = {"provider", "name", "options"}
+VECTORDB_FIELDS = {"strategy", "dimensions", "threshold", "distance_metric", "redis", "pgvector"}
+OPENAI_EMBEDDINGS_URL = "https://api.openai.com/v1/embeddings"  # the driver's default
 LLAMA2_OPTIONS = {
     "llama2_format", "upstream_url", "upstream_path", "max_tokens", "temperature", "top_p",
     "top_k", "input_cost", "output_cost",

@@ -34,6 +34,17 @@ TUNING_FIELDS = ("max_tokens", "temperature", "top_p", "top_k")
 DEFAULT_TIMEOUT_MS = 60000  # Kong's connect, read and write timeouts
 DEFAULT_RETRIES = 5  # Kong's service default
 
+# AI Proxy Advanced's balancer (kong_semantics §8; docs/balancer.md).
+ROUND_ROBIN = "round-robin"
+CONSISTENT_HASHING = "consistent-hashing"
+LEAST_CONNECTIONS = "least-connections"
+LOWEST_LATENCY = "lowest-latency"
+LOWEST_USAGE = "lowest-usage"
+PRIORITY = "priority"
+SEMANTIC = "semantic"
+DEFAULT_WEIGHT = 100
+CATCHALL = "CATCHALL"  # the description of a semantic fallback target
+
 
 @dataclass(frozen=True)
 class Auth:
@@ -85,27 +96,65 @@ class Target:
     auth: Auth = Auth()
     log_statistics: bool = False
     log_payloads: bool = False
+    weight: int = DEFAULT_WEIGHT  # AI Proxy Advanced: share of traffic, or priority tier
+    description: str | None = None  # AI Proxy Advanced: what semantic routing matches
 
 
 @dataclass(frozen=True)
 class Balancer:
-    """AI Proxy Advanced's ``balancer`` fields that matter with a single target."""
+    """AI Proxy Advanced's ``balancer``: how a target is chosen, retried and ejected.
 
+    Timeouts, retries and criteria left unset are the route's service's (``UpstreamPolicy``).
+    """
+
+    algorithm: str = ROUND_ROBIN
     retries: int | None = None
     connect_timeout: int | None = None
     read_timeout: int | None = None
     write_timeout: int | None = None
     failover_criteria: tuple[str, ...] | None = None
+    max_fails: int = 0  # 0: no circuit breaker
+    fail_timeout: int = 10000  # ms: how long an ejected target is skipped
+    hash_on_header: str = "X-Kong-LLM-Request-ID"
+    latency_strategy: str = "tpot"
+    tokens_count_strategy: str = "total-tokens"
+    slots: int = 10000
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """Where semantic routing gets its vectors: an OpenAI-style embeddings API."""
+
+    provider: str
+    model_name: str
+    upstream_url: str
+    auth: Auth = Auth()
+
+
+@dataclass(frozen=True)
+class VectorDb:
+    """How semantic routing compares vectors (the index itself is in process)."""
+
+    dimensions: int
+    threshold: float  # the largest distance that still matches
+    distance_metric: str  # "cosine" | "euclidean"
 
 
 @dataclass(frozen=True)
 class AiPlugin:
     kind: str  # AI_PROXY | AI_PROXY_ADVANCED
-    target: Target
+    target: Target  # the first (for ai-proxy, the only) target
     response_streaming: str = "allow"
     model_name_header: bool = True
     max_request_body_size: int = 8192  # bytes; 0 = unlimited
     balancer: Balancer = Balancer()
+    targets: tuple[Target, ...] = ()  # every target, ``target`` first; filled in when left out
+    embeddings: Embeddings | None = None
+    vectordb: VectorDb | None = None
+
+    def __post_init__(self) -> None:
+        if not self.targets:
+            object.__setattr__(self, "targets", (self.target,))
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,15 @@
 """One ``ai-proxy`` or ``ai-proxy-advanced`` plugin ``config`` → a typed ``AiPlugin``.
 
 Validates like Kong's schema (its vocabulary is in ``kong_schema``): types, enums, ranges and
-Kong's entity checks, with Kong's own messages. Fields Kong has but this proxy
-does not act on are warnings when they carry a value; unknown fields, providers other than
-llama2 and route types other than chat/completions are errors.
+Kong's entity checks, with Kong's own messages; for ai-proxy-advanced also its ``balancer``
+(docs/balancer.md) and the ``embeddings`` and ``vectordb`` semantic routing reads. Fields Kong
+has but this proxy does not act on are warnings when they carry a value; unknown fields,
+providers other than llama2 and route types other than chat/completions are errors.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from yarl import URL
 
@@ -17,14 +20,19 @@ from .model import (
     CHAT,
     COMPLETIONS,
     DEFAULT_TIMEOUT_MS,
+    DEFAULT_WEIGHT,
     LLAMA2_FORMATS,
+    LOWEST_USAGE,
     PROVIDER,
+    SEMANTIC,
     SUPPORTED_ROUTE_TYPES,
     AiPlugin,
     Auth,
     Balancer,
+    Embeddings,
     ModelOptions,
     Target,
+    VectorDb,
 )
 from .templates import TEMPLATE, template_problems
 
@@ -41,18 +49,19 @@ def read_plugin(kind: str, value: object, path: str, problems: Problems) -> AiPl
     config = Record.read(value, path, problems)
     if config is None:
         return None
+    embeddings = vectordb = None
     if kind == AI_PROXY:
         config.only(kong.AI_PROXY_FIELDS)
         target = _read_target(config, problems)
+        targets = [target] if target is not None else []
         balancer = Balancer()
     else:
         config.only(kong.AI_PROXY_ADVANCED_FIELDS)
-        target = _read_single_target(config, problems)
+        targets = _read_targets(config, problems)
+        target = targets[0] if targets else None
         balancer = _read_balancer(config.record("balancer"))
-        config.warn_if_set(
-            {"embeddings": None, "vectordb": None},
-            "semantic routing is not implemented by proxyproof",
-        )
+        embeddings, vectordb = _read_semantic(config, balancer.algorithm, targets)
+        _check_targets_fit(config, balancer, targets)
     streaming = config.string("response_streaming", one_of=kong.STREAMING) or "allow"
     name_header = config.boolean("model_name_header", True)
     limit = config.integer("max_request_body_size", kong.DEFAULT_BODY_LIMIT[kind], at_least=0)
@@ -67,6 +76,9 @@ def read_plugin(kind: str, value: object, path: str, problems: Problems) -> AiPl
         model_name_header=name_header,
         max_request_body_size=limit if limit is not None else kong.DEFAULT_BODY_LIMIT[kind],
         balancer=balancer,
+        targets=tuple(targets),
+        embeddings=embeddings,
+        vectordb=vectordb,
     )
 
 
@@ -80,25 +92,52 @@ def _only_supported(
         )
 
 
-def _read_single_target(config: Record, problems: Problems) -> Target | None:
+def _read_targets(config: Record, problems: Problems) -> list[Target]:
+    """Every target of ``targets[]`` (each read like ai-proxy's config, plus ``weight`` and
+    ``description``); empty when one has errors."""
     if config.raw("targets") is None or config.raw("targets") == []:
         problems.error(config.at("targets"), "required field missing (at least one target)")
-        return None
-    targets = config.records("targets")
-    if len(targets) > 1:
+        return []
+    before = len(problems.errors)
+    targets = []
+    for record in config.records("targets"):
+        record.only(kong.TARGET_FIELDS)
+        weight = record.integer("weight", DEFAULT_WEIGHT, between=(1, 65535))
+        description = record.string("description")
+        target = _read_target(record, problems)
+        if target is not None:
+            targets.append(replace(target, weight=weight or DEFAULT_WEIGHT,
+                                   description=description))
+    return targets if len(problems.errors) == before else []
+
+
+def _check_targets_fit(config: Record, balancer: Balancer, targets: list[Target]) -> None:
+    """What one route's targets must share, and what the algorithm needs of them."""
+    problems = config.problems
+    for index, target in enumerate(targets[1:], start=1):
+        if target.route_type != targets[0].route_type:
+            problems.error(
+                f"{config.at('targets')}[{index}].route_type",
+                f"must be the route type of targets[0] ('{targets[0].route_type}'): the client's "
+                "request is checked against one route type before a target is chosen",
+            )
+    if balancer.algorithm != LOWEST_USAGE:
+        return
+    if balancer.tokens_count_strategy == "llm-accuracy":
         problems.error(
-            config.at("targets"),
-            f"{len(targets)} targets given: load balancing across several targets is not yet "
-            "supported by proxyproof (one target per plugin)",
+            config.at("balancer.tokens_count_strategy"),
+            "'llm-accuracy' is not supported by proxyproof (total-tokens, prompt-tokens, "
+            "completion-tokens and cost are)",
         )
-        return None
-    if not targets:
-        return None
-    target = targets[0]
-    target.only(kong.TARGET_FIELDS)
-    target.integer("weight", 100, between=(1, 65535))
-    target.string("description")
-    return _read_target(target, problems)
+    elif balancer.tokens_count_strategy == "cost":
+        for index, target in enumerate(targets):
+            for name in ("input_cost", "output_cost"):
+                if getattr(target.options, name) is None:
+                    problems.error(
+                        f"{config.at('targets')}[{index}].model.options.{name}",
+                        "required by tokens_count_strategy 'cost' (the usage is what the "
+                        "tokens cost)",
+                    )
 
 
 def _read_target(record: Record, problems: Problems) -> Target | None:
@@ -218,27 +257,116 @@ def _read_auth(auth: Record | None) -> Auth | None:
 def _read_balancer(balancer: Record | None) -> Balancer:
     if balancer is None:
         return Balancer()
+    defaults = Balancer()
     balancer.only(kong.BALANCER_FIELDS)
-    balancer.string("algorithm", one_of=kong.ALGORITHMS)
-    balancer.header_name("hash_on_header")
-    balancer.string("latency_strategy", one_of=kong.LATENCY_STRATEGIES)
-    balancer.string("tokens_count_strategy", one_of=kong.TOKENS_COUNT_STRATEGIES)
-    balancer.integer("slots", between=(10, 65536))
-    balancer.integer("fail_timeout", between=(1, kong.MAX_TIMEOUT))
-    if balancer.integer("max_fails", between=(0, 32767)):
-        balancer.problems.warn(
-            balancer.at("max_fails"),
-            "is set but the circuit breaker is not implemented by proxyproof (single target)",
-        )
     balancer.warn_if_set({"write_timeout": DEFAULT_TIMEOUT_MS}, WRITE_TIMEOUT_NOTE)
     criteria = balancer.strings("failover_criteria", one_of=kong.FAILOVER_CRITERIA)
     return Balancer(
+        algorithm=balancer.string("algorithm", one_of=kong.ALGORITHMS) or defaults.algorithm,
         retries=balancer.integer("retries", between=(0, 32767)),
         connect_timeout=balancer.integer("connect_timeout", between=(1, kong.MAX_TIMEOUT)),
         read_timeout=balancer.integer("read_timeout", between=(1, kong.MAX_TIMEOUT)),
         write_timeout=balancer.integer("write_timeout", between=(1, kong.MAX_TIMEOUT)),
-        failover_criteria=tuple(criteria) if criteria is not None else None,
+        failover_criteria=tuple(dict.fromkeys(criteria)) if criteria is not None else None,
+        max_fails=_or(balancer.integer("max_fails", between=(0, 32767)), defaults.max_fails),
+        fail_timeout=_or(balancer.integer("fail_timeout", between=(1, kong.MAX_TIMEOUT)),
+                         defaults.fail_timeout),
+        hash_on_header=balancer.header_name("hash_on_header") or defaults.hash_on_header,
+        latency_strategy=balancer.string("latency_strategy", one_of=kong.LATENCY_STRATEGIES)
+        or defaults.latency_strategy,
+        tokens_count_strategy=balancer.string(
+            "tokens_count_strategy", one_of=kong.TOKENS_COUNT_STRATEGIES
+        )
+        or defaults.tokens_count_strategy,
+        slots=_or(balancer.integer("slots", between=(10, 65536)), defaults.slots),
     )
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def _read_semantic(
+    config: Record, algorithm: str, targets: list[Target]
+) -> tuple[Embeddings | None, VectorDb | None]:
+    """``embeddings`` and ``vectordb``: required by the semantic algorithm, unused otherwise."""
+    if algorithm != SEMANTIC:
+        config.warn_if_set(
+            {"embeddings": None, "vectordb": None}, "only the semantic algorithm uses it"
+        )
+        return None, None
+    embeddings = _read_embeddings(config.record("embeddings", required=True))
+    vectordb = _read_vectordb(config.record("vectordb", required=True))
+    for index, target in enumerate(targets):
+        if not target.description:
+            config.problems.warn(
+                f"{config.at('targets')}[{index}].description",
+                "is not set: semantic routing never chooses this target",
+            )
+    return embeddings, vectordb
+
+
+def _read_embeddings(record: Record | None) -> Embeddings | None:
+    if record is None:
+        return None
+    problems = record.problems
+    before = len(problems.errors)
+    record.only(kong.EMBEDDINGS_FIELDS)
+    auth = _read_auth(record.record("auth"))
+    model = record.record("model", required=True)
+    if model is None:
+        return None
+    model.only(kong.EMBEDDINGS_MODEL_FIELDS)
+    provider = model.string("provider", required=True)
+    if provider is not None and provider not in kong.EMBEDDINGS_PROVIDERS:
+        problems.error(
+            model.at("provider"),
+            f"embeddings provider '{provider}' is not supported by proxyproof (only the "
+            f"OpenAI-style embeddings API: {', '.join(kong.EMBEDDINGS_PROVIDERS)})",
+        )
+    name = model.without_controls("name", "it is sent to the embeddings API")
+    if name is None and model.raw("name") is None:
+        problems.error(model.at("name"), "required field missing")
+    url: str | None = kong.OPENAI_EMBEDDINGS_URL
+    options = model.record("options")
+    if options is not None:
+        for key in options.data:
+            if key != "upstream_url":
+                problems.warn(options.at(str(key)), "is set but proxyproof reads only upstream_url")
+        given = options.without_controls("upstream_url", "it becomes the request line")
+        if given is not None:
+            _check_url(options, given)
+            url = given
+        elif options.raw("upstream_url") is not None:
+            url = None
+    if len(problems.errors) > before or auth is None or provider is None or name is None:
+        return None
+    assert url is not None
+    return Embeddings(provider=provider, model_name=name, upstream_url=url, auth=auth)
+
+
+def _read_vectordb(record: Record | None) -> VectorDb | None:
+    if record is None:
+        return None
+    problems = record.problems
+    before = len(problems.errors)
+    record.only(kong.VECTORDB_FIELDS)
+    record.string("strategy", required=True, one_of=kong.VECTORDB_STRATEGIES)
+    dimensions = record.integer("dimensions", between=(1, 65536))
+    if record.raw("dimensions") is None:
+        problems.error(record.at("dimensions"), "required field missing")
+    threshold = record.number("threshold")
+    if record.raw("threshold") is None:
+        problems.error(record.at("threshold"), "required field missing")
+    metric = record.string("distance_metric", required=True, one_of=kong.DISTANCE_METRICS)
+    record.warn_if_set(
+        {"redis": None, "pgvector": None},
+        "proxyproof keeps the description vectors in process (docs/balancer.md#semantic-routing)",
+    )
+    if len(problems.errors) > before or None in (dimensions, threshold, metric):
+        return None
+    assert dimensions is not None and threshold is not None and metric is not None
+    return VectorDb(dimensions=dimensions, threshold=float(threshold), distance_metric=metric)
 
 
 def _check_templates(record: Record, key: str, value: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 from aiohttp import abc, web
 
+from .balancer.route import Balancers
 from .behaviour import UrlTemplates, behaviour_for
 from .config import load_config
 from .model import Config
@@ -29,15 +30,20 @@ def proxy_app(
     url_templates: UrlTemplates = "encoded",
     resolver: abc.AbstractResolver | None = None,
     log: Callable[[str], None] | None = None,
+    balancers: Balancers | None = None,
 ) -> web.Application:
-    """The reference proxy for ``config`` (a ``Config``, a path, YAML text or a mapping)."""
+    """The reference proxy for ``config`` (a ``Config``, a path, YAML text or a mapping).
+
+    ``balancers``: where each AI Proxy Advanced route keeps its balancer state; give one with a
+    seed and a clock to make choices and the circuit breaker deterministic (tests)."""
     if not isinstance(config, Config):
         config = load_config(config)
     # The pipeline reads each body itself, under its route's limit, and inflates gzip and deflate
     # with that limit (request_body.py): aiohttp's inflating has none, so it is off.
     app = web.Application(client_max_size=CEILING, handler_args={"auto_decompress": False})
     behaviour = behaviour_for(kong_compat, url_templates=url_templates)
-    app[STATE] = ProxyState(Router(config.routes), behaviour, log)
+    app[STATE] = ProxyState(Router(config.routes), behaviour, log,
+                            balancers=balancers if balancers is not None else Balancers())
 
     async def client_session(app: web.Application) -> AsyncIterator[None]:
         state = app[STATE]

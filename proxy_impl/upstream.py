@@ -2,9 +2,11 @@
 failure means for the client (docs/kong-behaviour.md#upstream-failures).
 
 Failures follow Kong's core: connection refused or a broken response → 502, timeout → 504,
-name resolution → 503. Retries follow nginx's ``proxy_next_upstream`` rules, which Kong uses: a
-request that never reached the upstream may be tried again; one that did only when the method is
-idempotent or ``non_idempotent`` is among the failover criteria.
+name resolution → 503. Retries follow nginx's ``proxy_next_upstream`` rules, which Kong uses
+(``balancer.failover``): a request that never reached the upstream may be tried again; one that
+did only when the method is idempotent or ``non_idempotent`` is among the failover criteria.
+``send`` is one attempt; the pipeline's failover loop chooses where each goes, and
+``open_response`` is that loop for one fixed upstream.
 
 Unlike Kong, which retries at once, attempts are spaced (exponential backoff with jitter,
 capped) and retrying stops once it would run past the retry window: ``connect_timeout +
@@ -25,6 +27,7 @@ import aiohttp
 from multidict import CIMultiDict, MultiDict
 from yarl import URL
 
+from .balancer import failover
 from .model import UpstreamPolicy
 
 # How a call to the upstream failed, and the status Kong answers the client with.
@@ -39,14 +42,18 @@ FAILURE_STATUS: dict[UpstreamFailureKind, int] = {
 BACKOFF_FIRST = 0.01  # seconds before the first retry (at most; at least half of it)
 BACKOFF_CAP = 1.0  # the longest wait between two attempts
 
-IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+IDEMPOTENT = failover.IDEMPOTENT
 
 
 class UpstreamFailure(Exception):
-    def __init__(self, kind: UpstreamFailureKind, detail: str, *, sent: bool) -> None:
+    def __init__(
+        self, kind: UpstreamFailureKind, detail: str, *, sent: bool, criterion: str = "error"
+    ) -> None:
         super().__init__(detail)
         self.kind = kind
         self.sent = sent  # whether the request may have reached the upstream
+        # The failover criterion it falls under: error, timeout or invalid_header.
+        self.criterion = criterion
 
     @property
     def status(self) -> int:
@@ -69,6 +76,36 @@ class Attempts:
     upstream_ms: int = 0
 
 
+def attempt_timeout(policy: UpstreamPolicy) -> aiohttp.ClientTimeout:
+    """Each attempt's timeouts: to connect, and between two reads of the response."""
+    return aiohttp.ClientTimeout(
+        total=None,
+        sock_connect=policy.connect_timeout / 1000,
+        sock_read=policy.read_timeout / 1000,
+    )
+
+
+async def send(
+    session: aiohttp.ClientSession,
+    request: UpstreamRequest,
+    query: MultiDict[str],
+    timeout: aiohttp.ClientTimeout,
+) -> aiohttp.ClientResponse:
+    """One attempt: the response once its head is in; ``UpstreamFailure`` when there is none."""
+    try:
+        return await session.request(
+            request.method,
+            request.url,
+            params=query,
+            headers=request.headers,
+            data=request.body,
+            timeout=timeout,
+            allow_redirects=False,
+        )
+    except Exception as error:  # every client error is classified, none escapes raw
+        raise classify(error) from None
+
+
 async def open_response(
     session: aiohttp.ClientSession,
     request: UpstreamRequest,
@@ -76,51 +113,39 @@ async def open_response(
     policy: UpstreamPolicy,
     attempts: Attempts,
 ) -> aiohttp.ClientResponse:
-    """Send the request, retrying as nginx would; the caller reads (and releases) the response."""
-    timeout = aiohttp.ClientTimeout(
-        total=None,
-        sock_connect=policy.connect_timeout / 1000,
-        sock_read=policy.read_timeout / 1000,
-    )
+    """Send the request to its one upstream, retrying as nginx would; the caller reads (and
+    releases) the response."""
+    timeout = attempt_timeout(policy)
     criteria = policy.failover_criteria
-    after_sending_ok = request.method.upper() in IDEMPOTENT or "non_idempotent" in criteria
-    pacing = _Pacing(policy)
+    pacing = Pacing(policy)
     while True:
         attempts.count += 1
         last_try = attempts.count > policy.retries
         started = time.monotonic()
         try:
-            response = await session.request(
-                request.method,
-                request.url,
-                params=query,
-                headers=request.headers,
-                data=request.body,
-                timeout=timeout,
-                allow_redirects=False,
-            )
-        except Exception as error:  # every client error is classified, none escapes raw
-            failure = classify(error)
+            response = await send(session, request, query, timeout)
+        except UpstreamFailure as failure:
             attempts.upstream_ms = _ms_since(started)
-            wanted = "timeout" if failure.kind == "timeout" else "error"
-            retry = failure.kind != "dns" and wanted in criteria
-            if retry and failure.sent:
-                retry = after_sending_ok
+            verdict = failover.after_error(
+                failure.criterion, sent=failure.sent, dns=failure.kind == "dns",
+                method=request.method, criteria=criteria,
+            )  # fmt: skip
+            retry = verdict.retry and not verdict.elsewhere_only
             delay = None if last_try or not retry else pacing.delay(attempts.count)
             if delay is None:
-                raise failure from None
+                raise
             await asyncio.sleep(delay)
             continue
         attempts.upstream_ms = _ms_since(started)
-        retry = f"http_{response.status}" in criteria and after_sending_ok
-        delay = None if last_try or not retry else pacing.delay(attempts.count)
+        verdict = failover.after_status(response.status, method=request.method, criteria=criteria)
+        delay = None if last_try or not verdict.retry else pacing.delay(attempts.count)
         if delay is None:
             return response
         response.release()
         await asyncio.sleep(delay)
 
 
-class _Pacing:
+class Pacing:
     """When the next attempt may start: after a backoff, and only inside the retry window."""
 
     def __init__(self, policy: UpstreamPolicy, jitter: Callable[[], float] = random.random):
@@ -149,16 +174,23 @@ async def read_body(response: aiohttp.ClientResponse) -> bytes:
 
 def classify(error: BaseException, *, sent: bool = False) -> UpstreamFailure:
     """What a client-side exception means, in Kong's terms; ``sent``: the request had gone out
-    (a connection error is then no proof the upstream never saw it)."""
+    (a connection error is then no proof the upstream never saw it). A response head that does
+    not parse is nginx's ``invalid_header``; a connection reset or closed before any response is
+    its ``error`` (nginx: "upstream prematurely closed connection")."""
     if isinstance(error, aiohttp.ClientConnectorDNSError):
         return UpstreamFailure("dns", str(error), sent=False)
     if isinstance(error, aiohttp.ConnectionTimeoutError):
-        return UpstreamFailure("timeout", "timed out connecting", sent=sent)
+        return UpstreamFailure("timeout", "timed out connecting", sent=sent, criterion="timeout")
     if isinstance(error, aiohttp.ClientConnectorError):
         return UpstreamFailure("refused", str(error), sent=sent)
     if isinstance(error, TimeoutError | aiohttp.ServerTimeoutError):
-        return UpstreamFailure("timeout", "timed out reading the response", sent=True)
-    return UpstreamFailure("broken", f"{type(error).__name__}: {error}", sent=True)
+        return UpstreamFailure(
+            "timeout", "timed out reading the response", sent=True, criterion="timeout"
+        )
+    detail = f"{type(error).__name__}: {error}"
+    if isinstance(error, aiohttp.ClientResponseError):
+        return UpstreamFailure("broken", detail, sent=True, criterion="invalid_header")
+    return UpstreamFailure("broken", detail, sent=True)
 
 
 def _ms_since(started: float) -> int:

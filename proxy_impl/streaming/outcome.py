@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .events import Delta, Event, Finish, Relay, Usage
+from .events import Delta, Event, Failure, Finish, Relay, Usage
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class StreamOutcome:
     model: str | None  # the model the upstream named, if any
     text_length: int  # length of the streamed reply text, stripped
     text: str | None = None  # the reply text, only when it was asked for
+    failure: str | None = None  # how the stream broke off (a ``Failure`` kind), if it did
 
     @property
     def estimated_completion_tokens(self) -> int:
@@ -37,6 +38,7 @@ class Tally:
         self._usage: Usage | None = None
         self._reason: str | None = None
         self._model: str | None = None
+        self._failure: str | None = None
 
     def observe(self, events: list[Event]) -> None:
         for event in events:
@@ -47,6 +49,8 @@ class Tally:
             elif isinstance(event, Finish):
                 self._usage, self._reason = event.usage, event.reason
                 self._model = event.model or self._model
+            elif isinstance(event, Failure) and self._failure is None:
+                self._failure = event.kind
 
     def outcome(self) -> StreamOutcome:
         return StreamOutcome(
@@ -55,6 +59,7 @@ class Tally:
             model=self._model,
             text_length=self._length,
             text="".join(self._pieces).strip() if self._keep_text else None,
+            failure=self._failure,
         )
 
     def _count(self, piece: str) -> None:

@@ -188,13 +188,12 @@ def test_advanced_target_errors_carry_the_target_path():
     ]
 
 
-def test_several_targets_are_not_yet_supported():
+def test_several_targets_are_served_by_one_route():
     target = ai_proxy(CHAT, "raw", "http://nowhere")
-    config = {"targets": [target, copy.deepcopy(target)]}
-    problems = problems_of(one_route(config, plugin="ai-proxy-advanced"))
-    assert len(problems) == 1
-    assert problems[0].startswith(f"{PLUGIN}.targets: 2 targets given")
-    assert "not yet supported" in problems[0]
+    config = {"targets": [target, {**copy.deepcopy(target), "weight": 5}]}
+    plugin = load_config(one_route(config, plugin="ai-proxy-advanced")).routes[0].plugin
+    assert [t.weight for t in plugin.targets] == [100, 5]
+    assert plugin.target is plugin.targets[0]
 
 
 def test_advanced_needs_a_target():

@@ -41,17 +41,17 @@ def test_32767_retries_against_a_closed_port_end_within_the_window():
 
 
 def test_waits_double_stay_at_least_half_and_stop_at_the_cap():
-    pacing = upstream._Pacing(UpstreamPolicy(connect_timeout=10**9, read_timeout=10**9),
+    pacing = upstream.Pacing(UpstreamPolicy(connect_timeout=10**9, read_timeout=10**9),
                               jitter=lambda: 0.0)  # fmt: skip
     waits = [pacing.delay(made) for made in (1, 2, 3, 5, 20, 32767)]
     first, cap = upstream.BACKOFF_FIRST, upstream.BACKOFF_CAP
     assert waits == [first / 2, first, first * 2, first * 8, cap / 2, cap / 2]
-    most = upstream._Pacing(UpstreamPolicy(), jitter=lambda: 1.0)
+    most = upstream.Pacing(UpstreamPolicy(), jitter=lambda: 1.0)
     assert most.delay(32767) == cap
 
 
 def test_no_wait_is_begun_that_would_end_past_the_window():
-    pacing = upstream._Pacing(UpstreamPolicy(connect_timeout=1, read_timeout=1))
+    pacing = upstream.Pacing(UpstreamPolicy(connect_timeout=1, read_timeout=1))
     assert pacing.delay(20) is None  # 0.5 s or more, in a 2 ms window
 
 
