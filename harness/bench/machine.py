@@ -8,6 +8,8 @@ import platform
 import subprocess
 import sys
 
+from proxyproof.serving import event_loop_name
+
 from . import wrk
 
 
@@ -34,12 +36,6 @@ def _wrk_version() -> str | None:
     return first[0].split(" [")[0] if first else "wrk"
 
 
-def _has(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
-
-
 def describe() -> dict[str, object]:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
@@ -48,13 +44,12 @@ def describe() -> dict[str, object]:
         "cpus": usable,
         "system": f"{platform.system()} {platform.release()}",
         "python": f"{platform.python_implementation()} {sys.version.split()[0]}",
-        "uvloop": _has("uvloop"),
-        "orjson": _has("orjson"),
+        "event_loop": event_loop_name(),
         "wrk": _wrk_version(),
     }
 
 
 def one_line(found: dict[str, object]) -> str:
-    loops = "uvloop" if found.get("uvloop") else "asyncio loop"
     return (f"{found['date']}; {found['cpu']}, {found['cpus']} CPUs; {found['system']}; "
-            f"{found['python']} ({loops}); wrk: {found.get('wrk') or 'not installed'}")
+            f"{found['python']}, {found['event_loop']} loop; "
+            f"wrk: {found.get('wrk') or 'not installed'}")

@@ -1,10 +1,11 @@
 """A foreground server for the serving tests, run as its own process:
 
-    python serve_helper.py [--grace S] [--header-timeout S] [--spare-files N]
+    python serve_helper.py [--grace S] [--header-timeout S] [--spare-files N] [--workers N]
 
 It serves through ``serve_forever`` and prints ``helper: URL`` once listening. ``POST /hold``
 answers at once with a first chunk ``started``, then waits for its request body (which the test
-sends when it chooses) and ends with ``finished``. ``GET /`` answers ``ok``. ``--spare-files N``
+sends when it chooses) and ends with ``finished``. ``GET /`` answers ``ok``, ``GET /pid`` the
+serving process's id (``--workers N``: N processes, ``proxyproof.workers``). ``--spare-files N``
 lowers the process's descriptor limit, once listening, to N more than it has open, so clients
 can run it out of descriptors (the connection cap was set from the limit before).
 """
@@ -16,6 +17,7 @@ import resource
 from aiohttp import web
 
 from proxyproof.serving import ConnectionLimits, serve_forever
+from proxyproof.workers import serve_workers
 
 
 def app() -> web.Application:
@@ -30,9 +32,13 @@ def app() -> web.Application:
     async def ok(request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
+    async def pid(request: web.Request) -> web.Response:
+        return web.Response(text=str(os.getpid()))
+
     application = web.Application()
     application.router.add_post("/hold", hold)
     application.router.add_get("/", ok)
+    application.router.add_get("/pid", pid)
     return application
 
 
@@ -41,6 +47,7 @@ def main() -> None:
     options.add_argument("--grace", type=float, default=10.0)
     options.add_argument("--header-timeout", type=float, default=10.0)
     options.add_argument("--spare-files", type=int, default=None)
+    options.add_argument("--workers", type=int, default=1)
     args = options.parse_args()
 
     def announce(name: str, url: str) -> None:
@@ -51,6 +58,9 @@ def main() -> None:
         print(f"{name}: {url}", flush=True)
 
     limits = ConnectionLimits(header_timeout=args.header_timeout)
+    if args.workers > 1:
+        raise SystemExit(serve_workers([("helper", app, "127.0.0.1", 0)], args.workers,
+                                       announce, limits=limits, grace=args.grace))
     serve_forever([("helper", app, "127.0.0.1", 0)], announce, limits=limits, grace=args.grace)
 
 
