@@ -425,7 +425,7 @@ def all_checks() -> list[Check]:
               _balancer(algorithm="lowest-usage", tokens_count_strategy="total-tokens"), _usage),
         Check("balancer.consistent-hashing.sticky",
               f"consistent-hashing: one {HASH_HEADER} value, one target; {HASH_KEYS} values "
-              "spread", "consistent-hashing", three[:1] + (TargetSpec("b"), TargetSpec("c")),
+              "spread", "consistent-hashing", (TargetSpec("a"), TargetSpec("b"), TargetSpec("c")),
               _balancer(algorithm="consistent-hashing", hash_on_header=HASH_HEADER), _hashing),
         *_failover_checks(),
         *(Check(f"balancer.retries.{name}",
