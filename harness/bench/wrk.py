@@ -21,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 
 from . import cputime
@@ -108,15 +109,7 @@ def run(target: BenchRequest, concurrency: int, seconds: float,
              f"--timeout={REQUEST_TIMEOUT_S}s", "-s", file.name, target.url],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
             text=True)
-        try:
-            stdout, stderr = process.communicate(timeout=seconds)
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGINT)  # wrk stops, reports and calls done()
-            try:
-                stdout, stderr = process.communicate(timeout=REQUEST_TIMEOUT_S + 5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                stdout, stderr = process.communicate()
+        stdout, stderr = _stop_after(process, seconds)
         usage = _children_cpu() - children  # wrk's, reaped by communicate()
         after = cputime.cpu_seconds(servers)
     finally:
@@ -132,6 +125,24 @@ def run(target: BenchRequest, concurrency: int, seconds: float,
     p50, p99 = (figures[k] / 1e6 if answered else None for k in ("p50_us", "p99_us"))
     return WrkResult(answered, failed, figures["microseconds"] / 1e6, p50, p99,
                      _describe_errors(figures), usage, spent)
+
+
+def _stop_after(process: subprocess.Popen[str], seconds: float) -> tuple[str, str]:
+    """wrk's output, once it has run ``seconds``: SIGINT makes it stop, report and call done().
+    wrk ignores SIGINT until its threads run, so one that came too early is sent again."""
+    try:
+        return process.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        pass
+    deadline = time.monotonic() + REQUEST_TIMEOUT_S + 5
+    while time.monotonic() < deadline:
+        process.send_signal(signal.SIGINT)
+        try:
+            return process.communicate(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            continue
+    process.kill()
+    return process.communicate()
 
 
 def _children_cpu() -> float:

@@ -7,6 +7,7 @@ that every ratio is computed from them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import subprocess
 import sys
@@ -18,14 +19,16 @@ from aiohttp import web
 from proxyproof.cli import main
 from proxyproof.gateways import bundled_gateway
 from proxyproof.harness import kong_config
-from proxyproof.harness.bench import BenchSettings, cputime, report
+from proxyproof.harness.bench import BenchSettings, cputime, memory, report, wrk
 from proxyproof.harness.bench.frames import FirstTextScanner, carries_text
 from proxyproof.harness.bench.http1 import BenchRequest, Connection
 from proxyproof.harness.bench.layout import plan_layout
-from proxyproof.harness.bench.load import Run, measure
+from proxyproof.harness.bench.load import Run, measure, measure_run
 from proxyproof.harness.bench.results import BenchReport, Comparison, MockThroughput, Side
-from proxyproof.harness.bench.scenario import Unavailable, capture_direct_call
+from proxyproof.harness.bench.scenario import Unavailable, capture, capture_direct_call
 from proxyproof.harness.bench.stats import percentile, ratio
+from proxyproof.harness.bench.subjects import GatewaySpec
+from proxyproof.harness.bench.targets import judge
 from proxyproof.harness.catalogue.loader import SEED
 from proxyproof.harness.hostings import HOSTINGS
 from proxyproof.mocks.app import run_mock
@@ -86,6 +89,25 @@ def test_quick_run_compares_every_hosting_with_a_direct_call(quick_report):
         _assert_ratios(row, ("throughput", "per_cpu_second", "p50", "p99"))
 
 
+def test_quick_run_reports_machine_load_generator_and_targets(quick_report):
+    found = quick_report["machine"]
+    assert found["date"] and found["cpu"] and found["cpus"] >= 1 and found["python"]
+    assert quick_report["load_generator"] == ("wrk" if wrk.executable() else "python")
+    targets = quick_report["targets"]
+    assert len(targets) == 5
+    for target in targets:
+        assert target["met"] in (True, False) and isinstance(target["figure"], float)
+        assert target["met"] == (target["figure"] >= target["limit"] if target["at_least"]
+                                 else target["figure"] <= target["limit"])
+    for row in quick_report["proxy_overhead"]:
+        for side in (row["direct"], row["proxied"]):
+            assert side["driver"] == quick_report["load_generator"]
+            assert side["loaded_p99_ms"] > 0 and side["load_cpu_us_per_request"] > 0
+        assert row["added_ms"]["p50"] == pytest.approx(
+            row["proxied"]["p50_ms"] - row["direct"]["p50_ms"], abs=1e-3)
+        assert row["subject"] == "proxyproof"
+
+
 def test_quick_run_times_streams_or_says_why_not(quick_report):
     rows = quick_report["streaming"]
     assert {row["hosting"] for row in rows} == STREAMING
@@ -96,6 +118,8 @@ def test_quick_run_times_streams_or_says_why_not(quick_report):
         _assert_side(row["direct"], stream=True)
         _assert_side(row["proxied"], stream=True)
         _assert_ratios(row, ("first_token_p50", "p50"))
+        assert row["direct"]["driver"] == row["proxied"]["driver"] == "python"
+        assert row["proxied"]["chunk_gap_p99_ms"] >= 0
     assert quick_report["errors"] == 0
     assert quick_report["layout"] and quick_report["settings"]["concurrency"] > 0
 
@@ -290,3 +314,109 @@ def test_a_failing_proxy_gives_a_reason_instead_of_figures():
         with pytest.raises(Unavailable, match="capture call failed"):
             nowhere = mock.url + "/nowhere"
             capture_direct_call(BenchRequest(proxy.url + "/llama2-chat", b"{}"), nowhere)
+
+
+# --- wrk, and the fallback without it ------------------------------------------------------------
+
+
+def test_wrk_script_carries_the_request_byte_for_byte():
+    assert wrk.lua_string(b'a"b\\c\n\xc3\xa9') == '"a\\034b\\092c\\010\\195\\169"'
+    target = BenchRequest("http://127.0.0.1:9/x", b'{"a":1}',
+                          (("Content-Type", "application/json"), ("Host", "dropped")))
+    script = wrk.script(target)
+    assert 'wrk.method = "POST"' in script and "Host" not in script
+    assert 'wrk.headers["Content-Type"] = "application/json"' in script
+    assert wrk.parse("Running...\n" + wrk.MARKER + '{"requests":5}\n') == {"requests": 5}
+    with pytest.raises(ValueError):
+        wrk.parse("unable to connect to 127.0.0.1:9 Connection refused")
+
+
+DRIVERS = ["python", *(["wrk"] if wrk.executable() else [])]  # every driver this machine has
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_each_driver_counts_answers_latencies_and_failures(driver):
+    with ThreadedServer(_echo_app) as server:
+        ok = measure_run(Run("throughput", BenchRequest(f"{server.url}/ok", b"{}"),
+                             max_requests=50, duration=1.0, concurrency=2, driver=driver))
+        down = measure_run(Run("latency", BenchRequest(f"{server.url}/down", b"{}"),
+                               max_requests=5, duration=1.0, driver=driver))
+    assert ok.driver == down.driver == driver
+    assert ok.requests > 0 and ok.errors == 0 and 0 < ok.latency_p50 <= ok.latency_p99
+    assert ok.load_cpu > 0 and ok.load_cpu_per_request > 0
+    assert down.requests == 0 and down.errors > 0 and down.first_error
+
+
+def test_without_wrk_auto_falls_back_and_asking_for_it_is_one_line(monkeypatch, capsys):
+    monkeypatch.setattr(wrk, "executable", lambda: None)
+    assert BenchSettings(load_generator="auto").driver() == "python"
+    with pytest.raises(RuntimeError, match="wrk is not installed"):
+        BenchSettings(load_generator="wrk").driver()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--quick", "--load-generator", "wrk"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith(
+        "proxyproof bench: --load-generator wrk: wrk is not installed")
+
+
+def test_a_stream_run_is_never_given_to_wrk():
+    with pytest.raises(ValueError, match="stream runs use the python driver"):
+        Run("stream", BenchRequest("http://127.0.0.1:9/x", b"{}"), 1, 1.0, driver="wrk")
+
+
+# --- other gateways -------------------------------------------------------------------------------
+
+
+def test_gateway_specs():
+    assert GatewaySpec.parse("litellm") == GatewaySpec("litellm")
+    spec = GatewaySpec.parse("portkey=http://127.0.0.1:8787/v1/chat/completions")
+    assert spec.external and spec.url.endswith("/v1/chat/completions")
+    for bad in ("nope", "a b=http://127.0.0.1:1/x", "proxyproof=http://127.0.0.1:1/x",
+                "x=http://example.com:80/v1", "x=https://127.0.0.1:1/v1"):
+        with pytest.raises(ValueError):
+            GatewaySpec.parse(bad)
+    with pytest.raises(ValueError, match="a name of its own"):
+        BenchSettings(gateways=(spec, spec))
+    with pytest.raises(ValueError, match="no such hosting"):
+        BenchSettings(hostings=("nowhere",))
+
+
+def test_the_mock_a_gateway_reached_gives_the_direct_call():
+    hosting = next(h for h in HOSTINGS if h.mock == "openai")
+    with run_mock("ollama") as ollama, run_mock("openai") as openai:
+        config = kong_config.point_at(kong_config.load(hosting.example), openai.url)
+        with bundled_gateway() as gateway:
+            proxied = BenchRequest(gateway.load(config) + "/llama2-chat",
+                                   json.dumps(SEED["chat"]).encode())
+            direct, reached = capture(proxied, {ollama.url: "ollama", openai.url: "openai"})
+    assert reached == "openai" and direct.url == openai.url + "/v1/chat/completions"
+
+
+def test_targets_take_the_worst_hosting():
+    fast = Comparison("A", "", _side(1000, 0.20, 0.3), _side(600, 0.40, 0.5))
+    slow = Comparison("B", "", _side(1000, 0.20, 0.3), _side(400, 0.60, 0.9))
+    other = Comparison("A", "", _side(1000, 0.2), _side(10, 9.0), subject="litellm")
+    found = {t.name.split(",")[0]: t for t in judge([fast, slow, other], [slow], 32)}
+    throughput = found["throughput through the proxy"]
+    assert (throughput.figure, throughput.hosting, throughput.met) == (0.4, "B", False)
+    p50 = found["added latency p50 at concurrency 1"]
+    assert p50.figure == pytest.approx(0.4) and p50.met is False
+    first = found["streaming: added time to first token (p50)"]
+    assert first.figure == pytest.approx(0.6) and not first.met
+    assert "NOT met" in first.describe() and "(B)" in first.describe()
+    assert judge([], [], 32)[0].met is None
+
+
+# --- memory ---------------------------------------------------------------------------------------
+
+
+def test_the_big_stream_upstream_sends_what_it_says_and_the_reader_reads_it_all():
+    with ThreadedServer(functools.partial(memory.big_stream_app, 1)) as server:
+        got: dict = {}
+        memory._read_stream(server.url + "/v1/chat/completions", b"{}", got)
+    assert got["status"] == 200 and got["bytes"] >= 1_000_000 and "error" not in got
+    report = memory.MemoryReport({}, {}, samples=[(0, 50.0), (10, 51.5)],
+                                 rss_before_stream_mb=50.0, rss_peak_stream_mb=53.0)
+    found = json.loads(memory.memory_json(report))
+    assert found["requests"]["growth_mb"] == 1.5 and found["requests"]["met"] is True
+    assert found["stream"]["added_mb"] == 3.0 and found["stream"]["met"] is True
