@@ -187,7 +187,10 @@ def test_the_list_names_every_behaviour_of_the_issue() -> None:
 
 
 def test_a_faithful_balancer_passes_every_check() -> None:
-    results, proxy_url = run_checks(fake_balancer(), CHECKS)
+    # All but the breaker's trial (two fail_timeouts of waiting), which the bundled proxy's run
+    # below passes and the early-trial flaw fails.
+    checks = [c for c in CHECKS if c.id != "balancer.breaker.half-opens"]
+    results, proxy_url = run_checks(fake_balancer(), checks)
     assert proxy_url.startswith("http://127.0.0.1:")
     assert {r.id: r.details for r in results if r.outcome != "pass"} == {}
     weights = _by_id(results)["balancer.round-robin.weights"]
@@ -292,13 +295,14 @@ def test_the_command_line_lists_and_refuses_mixed_profiles(capsys: Any) -> None:
     assert "unknown balancer check(s) balancer.nope" in capsys.readouterr().err
 
 
-def test_the_pytest_plugin_runs_one_test_per_check(tmp_path: Any) -> None:
+def test_the_bundled_proxy_passes_every_check_as_pytest_tests(tmp_path: Any) -> None:
+    """The issue's harness cases against the bundled proxy, through the pytest plugin."""
     # Without the Hypothesis and schemathesis plugins: they take most of pytest's start-up here.
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
          "-p", "no:schemathesis", "-q", "-rA", "--proxyproof-catalogue",
-         "--proxyproof-profile", "balancer", "-k", "retries"],
+         "--proxyproof-profile", "balancer"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert f"2 passed, {len(CHECKS) - 2} deselected" in run.stdout
-    assert "PASSED ::balancer.retries.two" in run.stdout
+    assert f"{len(CHECKS)} passed" in run.stdout
+    assert "PASSED ::balancer.breaker.half-opens" in run.stdout
