@@ -25,10 +25,13 @@ from . import KIND_NAMES, control_api, control_auth, exposure, guard, kind, stri
 from .base import JOURNAL_BODY_BYTES, JOURNAL_ENTRIES, NOT_JSON, MockSettings
 from .cassette_options import CassetteOptions
 from .control import MockControl
+from .peers import Peers
 from .pipeline import MAX_BODY, Log, Pipeline
+from .sharing import Sharing
 from .state import MockState
 
 STATE = web.AppKey("mock_state", MockState)
+PEERS = web.AppKey("mock_peers", Peers)
 DEFAULT_SETTINGS = MockSettings()
 _JSON = "application/json"
 _JOURNAL_PATH = control_api.BY_NAME["journal"].url_path()
@@ -50,6 +53,17 @@ async def _control_handler(request: web.Request) -> web.Response:
     except web.HTTPRequestEntityTooLarge:
         return web.Response(body=_encode({"error": f"control body larger than {MAX_BODY} bytes"}),
                             status=413, content_type=_JSON)
+    state.sync()
+    peers = request.app.get(PEERS)
+    if peers is not None and not (payload.strip() and strict_json.parse_body(payload) is NOT_JSON):
+        if request.method == "GET" and request.path.rstrip("/") == _JOURNAL_PATH:
+            status, result = await peers.journal(request.query)
+            body = await asyncio.to_thread(_encode, result)  # many workers' entries at once
+            return web.Response(body=body, status=status, content_type=_JSON)
+        answered = await peers.answer(request.method, request.path, request.query)
+        if answered is not None:
+            return web.Response(body=_encode(answered[1]), status=answered[0],
+                                content_type=_JSON)
     if request.method == "GET" and request.path.rstrip("/") == _JOURNAL_PATH:
         return await _journal_listing(request, state, payload)
     status, result = await control_api.respond(
@@ -93,14 +107,21 @@ def _encode_entries(entries: list[Any], secret: str | None) -> bytes:
 def mock_app(
     name: str, settings: MockSettings = DEFAULT_SETTINGS, *, log: Log | None = None,
     cassettes: CassetteOptions | None = None, scripts: Sequence[Any] = (),
+    sharing: Sharing | None = None,
 ) -> web.Application:
     """The aiohttp application of mock ``name``; ``log`` receives one line per request.
     ``cassettes``: record or replay (``cassette_options``); ``scripts``: control-API scripts
-    it starts with (``stub_files``)."""
+    it starts with (``stub_files``); ``sharing``: built in a worker process of a mock served
+    by several (``serve_mocks(workers=N)``), the state its workers share."""
     mock = kind(name)
     if not settings.models:
         raise ValueError("a mock needs at least one model")
-    state = MockState(mock, settings)
+    worker = None
+    if sharing is not None:
+        from proxyproof.workers import current
+
+        worker = (current() or (1, 1))[0]
+    state = MockState(mock, settings, sharing=sharing, worker=worker)
     state.preload_scripts(scripts)
     source = cassettes.source(mock, log) if cassettes is not None else None
     pipeline = Pipeline(mock, settings, state, log, source)
@@ -112,6 +133,10 @@ def mock_app(
         handler_args={"auto_decompress": False},
     )
     app[STATE] = state
+    if sharing is not None and worker is not None:
+        peers = Peers(state, sharing, worker)
+        app[PEERS] = peers
+        app.cleanup_ctx.append(peers.context)
     if hasattr(source, "session_context"):  # the recorder's client to the real server
         app.cleanup_ctx.append(source.session_context)
     app.router.add_route("*", control_api.CONTROL_PREFIX, _control_handler)
@@ -282,15 +307,19 @@ def serve_mocks(
     announce: Callable[[str, str], None] | None = None,
     cassettes: CassetteOptions | None = None,
     scripts: Sequence[Any] = (),
-) -> None:
-    """Serve mocks in the foreground until Ctrl-C (the ``proxyproof mock`` command).
+    workers: int = 1,
+) -> int:
+    """Serve mocks in the foreground until Ctrl-C (the ``proxyproof mock`` command); 0, or 1
+    when a worker process failed.
 
     Each mock listens on its kind's default port, or on ``port``, ``port + 1``, ... in the order
     given (``port=0``: ephemeral ports). ``"all"`` means every mock. Prints ``<name>: <url>``
     per mock and then one line per request; a mock on a non-loopback ``host`` also prints a
     warning to stderr. ``control_token`` defaults to ``$PROXYPROOF_CONTROL_TOKEN``.
     ``cassettes`` and ``scripts`` as for ``mock_app`` (checked already: ``CassetteOptions``,
-    ``stub_files.load_scripts``).
+    ``stub_files.load_scripts``). ``workers``: serve each mock from that many processes on its
+    one port (``proxyproof.workers``), sharing scripts, faults and models (``sharing``), the
+    journal kept per worker and listed merged (``peers``); not while recording.
     """
     expanded = list(dict.fromkeys(
         one for name in names for one in (KIND_NAMES if name == "all" else (name,))
@@ -305,6 +334,10 @@ def serve_mocks(
         api_key=api_key, models=models, latency=latency, journal_entries=journal_entries,
         journal_body_bytes=journal_body_bytes, control_token=control_token,
     )
+    if workers > 1 and cassettes is not None and cassettes.recording:
+        raise ValueError("--record-from writes cassettes from one process: leave out --workers")
+    shared = {name: Sharing(name, workers, scripts, settings.models)
+              for name in expanded} if workers > 1 else {}
     apps = []
     for offset, name in enumerate(expanded):
         if port is None:
@@ -314,7 +347,8 @@ def serve_mocks(
         else:
             listen = port + offset
         apps.append((name, functools.partial(mock_app, name, settings, log=log,
-                                             cassettes=cassettes, scripts=scripts), host, listen))
+                                             cassettes=cassettes, scripts=scripts,
+                                             sharing=shared.get(name)), host, listen))
 
     def announced(name: str, url: str) -> None:
         if announce is None:
@@ -323,4 +357,13 @@ def serve_mocks(
             announce(name, url)
         _warn(host, url, settings)
 
-    serve_forever(apps, announced)
+    if not shared:
+        serve_forever(apps, announced)
+        return 0
+    from proxyproof.workers import serve_workers
+
+    try:
+        return serve_workers(apps, workers, announced)
+    finally:
+        for sharing in shared.values():
+            sharing.remove_directory()

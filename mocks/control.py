@@ -97,10 +97,12 @@ class MockControl:
         kinds with their parameters (``GET /__mock__/``)."""
         return self._call("describe")
 
-    def journal(self, path: str | None = None, since: int = 0) -> list[dict[str, Any]]:
+    def journal(self, path: str | None = None, since: int = 0,
+                contains: str | None = None) -> list[dict[str, Any]]:
         """Received requests, oldest first (control requests are not recorded).
 
-        ``path``: only requests to exactly this path; ``since``: only entries with a greater id.
+        ``path``: only requests to exactly this path; ``since``: only entries with a greater id;
+        ``contains``: only requests whose body holds this text.
         An entry holds ``id``, ``time``, ``method``, ``path``, ``query``, ``headers``, ``body``
         (parsed JSON, else the text), ``status``, ``outcome``, ``ended``, ``frames_sent`` and
         ``frame_times``.
@@ -108,6 +110,8 @@ class MockControl:
         query = {"since": str(since)}
         if path is not None:
             query["path"] = path
+        if contains is not None:
+            query["contains"] = contains
         return self._call("journal", query=query)["requests"]
 
     def entry(self, entry_id: int) -> dict[str, Any]:

@@ -16,9 +16,10 @@ token (``--control-token``), a request without ``Authorization: Bearer <token>``
     (``entries``, ``dropped``, ``limit``, ``body_bytes``), ``endpoints`` (method, path, public),
     ``control`` (these endpoints) and ``fault_kinds`` (each with its parameters and defaults).
 
-``GET /__mock__/journal[?path=/exact/path][&since=<id>]``
-    ``{"requests": [entry, ...], "dropped": N}``, oldest first, optionally only one path and/or
-    only entries with an id greater than ``since``. An entry::
+``GET /__mock__/journal[?path=/exact/path][&since=<id>][&contains=<text>]``
+    ``{"requests": [entry, ...], "dropped": N}``, oldest first, optionally only one path, only
+    entries with an id greater than ``since`` and/or only requests whose body holds ``contains``
+    (a substring of the raw body as kept). An entry::
 
         {"id": 1, "time": 1732550000.12, "method": "POST", "path": "/api/chat",
          "query": {"k": "v"}, "headers": {"Content-Type": "application/json", ...},
@@ -37,6 +38,8 @@ token (``--control-token``), a request without ``Authorization: Bearer <token>``
     ``--journal-body-bytes``, 1 MiB by default, and shown as text then). The journal keeps the
     latest ``--journal-entries`` requests (1000 by default); the answer's ``dropped`` counts the
     older ones pushed out. Every request to the emulated server is journaled, refused ones too.
+    A mock served by several processes (``--workers N``) keeps that many entries in each, lists
+    them all merged by id, and adds ``"worker": K`` to each entry (which process answered).
 ``DELETE /__mock__/journal``
     Clears it (ids keep counting).
 ``GET /__mock__/journal/{id}``
@@ -159,7 +162,7 @@ def _id(text: str, what: str) -> int:
 
 
 def _describe(state: MockState, request: ControlRequest) -> Any:
-    return {
+    described = {
         "kind": state.kind.name,
         "description": state.kind.description,
         "settings": {
@@ -175,12 +178,17 @@ def _describe(state: MockState, request: ControlRequest) -> Any:
         "control": [endpoint.listing for endpoint in CONTROL_ENDPOINTS],
         "fault_kinds": fault_spec.describe_faults(),
     }
+    if state.sharing is not None:  # --workers N: the journal figures are summed over them
+        described["workers"] = state.sharing.workers
+    return described
 
 
 def journal_selection(state: MockState, query: Mapping[str, str]) -> list[JournalEntry]:
     """The entries ``GET /__mock__/journal?path=&since=`` lists; ``ControlError`` 400."""
     since = _id(query.get("since", "0"), "since")
-    return state.journal.entries(query.get("path"), since)
+    contains = query.get("contains")
+    return state.journal.entries(query.get("path"), since,
+                                 None if contains is None else contains.encode())
 
 
 def _journal(state: MockState, request: ControlRequest) -> Any:
@@ -203,7 +211,7 @@ def _entry(state: MockState, request: ControlRequest) -> Any:
     return entry.to_json(state.settings.control_token)
 
 
-def _wait_timeout(query: Mapping[str, str]) -> float:
+def wait_timeout(query: Mapping[str, str]) -> float:
     raw = query.get("timeout", "5")
     try:
         timeout = float(raw)
@@ -216,7 +224,7 @@ def _wait_timeout(query: Mapping[str, str]) -> float:
 
 async def _wait(state: MockState, request: ControlRequest) -> Any:
     entry_id = _id(request.params["id"], "journal entry")
-    timeout = _wait_timeout(request.query)
+    timeout = wait_timeout(request.query)
     try:
         entry: JournalEntry | None = await state.journal.wait(entry_id, timeout)
     except KeyError:

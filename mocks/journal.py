@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import strict_json
@@ -31,11 +31,13 @@ class JournalEntry:
 
     __slots__ = (
         "id", "time", "method", "path", "query", "headers", "body", "parsed", "body_length",
-        "truncated", "status", "outcome", "ended", "frames_sent", "frame_times",
+        "truncated", "status", "outcome", "ended", "frames_sent", "frame_times", "worker",
     )
 
-    def __init__(self, entry_id: int, request: Call, body_bytes: int) -> None:
+    def __init__(self, entry_id: int, request: Call, body_bytes: int,
+                 worker: int | None = None) -> None:
         self.id = entry_id
+        self.worker = worker
         self.time = time.time()
         self.method = request.method
         self.path = request.path
@@ -67,7 +69,7 @@ class JournalEntry:
         headers = _multi(self.headers, join=True)
         if secret:
             headers = {k: MASK if secret in v else v for k, v in headers.items()}
-        return {
+        shown = {
             "id": self.id,
             "time": self.time,
             "method": self.method,
@@ -83,6 +85,9 @@ class JournalEntry:
             "frames_sent": self.frames_sent,
             "frame_times": list(self.frame_times),
         }
+        if self.worker is not None:  # a mock served by several processes: which one answered
+            shown["worker"] = self.worker
+        return shown
 
 
 def _multi(values: Mapping[str, str], *, join: bool) -> dict[str, Any]:
@@ -103,19 +108,24 @@ class Journal:
     """The latest requests a mock received, in order, with event-based waiting for their end."""
 
     def __init__(
-        self, entries: int = JOURNAL_ENTRIES, body_bytes: int = JOURNAL_BODY_BYTES
+        self, entries: int = JOURNAL_ENTRIES, body_bytes: int = JOURNAL_BODY_BYTES, *,
+        ids: Callable[[], int] | None = None, worker: int | None = None,
     ) -> None:
+        """``ids``: where ids come from when several workers number their requests together
+        (then this journal's ids have gaps); ``worker``: the number its entries carry."""
         if entries < 1 or body_bytes < 0:
             raise ValueError("the journal keeps at least 1 entry and 0 or more body bytes")
         self.limit, self.body_bytes = entries, body_bytes
         self.dropped = 0  # entries pushed out by newer ones (not those cleared)
         self._entries: deque[JournalEntry] = deque(maxlen=entries)
         self._next_id = 1
+        self._ids, self._worker = ids, worker
         self._waiters: dict[int, list[asyncio.Future[JournalEntry]]] = {}
 
     def record(self, request: Call) -> JournalEntry:
-        entry = JournalEntry(self._next_id, request, self.body_bytes)
-        self._next_id += 1
+        entry_id = self._ids() if self._ids is not None else self._next_id
+        entry = JournalEntry(entry_id, request, self.body_bytes, self._worker)
+        self._next_id = entry_id + 1
         if len(self._entries) == self.limit:
             self.dropped += 1
         self._entries.append(entry)
@@ -129,16 +139,31 @@ class Journal:
             if not waiter.done():
                 waiter.set_result(entry)
 
-    def entries(self, path: str | None = None, since: int = 0) -> list[JournalEntry]:
-        """Safe from a worker thread: the deque is copied in one step (C, under the GIL)."""
+    def entries(self, path: str | None = None, since: int = 0,
+                contains: bytes | None = None) -> list[JournalEntry]:
+        """Safe from a worker thread: the deque is copied in one step (C, under the GIL).
+        ``contains``: only requests whose (kept) body holds these bytes."""
         kept = list(self._entries)
-        return [e for e in kept if e.id > since and (path is None or e.path == path)]
+        return [e for e in kept if e.id > since and (path is None or e.path == path)
+                and (contains is None or contains in e.body)]
 
     def get(self, entry_id: int) -> JournalEntry | None:
         if not self._entries:
             return None
         offset = entry_id - self._entries[0].id
-        return self._entries[offset] if 0 <= offset < len(self._entries) else None
+        if 0 <= offset < len(self._entries) and self._entries[offset].id == entry_id:
+            return self._entries[offset]
+        if self._ids is None:
+            return None
+        low, high = 0, len(self._entries)  # ids with gaps (shared numbering): still in order
+        while low < high:
+            middle = (low + high) // 2
+            if self._entries[middle].id < entry_id:
+                low = middle + 1
+            else:
+                high = middle
+        found = self._entries[low] if low < len(self._entries) else None
+        return found if found is not None and found.id == entry_id else None
 
     def summary(self) -> dict[str, int]:
         return {"entries": len(self._entries), "dropped": self.dropped, "limit": self.limit,

@@ -88,6 +88,7 @@ class Pipeline:
             refusal = self.kind.error(415, f"Unsupported Content-Encoding: {encoding}")
         # Read as sent, whatever Content-Encoding says (``app``): as gin and axum do
         parsed = strict_json.parse_body(body, replace=self.kind.replaces_bad_unicode)
+        self.state.sync()  # another worker's model change (--workers N)
         call = Call(
             request.method, request.path, {}, request.query, request.headers, body,
             self.state.settings, parsed, set_models=self.state.set_models,

@@ -149,6 +149,14 @@ def _mock(args: argparse.Namespace) -> int:
     from proxyproof.mock_files import prepare
     from proxyproof.mocks.app import serve_mocks
 
+    if args.workers > 1:
+        from proxyproof.workers import supported
+
+        if args.record_from:
+            raise UsageError("--record-from writes cassettes from one process: leave out "
+                             "--workers (replaying with --replay works with any number)")
+        if supported() is not None:
+            raise UsageError(f"--workers {args.workers}: {supported()}")
     files = prepare(args)  # cassettes and scripts, checked before anything listens
     names = list(KIND_NAMES) if args.name == "all" else [args.name]
     host, port = args.host, args.port
@@ -159,8 +167,9 @@ def _mock(args: argparse.Namespace) -> int:
         if configured is not None:
             host = configured[0] if host is None else host
             port = configured[1] if port is None else port
-    serve_mocks(
+    return serve_mocks(
         names,
+        workers=args.workers,
         host=host or "127.0.0.1",
         port=port,
         api_key=args.api_key,
@@ -171,7 +180,6 @@ def _mock(args: argparse.Namespace) -> int:
         control_token=args.control_token,
         **files,
     )
-    return 0
 
 
 def _soak(args: argparse.Namespace) -> int:
@@ -346,6 +354,12 @@ def parser() -> argparse.ArgumentParser:
     mock.add_argument("--control-token", default=None, metavar="TOKEN",
                       help="require 'Authorization: Bearer TOKEN' on every /__mock__/ route "
                       "(default: $PROXYPROOF_CONTROL_TOKEN; the emulated API is unaffected)")
+    mock.add_argument("--workers", type=whole_number(1), default=1, metavar="N",
+                      help="serve each mock from N processes on its one port (SO_REUSEPORT), "
+                      "one core each: scripts, faults and models are shared, so the control "
+                      "API applies to every worker; each keeps its own journal of "
+                      "--journal-entries, listed merged with a 'worker' field per entry "
+                      "(default 1; Linux; not with --record-from; docs/load.md)")
     mock_files.add_arguments(mock)
     mock.set_defaults(run=_mock)
 

@@ -41,6 +41,15 @@ STOP_MARGIN = 10.0  # seconds past the grace before a worker that has not exited
 Apps = list[tuple[str, AppFactory, str, int]]
 
 
+_identity: tuple[int, int] | None = None  # (this worker's number from 1, how many) in a worker
+
+
+def current() -> tuple[int, int] | None:
+    """In a worker process: its number (1 to N) and N, so an application can name itself and
+    find its siblings; None outside workers."""
+    return _identity
+
+
 def supported() -> str | None:
     """None where workers can run, else why not (one line)."""
     if not hasattr(socket, "SO_REUSEPORT") or "fork" not in multiprocessing.get_all_start_methods():
@@ -80,9 +89,12 @@ def _refuse_if_listening(family: int, bound: tuple) -> None:
 
 
 def _worker(apps: Apps, pipe: Connection, limits: ConnectionLimits, grace: float,
-            parent_gone: int, not_ours: list[int]) -> None:
+            parent_gone: int, not_ours: list[int], identity: tuple[int, int]) -> None:
     """A worker: ``parent_gone`` becomes readable when the parent exits; ``not_ours``: the
-    parent's descriptors a fork copied (its end of that pipe, its placeholder sockets)."""
+    parent's descriptors a fork copied (its end of that pipe, its placeholder sockets);
+    ``identity``: its number and the number of workers (``current()``)."""
+    global _identity
+    _identity = identity
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which says stop
     for fd in not_ours:
         os.close(fd)
@@ -158,7 +170,8 @@ def _supervise(apps: Apps, count: int, announce: Callable[[str, str], None],
     for number in range(count):
         receive, send = context.Pipe(duplex=False)
         process = context.Process(target=_worker, name=f"proxyproof-worker-{number + 1}",
-                                  args=(apps, send, limits, grace, parent_gone, not_ours),
+                                  args=(apps, send, limits, grace, parent_gone, not_ours,
+                                        (number + 1, count)),
                                   daemon=False)
         process.start()
         send.close()
