@@ -1,11 +1,12 @@
 """Embedding vectors in which texts that share words are close: a hashed bag of words.
 
-Each word (a run of letters and digits, lower-cased; a few very common English words left out)
-stands for a fixed pseudo-random direction derived from its hash, and a text's vector is the
-normalised sum of its words' directions. So the cosine similarity of two texts grows with the
-words they share, and texts with no word in common are nearly orthogonal (random directions in
-hundreds of dimensions are). That is enough for a gateway's semantic routing to find the nearest
-description in tests, without a model. A text with no such word stands for itself as one word.
+Each word (a run of letters and digits, lower-cased, a plural's final "s" dropped; a few very
+common English words left out) stands for a fixed pseudo-random direction derived from its hash,
+and a text's vector is the normalised sum of its words' directions. So the cosine similarity of
+two texts grows with the words they share, and texts with no word in common are nearly orthogonal
+(random directions in hundreds of dimensions are). That is enough for a gateway's semantic
+routing to find the nearest description in tests, without a model. A text with no such word
+stands for itself as one word.
 
 Deterministic: a function of the text and the length only; a shorter vector is a prefix of a
 longer one, renormalised. Values go through float32, the precision a base64 encoding carries.
@@ -25,8 +26,13 @@ COMMON_WORDS = frozenset(
 
 
 def words(text: str) -> list[str]:
-    found = [word for word in _WORD.findall(text.lower()) if word not in COMMON_WORDS]
+    found = [_singular(word) for word in _WORD.findall(text.lower()) if word not in COMMON_WORDS]
     return found or [text]
+
+
+def _singular(word: str) -> str:
+    """Crude, on purpose: "poems" and "poem" are one word; "class" and "is" stay as they are."""
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
 def direction(word: str, dimensions: int) -> list[float]:

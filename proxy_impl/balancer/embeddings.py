@@ -87,7 +87,7 @@ async def embed(
     headers: CIMultiDict[str] = CIMultiDict({"Content-Type": "application/json",
                                              "Accept": "application/json"})  # fmt: skip
     auth.apply_header(settings.auth, {}, headers)
-    body = json_bytes(request_body(settings, inputs, dimensions))
+    body = json_bytes(request_body(settings, inputs, dimensions), cjson=False)
     try:
         async with session.post(
             url.with_query(None), params=query, headers=headers, data=body, timeout=timeout,

@@ -264,9 +264,10 @@ class Balancers:
 
     def of(self, plugin: AiPlugin) -> RouteBalancer:
         found = self._by_plugin.get(id(plugin))
-        if found is None:
+        if found is None:  # the admin listener may ask from its own thread: first one wins
             rng = random.Random(self.seed) if self.seed is not None else random.Random()
-            found = self._by_plugin[id(plugin)] = (plugin, RouteBalancer(plugin, rng, self.clock))
+            made = (plugin, RouteBalancer(plugin, rng, self.clock))
+            found = self._by_plugin.setdefault(id(plugin), made)
         return found[1]
 
     def keep_only(self, plugins: Iterable[AiPlugin]) -> None:
