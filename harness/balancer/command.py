@@ -47,6 +47,7 @@ def run_balancer_command(args: argparse.Namespace, gateway_factory: Callable[[],
                          usage_error: Callable[[str], Exception]) -> int:
     """The ``check --profile balancer`` run. ``gateway_factory`` is called only when checks run
     (``--list`` needs no gateway)."""
+    from ..adapters import GatewayError
     from ..reports import LiveProgress, finish, make_console
 
     try:
@@ -73,8 +74,11 @@ def run_balancer_command(args: argparse.Namespace, gateway_factory: Callable[[],
             else:
                 live.case_finished(result)
 
-        results, proxy_url = run_checks(gateway, checks, progress,
-                                        bind=args.mock_bind, host=args.mock_host)
+        try:
+            results, proxy_url = run_checks(gateway, checks, progress,
+                                            bind=args.mock_bind, host=args.mock_host)
+        except GatewayError as error:
+            raise usage_error(str(error)) from None
     report.cases = results
     if proxy_url:
         report.gateway["proxy_url"] = proxy_url

@@ -52,9 +52,10 @@ class Prepared:
 @contextmanager
 def prepared(gateway: Gateway, checks: Sequence[Check], *, bind: str = "127.0.0.1",
              host: str | None = None) -> Iterator[Prepared]:
-    """The run of ``checks`` on ``gateway``, ready to go; everything stops on exit. A gateway
-    that refuses the config fails every check with its reason; one that is not Kong-shaped
-    makes them n/a."""
+    """The run of ``checks`` on ``gateway``, ready to go; everything stops on exit. An
+    in-process gateway that refuses the config fails every check with its reason; one that is
+    not Kong-shaped makes them n/a; ``GatewayError`` (an adapter that cannot reach or load its
+    gateway) is raised."""
     if getattr(gateway, "adapt", None) is not None:  # addresses requests its own way
         yield Prepared(None, refusal=Verdict("n/a", [NOT_KONG_SHAPED]))
         return
@@ -62,7 +63,10 @@ def prepared(gateway: Gateway, checks: Sequence[Check], *, bind: str = "127.0.0.
         places = {role: (up.hosting, up.url) for role, up in upstreams.by_role.items()}
         try:
             proxy_url = gateway.load(config.build(checks, places))
-        except (GatewayError, ValueError) as error:
+        except GatewayError:  # unreachable, or a Kong that refuses: the user's to fix
+            gateway.close()
+            raise
+        except ValueError as error:  # an in-process gateway refusing a valid Kong config
             reason = f"the gateway refused the config: {str(error).splitlines()[0]}"
             gateway.close()
             yield Prepared(None, refusal=Verdict("fail", [reason]))

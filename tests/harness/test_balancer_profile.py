@@ -19,7 +19,7 @@ from proxyproof.harness.balancer import all_checks, judge, run_checks, stats
 from proxyproof.harness.balancer.command import run_balancer_command, select
 from proxyproof.harness.balancer.judge import FailoverCase, Traced
 from proxyproof.harness.balancer.traffic import Sent, attempts_by_token, tokens_in
-from proxyproof.harness.balancer.upstreams import Arrival
+from proxyproof.harness.balancer.upstreams import Arrival, closed_port
 from proxyproof.harness.gateway import InProcessGateway
 from proxyproof.harness.results import CaseResult
 
@@ -244,6 +244,17 @@ def test_a_gateway_that_refuses_the_config_fails_every_check_with_its_reason() -
     assert [(r.outcome, r.details) for r in results] == [
         ("fail", ["the gateway refused the config: ai-proxy-advanced: targets: only one "
                   "target is supported"])] * 2
+
+
+def test_an_unreachable_gateway_is_a_usage_error(capsys: Any) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["check", "--profile", "balancer", "-k", "retries.zero", "--gateway", "kong",
+              "--admin-url", f"http://127.0.0.1:{closed_port()}",
+              "--proxy-url", "http://127.0.0.1:9"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "Admin API at http://127.0.0.1:" in err and "cannot be reached" in err
+    assert "Traceback" not in err
 
 
 def test_a_gateway_that_is_not_kong_shaped_is_not_applicable() -> None:
