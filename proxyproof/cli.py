@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from importlib import resources
 
 from proxyproof.check import UsageError, whole_number
@@ -87,12 +88,14 @@ def _proxy(args: argparse.Namespace) -> int:
     print(f"proxyproof proxy, {mode} behaviour", flush=True)
     for line in describe(config) or ["no routes yet: POST a config to the Admin API"]:
         print(f"  {line}", flush=True)
+    log = (lambda line: print(line, flush=True)) if args.log else None
     if args.admin_port is None:
         apps = [("proxy", lambda: proxy_app(config, kong_compat=args.kong_compat,
-                                            url_templates=templates), args.host, args.port)]
+                                            url_templates=templates, log=log),
+                 args.host, args.port)]
     else:
         proxy_factory, admin_factory = proxy_and_admin_apps(
-            loaded, kong_compat=args.kong_compat, url_templates=templates)
+            loaded, kong_compat=args.kong_compat, url_templates=templates, log=log)
         apps = [("proxy", proxy_factory, args.host, args.port),
                 ("admin", admin_factory, args.admin_host, args.admin_port)]
     label = (lambda name: f"{name} ") if len(apps) > 1 else (lambda name: "")
@@ -312,6 +315,11 @@ def parser() -> argparse.ArgumentParser:
                        "--config and --example may be left out to start with no routes")
     proxy.add_argument("--admin-host", default="127.0.0.1",
                        help="address for the Admin API (default 127.0.0.1)")
+    proxy.add_argument("--log", action="store_true",
+                       help="print one JSON line per request to stdout: status, latency, Kong's "
+                       "ai.proxy analytics when a target logs statistics and, for "
+                       "ai-proxy-advanced, the target that answered and every attempt "
+                       "(docs/balancer.md#the-log-line); credentials are never printed")
     proxy.add_argument("--workers", type=whole_number(1), default=1, metavar="N",
                        help="serve from N processes on the same port (SO_REUSEPORT: the kernel "
                        "spreads connections over them), one core each; SIGTERM or Ctrl-C "
@@ -408,16 +416,27 @@ def parser() -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench",
         help="measure speed as ratios against a direct call (mock throughput, proxy overhead)",
-        description="Measure speed on this machine, as ratios against a direct call: (1) how "
-        "many small chat requests per second one mock process answers on one core; (2) per "
+        description=textwrap.fill(
+        "Measure speed on this machine, as ratios against a direct call: (1) how many small "
+        "chat requests per second one mock process answers on one core; (2) per "
         "hosting (examples/*.yaml), the seed chat request through the bundled proxy against the "
-        "request the proxy sends upstream, sent to the mock directly: throughput under load and "
-        "latency p50/p99 one request at a time, as proxied / direct; (3) streaming (Ollama "
-        "NDJSON, OpenAI-style SSE): time to the first token and to the end of the stream, "
-        "proxied / direct. A load generator process runs on one CPU, one process per server on "
-        "the others; every run is bounded by a request count and a time limit and only talks "
-        "to 127.0.0.1. A default run takes under a minute; --quick a few seconds. Exit status "
-        "0, or 1 when requests failed.",
+        "request the proxy sends upstream, sent to the mock directly: throughput and p99 under "
+        "load, latency p50/p99 one request at a time and CPU per request, as proxied / direct "
+        "and proxied - direct; (3) streaming (Ollama NDJSON, OpenAI-style SSE): time to the "
+        "first token, the gap between chunks (p99) and the time to the end of the stream; (4) "
+        "the same for other gateways (--gateway). Then the speed targets, met or not. The load "
+        "generator (wrk when installed) runs on one CPU, one process per server on the others; "
+        "every run is bounded by a time limit and only talks to 127.0.0.1. A default run takes "
+        "about a minute; --quick a few seconds; --memory measures resident memory instead. "
+        "Exit status 0, or 1 when requests failed.", width=88),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  proxyproof bench                          the table of the README, on this machine\n"
+        "  proxyproof bench --gateway litellm        ... with a LiteLLM proxy beside it\n"
+        "  proxyproof bench --hosting ollama --gateway portkey=http://127.0.0.1:8787/v1/chat/"
+        "completions\n"
+        "  proxyproof bench --memory --json          RSS over 100,000 requests and a 50 MB "
+        "stream\n",
     )
     bench.add_argument("--quick", action="store_true",
                        help="a few-second smoke run (small runs: the figures are rough)")
@@ -434,8 +453,9 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--load-generator", choices=("auto", "wrk", "python"), default=None,
                        help="what sends the non-streaming load: wrk (a C load generator, far "
                        "cheaper per request than any server here), python (the built-in "
-                       "client), or auto: wrk when installed (default auto); streams are always "
-                       "timed by the built-in client")
+                       "client), or auto: wrk when installed (default auto; python with --quick, "
+                       "as a wrk run lasts a second at least); streams are always timed by the "
+                       "built-in client")
     bench.add_argument("--hosting", action="append", metavar="NAME",
                        choices=[hosting.key for hosting in _hostings()],
                        help="measure only this hosting (repeatable; default all: "

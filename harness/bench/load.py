@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection as Pipe
 from typing import Literal
 
@@ -33,6 +33,7 @@ from .frames import FirstTextScanner
 from .http1 import BenchRequest, Connection, ProtocolError
 
 REQUEST_TIMEOUT = 10.0  # seconds; a request slower than this counts as an error
+MIN_WRK_SECONDS = 1.0  # the shortest counted wrk run
 MAX_ERRORS = 50  # a run that fails this often stops: its figures mean nothing anyway
 _FAILURES = (OSError, EOFError, asyncio.LimitOverrunError, ProtocolError, TimeoutError)
 
@@ -204,13 +205,17 @@ async def measure(run: Run) -> RunResult:
 
 
 def measure_with_wrk(run: Run) -> RunResult:
-    """A throughput or latency run by wrk (warm-up included), in this process's CPU set."""
+    """A throughput or latency run by wrk, in this process's CPU set. The warm-up is the Python
+    client's (wrk would spend its start-up in it); the counted run lasts ``MIN_WRK_SECONDS`` at
+    least, since wrk's own start-up eats into the time limit."""
     program = wrk.executable()
     if program is None:
         raise RuntimeError("wrk is not installed (apt-get install wrk), or use the python driver")
     if run.warmup > 0:
-        wrk.run(run.target, run.concurrency, run.warmup, wrk=program)
-    found = wrk.run(run.target, run.concurrency, run.duration, run.servers, wrk=program)
+        asyncio.run(measure(replace(run, duration=run.warmup, warmup=0.0, servers=(),
+                                    driver="python")))
+    found = wrk.run(run.target, run.concurrency, max(run.duration, MIN_WRK_SECONDS), run.servers,
+                    wrk=program)
     return RunResult(
         requests=found.requests, errors=found.errors, seconds=found.seconds,
         latency_p50=found.latency_p50, latency_p99=found.latency_p99,
