@@ -424,10 +424,12 @@ def _detokenize(call: Call) -> Reply:
 
 
 def _with_server_header(handler: Handler) -> Handler:
-    """llama.cpp's HTTP layer stamps every response, the OpenAI-compatible ones included."""
+    """llama.cpp's HTTP layer stamps every response, the OpenAI-compatible ones included. The
+    handler sees the body as nlohmann reads it (``llamacpp_request.body_json``)."""
 
     @functools.wraps(handler)
     def stamped(call: Call) -> Reply:
+        call.json = fields.body_json(call.body, call.json)
         reply = handler(call)
         reply.headers.setdefault("Server", SERVER_HEADER["Server"])
         return reply

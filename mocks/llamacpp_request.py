@@ -2,17 +2,19 @@
 routes and the OpenAI-compatible ``/v1/*`` ones).
 
 nlohmann::json parses the body first: a body that is not JSON throws, and the server's exception
-wrapper answers 500. Fields are then read leniently, as ``json_value`` does: a field of the wrong
-type falls back to its default instead of failing the request.
+handler answers 500 with the exception's text (``body_json``, ``not_json``). Fields are then read
+leniently, as ``json_value`` does: a field of the wrong type falls back to its default instead
+of failing the request.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
-from . import strict_json
-from .base import JsonReply
+from . import nlohmann_errors, strict_json
+from .base import NOT_JSON, JsonReply
 
 JSON_UTF8 = "application/json; charset=utf-8"
 # The build the mock reproduces: commit c392e509 (2025-02-20) is build 4748 (ggml-ci's log of that
@@ -33,28 +35,54 @@ def error(status: int, message: str) -> JsonReply:
 
 
 def not_json(body: bytes) -> JsonReply:
-    """The 500 for a body that nlohmann::json cannot parse, with its parse error."""
-    prefix = "[json.exception.parse_error.101] parse error at line"
-    text = body.decode("utf-8", "replace")
-    if not text.strip():
-        return error(500, f"{prefix} 1, column 1: attempting to parse an empty input; check that "
-                          "your input string or stream contains the expected characters")
-    problem = strict_json.problem(body)
-    if problem is None:
-        return error(500, f"{prefix} 1, column 1: syntax error")
-    where = f"{prefix} {problem.lineno}, column {problem.colno}: syntax error while parsing value"
-    last = problem.doc[problem.pos : problem.pos + 1] or "<EOF>"
-    if problem.reason == "number":
-        digits = problem.doc[problem.pos :].split(",", 1)[0].split("}", 1)[0][:64]
-        return error(500, f"[json.exception.out_of_range.406] number overflow parsing '{digits}'")
-    if problem.reason == "encoding":
-        return error(500, f"{where} - invalid string: ill-formed UTF-8 byte; last read: '{last}'")
-    if problem.reason == "surrogate":
-        return error(500, f"{where} - invalid string: surrogate U+D800..U+DBFF must be followed "
-                          "by U+DC00..U+DFFF; last read: '\\u'")
-    if problem.reason == "depth":  # nlohmann has no limit; the mock's parser has
-        return error(500, f"{where} - nesting deeper than {strict_json.MAX_DEPTH} levels")
-    return error(500, f"{where} - invalid literal; last read: '{last}'")
+    """The 500 for a body that ``json::parse`` rejects: httplib's exception handler answers with
+    ``e.what()`` (``nlohmann_errors``), and ``safe_json_to_str`` writes each ill-formed UTF-8
+    sequence it quotes as U+FFFD."""
+    what = nlohmann_errors.check(body).error
+    if what is None:  # nlohmann reads it; only the mock's own depth limit refused it
+        return error(500, f"proxyproof mock: JSON nested deeper than {strict_json.MAX_DEPTH} "
+                          "levels is beyond the mock (llama.cpp would read it)")
+    return error(500, what.decode("utf-8", "replace"))
+
+
+def body_json(body: bytes, parsed: Any) -> Any:
+    """The body as llama.cpp's ``json::parse`` reads it, given the mock's strict parse of it.
+
+    They differ in three ways: nlohmann rejects a number whose double is not finite (``1e400``,
+    a 400-digit integer), which Python reads; it reads only UTF-8, where Python also detects
+    UTF-16 and UTF-32; and a NUL byte outside a string ends its input, so what precedes one is
+    the body. NOT_JSON where nlohmann throws (``not_json`` then words it).
+    """
+    if parsed is NOT_JSON:
+        if b"\0" not in body:
+            return NOT_JSON
+        verdict = nlohmann_errors.check(body)
+        if verdict.error is None and verdict.end < len(body):
+            return strict_json.parse_body(body[: verdict.end])
+        return NOT_JSON
+    if json.detect_encoding(body) not in ("utf-8", "utf-8-sig") or not _doubles(parsed):
+        return NOT_JSON
+    return parsed
+
+
+def _doubles(value: Any) -> bool:
+    """Every number in ``value`` is a finite double (nlohmann reads an integer beyond 64 bits as
+    one, and throws out_of_range.406 for a number no double holds). Iterative."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return False
+        if isinstance(item, int) and not isinstance(item, bool) and abs(item) >= 2**64:
+            try:
+                float(item)
+            except OverflowError:
+                return False
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+    return True
 
 
 _JSON_TYPE = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",

@@ -60,7 +60,7 @@ def test_props_pin_the_build(http: httpx.Client) -> None:
         ("POST", "/completion", b"", 500, _error(500, (
             "[json.exception.parse_error.101] parse error at line 1, column 1: attempting to "
             "parse an empty input; check that your input string or stream contains the expected "
-            "characters"))),
+            "JSON"))),
         ("POST", "/completion", b"{}", 400, _error(
             400, "[json.exception.out_of_range.403] key 'prompt' not found")),
         ("POST", "/completion", b"[1]", 400, _error(

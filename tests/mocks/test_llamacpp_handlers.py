@@ -125,8 +125,9 @@ def test_return_tokens_lists_the_generated_ids() -> None:
 
 
 def test_errors_have_the_real_codes_and_nested_shape() -> None:
-    assert failure(call("/completion", raw=b"not json"), 500, "server_error").startswith(
-        "[json.exception.parse_error.101] parse error at line 1, column 1")
+    assert failure(call("/completion", raw=b"not json"), 500, "server_error") == (
+        "[json.exception.parse_error.101] parse error at line 1, column 2: syntax error while "
+        "parsing value - invalid literal; last read: 'no'")
     assert "empty input" in failure(call("/completion", raw=b""), 500, "server_error")
     assert failure(call("/completion", {"n_predict": 3}), 400, "invalid_request_error") == (
         "[json.exception.out_of_range.403] key 'prompt' not found")

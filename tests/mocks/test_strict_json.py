@@ -103,6 +103,8 @@ def test_a_constant_takes_each_servers_not_json_path(
 ) -> None:
     body = template % constant
     column = body.index(constant) + 1
+    if name == "llamacpp" and constant.startswith("-"):
+        column += 1  # nlohmann's lexer fails on the byte after the sign, once it has read it
     char = constant.lstrip("-")[0]
     reply = httpx.post(mocks[name].url + path, content=body,
                        headers={"Content-Type": "application/json"}, timeout=10)
