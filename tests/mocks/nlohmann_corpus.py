@@ -137,6 +137,13 @@ CASES: list[tuple[str, bytes]] = [
     ("a thousand open brackets", b"[" * 1000),
     ("600 nested arrays", b"[" * 600 + b"]" * 600),
     ("deep then bad", b'{"a":' * 40 + b"}"),
+    ("truex", b"truex"),
+    ("a tab in a key", b'{"a\tb":1}'),
+    ("-0 then garbage", b"-0x"),
+    ("-01", b"-01"),
+    ("0e", b"0e"),
+    ("an exponent then a letter", b"[1.5e+3x]"),
+    ("a capital exponent", b"[1E5,]"),
     # lines and columns
     ("an error on line four", b'{\n  "a": 1,\n  "b": \n}'),
     ("CRLF line ends", b'{\r\n"a":x}'),
@@ -145,6 +152,11 @@ CASES: list[tuple[str, bytes]] = [
     ("a multi-byte character before the error", '{"prompt":"日本語",x}'.encode()),
     ("an error after a long string", b'{"prompt":"' + b"a" * 300 + b'" x}'),
 ]
+
+
+# every control byte inside a string, each with its own name in the message
+CASES += [(f"control byte {byte:02X} in a string", b'"' + bytes((byte,)) + b'"')
+          for byte in range(0x20) if byte not in (0x00, 0x01, 0x09, 0x0A, 0x0D, 0x1F)]
 
 
 def _run(harness: str) -> dict[str, list[str]]:
