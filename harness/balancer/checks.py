@@ -17,11 +17,14 @@ from .traffic import Probe, Sent
 
 ALPHA = 0.001  # every statistical bound holds at 99.9 % confidence
 WEIGHTS = {"a": 60, "b": 30, "c": 10}
-WEIGHTED_REQUESTS = 120
+WEIGHTED_REQUESTS = 100
+# Healthy, one upper target failing, both failing. 16 healthy requests leave an upper target
+# unused with probability 2 * 2**-16 under a random choice within the tier.
+PRIORITY_PHASES = (16, 8, 4)
 LATENCY_REQUESTS, LATENCY_WINDOW, SLOW_SECONDS = 40, 30, 0.05
 # Longer than the example route's max_tokens (256), so every reply of it is cut there.
 LONG_REPLY = " ".join(["token"] * 400)
-HASH_HEADER, HASH_KEYS, HASH_ROUNDS = "X-Proxyproof-Session", 16, 3
+HASH_HEADER, HASH_KEYS, HASH_ROUNDS = "X-Proxyproof-Session", 12, 3
 REACH_LIMIT = 8  # requests sent to get one to the faulty target
 READ_TIMEOUT_MS = 250  # the timeout checks' read_timeout; their upstream waits TIMEOUT_DELAY
 TIMEOUT_DELAY = 1.0
@@ -102,11 +105,11 @@ def _hashing(probe: Probe) -> Verdict:
 
 
 def _priority(probe: Probe) -> Verdict:
-    phases: dict[str, list[Sent]] = {"healthy": probe.send_many(20)}
+    phases: dict[str, list[Sent]] = {"healthy": probe.send_many(PRIORITY_PHASES[0])}
     probe.upstream("a").fail_with(503)
-    phases["one_down"] = probe.send_many(10)
+    phases["one_down"] = probe.send_many(PRIORITY_PHASES[1])
     probe.upstream("b").fail_with(503)
-    phases["all_down"] = probe.send_many(6)
+    phases["all_down"] = probe.send_many(PRIORITY_PHASES[2])
     attempts = probe.attempts()
     return judge.priority({name: trace(sends, attempts) for name, sends in phases.items()},
                           upper=("a", "b"), lower=("c",))

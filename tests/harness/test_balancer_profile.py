@@ -187,14 +187,17 @@ def test_the_list_names_every_behaviour_of_the_issue() -> None:
 
 
 def test_a_faithful_balancer_passes_every_check() -> None:
-    # All but the breaker's trial (two fail_timeouts of waiting), which the bundled proxy's run
-    # below passes and the early-trial flaw fails.
-    checks = [c for c in CHECKS if c.id != "balancer.breaker.half-opens"]
+    # All but the slowest (the breaker's two fail_timeouts, the converging algorithms' slow or
+    # long replies): the bundled proxy's run below passes those, their decisions are tested
+    # above and the early-trial flaw fails the breaker's.
+    slow = ("balancer.breaker.half-opens", "balancer.lowest-latency.converges",
+            "balancer.lowest-usage.converges")
+    checks = [c for c in CHECKS if c.id not in slow]
     results, proxy_url = run_checks(fake_balancer(), checks)
     assert proxy_url.startswith("http://127.0.0.1:")
     assert {r.id: r.details for r in results if r.outcome != "pass"} == {}
     weights = _by_id(results)["balancer.round-robin.weights"]
-    assert weights.actual["counts"] == {"a": 72, "b": 36, "c": 12}  # smooth round-robin: exact
+    assert weights.actual["counts"] == {"a": 60, "b": 30, "c": 10}  # smooth round-robin: exact
 
 
 def test_a_balancer_that_ignores_weights_fails_the_weights_check() -> None:
