@@ -19,7 +19,7 @@ import httpx
 import pytest
 import yaml
 
-from proxyproof.mocks import llamacpp_request, nlohmann_errors
+from proxyproof.mocks import llamacpp_request, nlohmann_errors, strict_json
 from proxyproof.mocks.app import RunningMock, run_mock
 from proxyproof.mocks.base import NOT_JSON
 
@@ -92,11 +92,8 @@ def _expected_for_accepted(value: Any) -> tuple[int, str | None]:
     if isinstance(value, dict):
         return (200, None) if "prompt" in value else (400, "[json.exception.out_of_range.403] "
                                                            "key 'prompt' not found")
-    return 400, f"[json.exception.type_error.304] cannot use at() with {_json_type(value)}"
-
-
-def _json_type(value: Any) -> str:
-    return llamacpp_request.json_type(value)
+    kind = llamacpp_request.json_type(value)
+    return 400, f"[json.exception.type_error.304] cannot use at() with {kind}"
 
 
 @pytest.mark.parametrize("case", ACCEPTED, ids=[case["name"] for case in ACCEPTED])
@@ -141,8 +138,6 @@ def test_every_route_that_parses_a_body_answers_alike(llamacpp: httpx.Client, pa
     ],
 )
 def test_body_json_reads_as_nlohmann_does(body: bytes, expected: Any) -> None:
-    from proxyproof.mocks import strict_json
-
     assert llamacpp_request.body_json(body, strict_json.parse_body(body)) == expected
 
 
