@@ -15,12 +15,13 @@ from ..gateway import Gateway
 from ..results import CaseResult
 from . import config
 from .model import Check, Verdict
-from .traffic import Probe
+from .traffic import Probe, tokens_in
 from .upstreams import Upstreams, running_upstreams
 
 HOSTING = "Ollama"  # the column the checks' rows go in (their targets are Ollama mocks)
 NOT_KONG_SHAPED = ("this gateway is not configured with Kong's declarative config, so AI Proxy "
                    "Advanced's targets[] and balancer cannot be expressed for it")
+SHOWN_ARRIVALS = 40  # the last upstream arrivals a failed check's report shows
 Progress = Callable[[Check, CaseResult | None], None]  # (check, None) when it starts
 
 
@@ -44,9 +45,14 @@ class Prepared:
             return case_result(check, self.refusal or Verdict("n/a", ["not run"]))
         self.upstreams.reset()
         started = time.monotonic()
-        found = check.run(Probe(check, self.proxy_url + config.route_path(check),
-                                self.upstreams))
-        return case_result(check, found, time.monotonic() - started)
+        probe = Probe(check, self.proxy_url + config.route_path(check), self.upstreams)
+        found = check.run(probe)
+        result = case_result(check, found, time.monotonic() - started)
+        if result.outcome == "fail":  # what the upstreams received, for the failure's report
+            result.journal = [{"target": a.role, "path": a.path, "status": a.status,
+                               "outcome": a.outcome, "requests": tokens_in(a.text)}
+                              for a in probe.arrivals()[-SHOWN_ARRIVALS:]]
+        return result
 
 
 @contextmanager

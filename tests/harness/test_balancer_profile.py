@@ -206,6 +206,9 @@ def test_a_balancer_that_ignores_weights_fails_the_weights_check() -> None:
     found = _by_id(results)
     assert found["balancer.round-robin.weights"].outcome == "fail"
     assert "do not follow the weights" in found["balancer.round-robin.weights"].details[0]
+    shown = found["balancer.round-robin.weights"].journal
+    assert len(shown) == 40 and {entry["target"] for entry in shown} == {"a", "b", "c"}
+    assert found["balancer.failover.http_500"].journal == []  # only failures show arrivals
     assert found["balancer.failover.http_500"].outcome == "pass"
 
 
