@@ -79,9 +79,10 @@ def _example_files() -> list[Any]:
     return sorted((f for f in EXAMPLES.iterdir() if f.name.endswith(".yaml")), key=str)
 
 
-def test_there_are_four_bundled_examples():
+def test_there_are_five_bundled_examples():
     assert [f.name for f in _example_files()] == [
-        "gguf-openai.yaml", "huggingface-raw.yaml", "llamacpp-raw.yaml", "ollama.yaml",
+        "gguf-openai.yaml", "huggingface-raw.yaml", "llamacpp-raw.yaml", "ollama-failover.yaml",
+        "ollama.yaml",
     ]  # fmt: skip
 
 
