@@ -42,13 +42,15 @@ class Behaviour:
     raw_reads_only_kong_shape: bool = False  # only {"data":[{"generated_text"}]}; Lua errors
     raw_stream_flag_only_in_parameters: bool = False  # no top-level `stream` for TGI / HF
     raw_prompt_keeps_control_tokens: bool = False  # a client's `[/INST]`, `</s>`… as typed
-    ollama_kong_reply: bool = False  # ISO `created`, no `id`, no completions finish_reason
+    ollama_kong_reply: bool = False  # ISO `created`, no `id`, no completions finish; Lua sums
     ollama_config_only_finish_reason: bool = False  # done_reason ignored; config max_tokens
     ollama_drops_stop_and_seed: bool = False  # fixed maps them to options.stop/seed
+    openai_choices_lua_truth: bool = False  # `"choices": null` passes; a null reply: Lua error
     # Response (#response-headers).
     keep_upstream_set_cookie: bool = False  # fixed drops an upstream Set-Cookie on a 200
     # JSON the proxy writes (#json-encoding): lua-cjson's `\/`, %.16g numbers, `{}` for an
-    # upstream's empty array (the Lua error locations are raw_reads_only_kong_shape's).
+    # upstream's empty array (the Lua errors are the codecs' flags': raw_reads_only_kong_shape,
+    # ollama_kong_reply, openai_choices_lua_truth).
     cjson_encoding: bool = False
     # Policy (docs/prompt-injection.md): what the fixed raw codec does with control tokens in
     # client text; moot while raw_prompt_keeps_control_tokens is on.

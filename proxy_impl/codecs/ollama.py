@@ -23,6 +23,17 @@ from .exchange import (
     reply_json,
     tuning_options,
 )
+from .lua_errors import (
+    FROM_OLLAMA_INDEX_LINE,
+    FROM_OLLAMA_SUM_LINE,
+    SHARED_LUA,
+    LuaError,
+    arithmetic_operand,
+    indexable,
+    lua_add,
+    lua_error,
+    lua_type,
+)
 
 NOT_JSON = "failed to decode ollama response"
 _RFC3339 = re.compile(
@@ -52,14 +63,20 @@ def encode(body: Mapping[str, Any], exchange: Exchange) -> dict[str, Any]:
 def decode(upstream_body: bytes, exchange: Exchange, stamp: ReplyStamp) -> bytes:
     value = parse_upstream(upstream_body, NOT_JSON)
     kong_reply = exchange.behaviour.ollama_kong_reply
-    if isinstance(value, list) and kong_reply:
-        value = {}  # Kong reads an array as a table without any of the fields
+    if kong_reply:
+        value = _as_lua_table(value)
     if not isinstance(value, Mapping):
         raise TransformError(NOT_JSON)
 
-    prompt_tokens = _count(value.get("prompt_eval_count"))
-    completion_tokens = _count(value.get("eval_count"))
-    finish_reason = _finish_reason(value, completion_tokens, exchange)
+    prompt_tokens: Any
+    completion_tokens: Any
+    if kong_reply:
+        prompt_tokens, completion_tokens, total_tokens = _kong_usage(value)
+    else:
+        prompt_tokens = _count(value.get("prompt_eval_count"))
+        completion_tokens = _count(value.get("eval_count"))
+        total_tokens = prompt_tokens + completion_tokens
+    finish_reason = _finish_reason(value, exchange)
     choice: dict[str, Any]
     if exchange.chat:
         choice = {"finish_reason": finish_reason, "index": 0}
@@ -86,25 +103,60 @@ def decode(upstream_body: bytes, exchange: Exchange, stamp: ReplyStamp) -> bytes
     reply["usage"] = {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
+        "total_tokens": total_tokens,
     }
     return reply_json(reply, exchange.behaviour)
 
 
-def _finish_reason(value: Mapping[str, Any], completion_tokens: int, exchange: Exchange) -> str:
+def _as_lua_table(value: Any) -> Mapping[str, Any]:
+    """The decoded reply as Kong's ``from_ollama`` reads it: an object as it is; an array or a
+    string as a table without any of the fields (Lua finds nil); anything else cannot be
+    indexed, and that Lua error is the reason."""
+    if isinstance(value, Mapping):
+        return value
+    if indexable(value):
+        return {}
+    raise TransformError(lua_error(
+        SHARED_LUA, FROM_OLLAMA_INDEX_LINE,
+        f"attempt to index local 'response_table' (a {lua_type(value)} value)",
+    ))
+
+
+def _kong_usage(value: Mapping[str, Any]) -> tuple[Any, Any, int | float]:
+    """Kong's usage: each count as Ollama sent it (``or 0``: only a missing or false one is 0;
+    a JSON null stays), the total their Lua sum (numeric strings count, anything else fails)."""
+    prompt = _lua_or_zero(value, "prompt_eval_count")
+    completion = _lua_or_zero(value, "eval_count")
+    try:
+        total = lua_add(completion, prompt, SHARED_LUA, FROM_OLLAMA_SUM_LINE)
+    except LuaError as error:
+        raise TransformError(str(error)) from None
+    # a double in Lua; an integral one is written as an integer either way
+    return prompt, completion, int(total) if total.is_integer() and abs(total) < 2**53 else total
+
+
+def _lua_or_zero(value: Mapping[str, Any], name: str) -> Any:
+    found = value.get(name, False)
+    return 0 if found is False else found
+
+
+def _finish_reason(value: Mapping[str, Any], exchange: Exchange) -> str:
     if exchange.behaviour.ollama_config_only_finish_reason:
-        # Kong: a `finish_reason` field (Ollama has none), else "length" only when the count hits
-        # the *configured* max_tokens.
+        # Kong: a `finish_reason` field (Ollama has none), else "length" only when the count is
+        # a number equal to the *configured* max_tokens (-1 when there is none).
         given = value.get("finish_reason")
         if isinstance(given, str):
             return given
-        limit = exchange.configured_max_tokens
-        return "length" if "eval_count" in value and completion_tokens == limit else "stop"
+        configured = exchange.configured_max_tokens
+        limit = arithmetic_operand(configured) if configured is not None else -1.0
+        count = value.get("eval_count")
+        is_number = isinstance(count, int | float) and not isinstance(count, bool)
+        return "length" if is_number and arithmetic_operand(count) == limit else "stop"
     reason = value.get("done_reason")
     if isinstance(reason, str) and reason:
         return reason
     limit = exchange.effective_max_tokens
-    return "length" if limit is not None and completion_tokens == limit else "stop"
+    return "length" if limit is not None and _count(value.get("eval_count")) == limit else "stop"
 
 
 def _count(value: Any) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..model import OPENAI, ReplyStamp
 from .exchange import Codec, Exchange, TransformError, parse_upstream
+from .lua_errors import OPENAI_CHOICES_LINE, OPENAI_LUA, indexable, lua_error, lua_type
 
 
 def encode(body: Mapping[str, Any], exchange: Exchange) -> dict[str, Any]:
@@ -25,9 +26,22 @@ def encode(body: Mapping[str, Any], exchange: Exchange) -> dict[str, Any]:
 
 def decode(upstream_body: bytes, exchange: Exchange, stamp: ReplyStamp) -> bytes:
     """The upstream's own body, untouched: ``stamp`` is unused."""
-    value = parse_upstream(upstream_body, f"failed to decode {exchange.route_type} response")
+    route_type = exchange.route_type
+    value = parse_upstream(upstream_body, f"failed to decode {route_type} response")
+    missing = TransformError(f"'choices' not in {route_type} response")
+    if exchange.behaviour.openai_choices_lua_truth:
+        # Kong's `if response_object.choices`: a JSON null is truthy there; a reply Lua cannot
+        # index by name fails with Lua's error, an array or a string has no `choices`
+        if not indexable(value):
+            raise TransformError(lua_error(
+                OPENAI_LUA, OPENAI_CHOICES_LINE[route_type],
+                f"attempt to index local 'response_object' (a {lua_type(value)} value)",
+            ))
+        if not isinstance(value, Mapping) or value.get("choices", False) is False:
+            raise missing
+        return upstream_body
     if not isinstance(value, Mapping) or value.get("choices") is None:
-        raise TransformError(f"'choices' not in {exchange.route_type} response")
+        raise missing
     return upstream_body
 
 

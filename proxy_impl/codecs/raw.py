@@ -28,6 +28,16 @@ from .exchange import (
     tuning_options,
 )
 from .llama2_tokens import neutralise, refuse_control_sequences
+from .lua_errors import (
+    FROM_RAW_CHECK_LINE,
+    FROM_RAW_DATA_LINE,
+    INDEX_NIL,
+    LLAMA2_LUA,
+    PENLIGHT_ASSERT_LINE,
+    PENLIGHT_STRINGX,
+    lua_error,
+    lua_type,
+)
 
 COMPLETION_SYSTEM = "You are a helpful assistant."
 LUA_SPACE = " \t\n\v\f\r"  # what Lua's %s trims
@@ -35,15 +45,6 @@ NOT_JSON = "failed to decode llama2 response"
 UNPARSEABLE = "cannot parse response from llama2 endpoint"
 EMPTY = "response data is empty from llama2 endpoint"
 NO_REPLY = "response did not contain a system reply"
-LUA_INDEX_ERROR = "attempt to index a nil value"
-# Where Kong's Lua errors come from (docs/kong-behaviour.md#json-encoding): its install path, and
-# the lines of `from_raw` in kong/llm/drivers/llama2.lua at commit 22246ef28c — 63 is the line of
-# `elseif (not response_table.data[1].generated_text)`, as running Kong reports it; 60 is the
-# `if (not response_table) or (not response_table.data) or (#response_table.data > 1)` three
-# lines above it (as in every published version of from_raw).
-KONG_LUA_PATH = "/usr/local/share/lua/5.1"
-FROM_RAW_CHECK_LINE = 60
-FROM_RAW_DATA_LINE = 63
 _ABSENT = object()  # a key Lua would find nil, as opposed to a JSON null (a truthy userdata)
 
 
@@ -78,6 +79,10 @@ def _kong_chat_prompt(messages: Sequence[Any], behaviour: Behaviour) -> str:
     (assistant, tool) vanish."""
     parts = []
     for position, message in enumerate(messages, start=1):
+        if not isinstance(message, Mapping | str | list):
+            # indexing a number, a boolean or a JSON null (`v.content`, `v.role`) is a Lua
+            # error inside the transformer's pcall: Kong's 400
+            raise EncodeError(f"message {position} is a {lua_type(message)}")
         content = client_text(_lua_text(message, "content"), _where(position - 1), behaviour)
         role = message.get("role") if isinstance(message, Mapping) else None
         if position == 1:
@@ -129,7 +134,8 @@ def _where(index: int) -> str:
 
 
 def _lua_text(message: Any, key: str) -> str:
-    """What Lua's ``%s`` prints for ``message[key]`` (Kong formats whatever it finds)."""
+    """What Lua's ``%s`` prints for ``message[key]`` (Kong formats whatever it finds; a string
+    or an array message has no such field)."""
     if not isinstance(message, Mapping) or key not in message:
         return "nil"
     value = message[key]
@@ -226,54 +232,42 @@ def _kong_generated_text(value: Any) -> str:
     if value is False:
         raise TransformError(UNPARSEABLE)  # `not response_table`
     if not isinstance(value, Mapping | str | list):
-        raise TransformError(lua_error(
-            FROM_RAW_CHECK_LINE, f"attempt to index local 'response_table' ({_lua_type(value)})"
+        raise TransformError(_llama2_error(
+            FROM_RAW_CHECK_LINE, f"attempt to index local 'response_table' ({_a(value)})"
         ))
     data = value.get("data", _ABSENT) if isinstance(value, Mapping) else _ABSENT
     if data is _ABSENT or data is False:
         raise TransformError(UNPARSEABLE)
     if not isinstance(data, Mapping | str | list):
-        raise TransformError(lua_error(
-            FROM_RAW_CHECK_LINE, f"attempt to get length of field 'data' ({_lua_type(data)})"
+        raise TransformError(_llama2_error(
+            FROM_RAW_CHECK_LINE, f"attempt to get length of field 'data' ({_a(data)})"
         ))
     if _lua_length(data) > 1:
         raise TransformError(UNPARSEABLE)
     if not isinstance(data, list) or not data:  # data[1] is nil
-        raise TransformError(lua_error(FROM_RAW_DATA_LINE, LUA_INDEX_ERROR))
+        raise TransformError(_llama2_error(FROM_RAW_DATA_LINE, INDEX_NIL))
     first = data[0]
     if isinstance(first, str | list):
         raise TransformError(EMPTY)  # indexing a string or an array by name gives nil
     if not isinstance(first, Mapping):
-        raise TransformError(
-            lua_error(FROM_RAW_DATA_LINE, f"attempt to index {_lua_type(first)}")
-        )
+        raise TransformError(_llama2_error(FROM_RAW_DATA_LINE, f"attempt to index {_a(first)}"))
     text = first.get("generated_text", _ABSENT)
     if text is _ABSENT or text is False:
         raise TransformError(EMPTY)
-    if not isinstance(text, str):
-        raise TransformError("bad argument #1 to 'split' (string expected)")
+    if not isinstance(text, str):  # Penlight's stringx.split checks its argument
+        raise TransformError(lua_error(
+            PENLIGHT_STRINGX, PENLIGHT_ASSERT_LINE,
+            f"argument 1 expected a 'string', got a '{lua_type(text)}'",
+        ))
     return text
 
 
-def lua_error(line: int, message: str) -> str:
-    """A Lua runtime error raised in Kong's ``llama2.lua`` as LuaJIT words it: the chunk's path
-    and line first (docs/kong-behaviour.md#json-encoding)."""
-    return f"{KONG_LUA_PATH}/kong/llm/drivers/llama2.lua:{line}: {message}"
+def _llama2_error(line: int, message: str) -> str:
+    return lua_error(LLAMA2_LUA, line, message)
 
 
-def _lua_type(value: Any) -> str:
-    """``a <type> value`` for what cjson decoded ``value`` into (a JSON null is a userdata)."""
-    if value is None:
-        kind = "userdata"
-    elif isinstance(value, bool):
-        kind = "boolean"
-    elif isinstance(value, int | float):
-        kind = "number"
-    elif isinstance(value, str):
-        kind = "string"
-    else:
-        kind = "table"
-    return f"a {kind} value"
+def _a(value: Any) -> str:
+    return f"a {lua_type(value)} value"
 
 
 def _lua_length(value: Any) -> int:
