@@ -42,6 +42,12 @@ class MockPlacement:
 
     bind: str = "127.0.0.1"
     host: str | None = None
+    # How a mock is started: ``run_mock``'s signature, a context manager with ``url`` and
+    # ``control`` (the load command starts mocks in processes of their own).
+    starter: Callable[..., Any] | None = None
+
+    def start(self, kind: str, **options: Any) -> Any:
+        return (self.starter or run_mock)(kind, **options)
 
     def seen_as(self, url: str) -> str:
         if not self.host:
@@ -93,8 +99,8 @@ class CatalogueRun:
         self.gateway = gateway
         placement = mocks or MockPlacement()
         models = tuple(dict.fromkeys([*MODELS, *models]))
-        self.mocks = {kind: stack.enter_context(run_mock(kind, models=models,
-                                                         host=placement.bind))
+        self.mocks = {kind: stack.enter_context(placement.start(kind, models=models,
+                                                                host=placement.bind))
                       for kind in sorted(set(kinds))}
         self.places = gateway_config.Places(
             {k: placement.seen_as(m.url) for k, m in self.mocks.items()}, _closed_port())
@@ -110,6 +116,12 @@ class CatalogueRun:
         return replay
 
     def _send(self, case: Case, proxy_url: str, path: str) -> Response:
+        method, url, data, headers = self.outgoing(case, proxy_url, path)
+        return request(method, url, data, headers, timeout=CLIENT_TIMEOUT)
+
+    def outgoing(self, case: Case, proxy_url: str, path: str
+                 ) -> tuple[str, str, bytes | None, dict[str, str]]:
+        """What the case sends through the gateway: method, URL, body and headers."""
         req = case.request
         url = proxy_url + path
         body_json = req.body
@@ -125,7 +137,7 @@ class CatalogueRun:
             data: bytes | None = req.raw_body.encode()
         else:
             data = None if body_json is None else json.dumps(body_json).encode()
-        return request(req.method, url, data, headers, timeout=CLIENT_TIMEOUT)
+        return req.method, url, data, headers
 
     def _journal(self, mock: Any) -> list[dict[str, Any]]:
         entries = mock.control.journal()

@@ -26,6 +26,7 @@ examples:
   proxyproof proxy --example ollama         the reference proxy with a bundled example config
   proxyproof examples ollama > kong.yaml    start your own config from an example
   proxyproof soak --duration 60 --rate 50   normal, failing and hostile load: no 5xx, no leak
+  proxyproof load --users 20 --run-time 30  the catalogue's traffic through Locust (or --master)
   proxyproof fuzz --max-examples 200       generated requests from oas.yaml: no 5xx, as documented
   proxyproof bench --quick                  proxy overhead as ratios against direct calls
 """
@@ -181,14 +182,25 @@ def _mock(args: argparse.Namespace) -> int:
         journal_entries=args.journal_entries,
         journal_body_bytes=args.journal_body_bytes,
         control_token=args.control_token,
+        log=None if args.quiet else _print_line,
         **files,
     )
+
+
+def _print_line(line: str) -> None:
+    print(line, flush=True)
 
 
 def _soak(args: argparse.Namespace) -> int:
     from proxyproof.soak import run_soak_command
 
     return run_soak_command(args)
+
+
+def _load(args: argparse.Namespace) -> int:
+    from proxyproof.load import run_load_command
+
+    return run_load_command(args)
 
 
 def _fuzz(args: argparse.Namespace) -> int:
@@ -362,6 +374,8 @@ def parser() -> argparse.ArgumentParser:
     mock.add_argument("--control-token", default=None, metavar="TOKEN",
                       help="require 'Authorization: Bearer TOKEN' on every /__mock__/ route "
                       "(default: $PROXYPROOF_CONTROL_TOKEN; the emulated API is unaffected)")
+    mock.add_argument("--quiet", action="store_true",
+                      help="no line per request (under load, printing them costs the mock)")
     mock.add_argument("--workers", type=whole_number(1), default=1, metavar="N",
                       help="serve each mock from N processes on its one port (SO_REUSEPORT), "
                       "one core each: scripts, faults and models are shared, so the control "
@@ -404,6 +418,34 @@ def parser() -> argparse.ArgumentParser:
 
     add_soak_arguments(soak)
     soak.set_defaults(run=_soak)
+
+    load = commands.add_parser(
+        "load",
+        help="load a gateway with the catalogue's traffic through Locust, on one machine or "
+        "many; count outcomes, time streams, sample replies for the oracle",
+        description="Start the mock upstreams, load the catalogue's config into the gateway, "
+        "send each catalogue request alone once (one that fails alone is left out), then let "
+        "Locust's users send them concurrently in the --mix's proportions: chat and "
+        "completions, streaming or not, per hosting, with a share of failing and hostile "
+        "requests. Reports per kind throughput and latency percentiles, time to first token "
+        "and per-chunk gaps of streams, outcomes (ok, expected_error, unexpected_5xx, "
+        "stream_cut) and --sample replies judged by the oracle while the load runs; Locust's "
+        "HTML and CSV, and proxyproof's JSON summary. Headless unless --web-ui; --master and "
+        "--worker spread the users over processes and machines as Locust does. Exit status 0, "
+        "1 when unexpected 5xx, cut replies or failed samples pass --fail-ratio, 2 for a usage "
+        "or configuration error.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples (docs/load.md):\n"
+        "  proxyproof load --users 20 --run-time 30 --json load.json --html load.html\n"
+        "  proxyproof load --master --expect-workers 2 --users 40 --run-time 60 --json -\n"
+        "  proxyproof load --worker --master-host 127.0.0.1        (twice, other terminals)\n"
+        "  proxyproof load --gateway kong --admin-url http://127.0.0.1:8001 \\\n"
+        "                  --proxy-url http://127.0.0.1:8000 --mock-workers 2 --run-time 60\n",
+    )
+    from proxyproof.load import add_arguments as add_load_arguments
+
+    add_load_arguments(load)
+    load.set_defaults(run=_load)
 
     from proxyproof.fuzz import add_arguments as add_fuzz_arguments
     from proxyproof.fuzz import describe as describe_fuzz
