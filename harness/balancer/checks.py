@@ -86,8 +86,8 @@ def _latency(probe: Probe) -> Verdict:
 
 
 def _usage(probe: Probe) -> Verdict:
-    probe.upstream("a").mock.control.script(reply=LONG_REPLY)
-    probe.upstream("b").mock.control.script(reply="Hello.")
+    probe.upstream("a").reply_with(LONG_REPLY)
+    probe.upstream("b").reply_with("Hello.")
     sends = probe.send_many(LATENCY_REQUESTS)
     return judge.converges(_traced(probe, sends), "b", LATENCY_WINDOW, ALPHA,
                            "its replies are a few tokens, the other's 256")

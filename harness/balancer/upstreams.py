@@ -82,6 +82,10 @@ class MockUpstream:
         self.fault("status", times=times, status=status,
                    json={"error": {"message": f"proxyproof balancer check: scripted {status}"}})
 
+    def reply_with(self, text: str) -> None:
+        """Answer every generation with ``text`` (in the server's own protocol and counts)."""
+        self.mock.control.script(reply=text)
+
     def heal(self) -> None:
         """Back to normal answers (the journal is kept)."""
         self.mock.control.clear_scripts()
