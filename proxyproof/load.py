@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import functools
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -42,12 +43,14 @@ MOCK_START = 60.0  # seconds for a mock process to say where it listens
 
 def run_load_command(args: argparse.Namespace) -> int:
     _check_options(args)
+    if args.worker:  # this process becomes Locust's worker: nothing to prepare or report
+        job = {"mode": "worker", "master": [args.master_host, args.master_port],
+               "proxy_url": args.proxy_url}
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, "-m", LOCUST_MODULE, json.dumps(job)])
     with tempfile.TemporaryDirectory(prefix="proxyproof-load-") as scratch:
-        job: dict[str, Any] = {"result": str(Path(scratch) / "result.json"),
-                               "proxy_url": args.proxy_url if args.worker else None}
-        if args.worker:
-            job.update(mode="worker", master=[args.master_host, args.master_port])
-            return _run_locust(job, scratch)
+        job = {"result": str(Path(scratch) / "result.json"), "proxy_url": None}
         job.update(mode="master" if args.master else "standalone", users=args.users,
                    spawn_rate=args.spawn_rate, run_time=args.run_time, csv=args.csv,
                    html=args.html, master_bind=[args.master_bind_host, args.master_bind_port],

@@ -367,7 +367,7 @@ def run_master(job: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
     return _result(environment, job, seconds, len(sending), outcomes, judge, sending)
 
 
-def run_worker(job: dict[str, Any]) -> dict[str, Any]:
+def run_worker(job: dict[str, Any]) -> None:
     environment = Environment(user_classes=[CatalogueUser], stop_timeout=STOP_TIMEOUT)
     runner: WorkerRunner = environment.create_worker_runner(*job["master"])
 
@@ -388,7 +388,6 @@ def run_worker(job: dict[str, Any]) -> dict[str, Any]:
           file=sys.stderr, flush=True)
     runner.greenlet.join()
     print(f"worker: {GENERATOR.sent_total} requests sent", file=sys.stderr, flush=True)
-    return {"worker_requests": GENERATOR.sent_total}
 
 
 def _result(environment: Environment, job: dict[str, Any], seconds: float, workers: int,
@@ -403,14 +402,16 @@ def _result(environment: Environment, job: dict[str, Any], seconds: float, worke
 
 
 def main(argv: list[str]) -> int:
-    job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    """``argv[0]``: the job, as JSON text (a worker's) or the path of a JSON file."""
+    given = argv[0]
+    job = json.loads(given if given.startswith("{") else Path(given).read_text(encoding="utf-8"))
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     GENERATOR.proxy_override = job.get("proxy_url")
     if job["mode"] == "worker":
-        result = run_worker(job)
-    else:
-        plan = json.loads(Path(job["plan"]).read_text(encoding="utf-8"))
-        result = run_master(job, plan) if job["mode"] == "master" else run_standalone(job, plan)
+        run_worker(job)
+        return 0
+    plan = json.loads(Path(job["plan"]).read_text(encoding="utf-8"))
+    result = run_master(job, plan) if job["mode"] == "master" else run_standalone(job, plan)
     Path(job["result"]).write_text(json.dumps(result), encoding="utf-8")
     return 0
 
