@@ -214,14 +214,15 @@ def _bench(args: argparse.Namespace) -> int:
 
     from proxyproof.gateways import bundled_app
     from proxyproof.harness.bench import QUICK, BenchSettings, as_json, run_bench, table
-    from proxyproof.harness.bench.subjects import GatewaySpec
+    from proxyproof.harness.bench.subjects import GatewaySpec, with_headers
 
     if args.memory:
         return _bench_memory(args)
     chosen = {name: getattr(args, name) for name in ("duration", "requests", "concurrency",
                                                       "samples", "load_generator")}
     try:
-        gateways = tuple(GatewaySpec.parse(text) for text in args.gateway or ())
+        gateways = with_headers([GatewaySpec.parse(text) for text in args.gateway or ()],
+                                args.gateway_header or ())
         settings = replace(QUICK if args.quick else BenchSettings(),
                            **{name: value for name, value in chosen.items() if value is not None},
                            hostings=tuple(args.hosting or ()), gateways=gateways)
@@ -509,6 +510,10 @@ def parser() -> argparse.ArgumentParser:
                        "running, URL its OpenAI-style chat endpoint on 127.0.0.1, sending to "
                        "the benchmark's mocks on their usual ports (Ollama 11434, OpenAI-style "
                        "8082)")
+    bench.add_argument("--gateway-header", action="append", metavar="NAME=HEADER: VALUE",
+                       help="send this header to the running gateway NAME with every request "
+                       "(repeatable), e.g. its key: 'mine=Authorization: Bearer sk-...'; values "
+                       "never appear in the report")
     bench.add_argument("--memory", action="store_true",
                        help="instead: the proxy's resident memory over --memory-requests "
                        "requests and while it relays one --stream-megabytes stream")

@@ -170,6 +170,9 @@ class _Bench:
         for side, target, servers in _sides(subject, mock, direct, subject.request):
             loaded = self.throughput(target, servers)
             sides[side] = Side.of(loaded).with_latency(self.sequential("latency", target, servers))
+        if subject.pid is None:  # a running gateway: its CPU time is not ours to read
+            sides["proxied"] = replace(sides["proxied"], server_cpu=None, per_cpu_second=None,
+                                       cpu_us_per_request=None)
         return Comparison(subject.hosting, _describe(direct), sides["direct"], sides["proxied"],
                           subject=subject.name)
 
@@ -274,7 +277,8 @@ def run_bench(proxy: GatewayApp, settings: BenchSettings = BenchSettings(),
     layout = current_layout()
     selected = settings.selected()
     driver = settings.driver()  # a missing wrk is said before anything starts
-    report = BenchReport(layout.describe(), asdict(settings), machine.describe(), driver)
+    shown = asdict(settings) | {"gateways": [spec.shown() for spec in settings.gateways]}
+    report = BenchReport(layout.describe(), shown, machine.describe(), driver)
     with ExitStack() as stack:
         progress("starting the load generator, the mocks and the proxies")
         load = stack.enter_context(LoadGenerator(layout.load))

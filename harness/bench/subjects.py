@@ -19,7 +19,7 @@ import re
 import shutil
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from ..adapters.litellm import LAUNCH, LiteLLMError, LiteLLMGateway
 from .http1 import BenchRequest
@@ -34,6 +34,23 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
 class GatewaySpec:
     name: str
     url: str = ""  # "" = one the benchmark starts (a name in STARTED)
+    # sent with every request (e.g. the gateway's key); never in a report
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+
+    def shown(self) -> dict[str, str]:
+        """What a report may say about it: no header values."""
+        return {"name": self.name, "url": self.url}
+
+    def with_header(self, text: str) -> GatewaySpec:
+        """``HEADER: VALUE`` added; ValueError for a malformed one."""
+        name, colon, value = text.partition(":")
+        if not colon or not re.fullmatch(r"[A-Za-z0-9-]+", name.strip()) or any(
+                c in value for c in "\r\n"):
+            raise ValueError(f"--gateway-header for {self.name}: give NAME=HEADER: VALUE")
+        if not self.external:
+            raise ValueError(f"--gateway-header: {self.name} is started by the benchmark, which "
+                             "sets its headers itself")
+        return replace(self, headers=(*self.headers, (name.strip(), value.strip())))
 
     @classmethod
     def parse(cls, text: str) -> GatewaySpec:
@@ -56,11 +73,24 @@ class GatewaySpec:
         return bool(self.url)
 
 
+def with_headers(specs: Sequence[GatewaySpec], texts: Sequence[str]) -> tuple[GatewaySpec, ...]:
+    """``specs`` with each ``NAME=HEADER: VALUE`` of ``texts`` added to the gateway NAME."""
+    found = {spec.name: spec for spec in specs}
+    for text in texts:
+        name, equals, header = text.partition("=")
+        if not equals or name.strip() not in found:
+            raise ValueError(f"--gateway-header {text.split(':')[0]!r}: give NAME=HEADER: VALUE "
+                             "for a NAME given with --gateway")
+        found[name.strip()] = found[name.strip()].with_header(header)
+    return tuple(found.values())
+
+
 def external_request(spec: GatewaySpec, body: dict) -> BenchRequest:
     """The chat request for a running gateway: OpenAI-style, naming the model."""
     import json
 
-    return BenchRequest(spec.url, json.dumps({**body, "model": MODEL}).encode())
+    return BenchRequest(spec.url, json.dumps({**body, "model": MODEL}).encode(),
+                        (("Content-Type", "application/json"), *spec.headers))
 
 
 class StartedLiteLLM:

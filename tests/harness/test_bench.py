@@ -27,7 +27,7 @@ from proxyproof.harness.bench.load import Run, measure, measure_run
 from proxyproof.harness.bench.results import BenchReport, Comparison, MockThroughput, Side
 from proxyproof.harness.bench.scenario import Unavailable, capture, capture_direct_call
 from proxyproof.harness.bench.stats import percentile, ratio
-from proxyproof.harness.bench.subjects import GatewaySpec
+from proxyproof.harness.bench.subjects import GatewaySpec, external_request, with_headers
 from proxyproof.harness.bench.targets import judge
 from proxyproof.harness.catalogue.loader import SEED
 from proxyproof.harness.hostings import HOSTINGS
@@ -377,6 +377,15 @@ def test_gateway_specs():
             GatewaySpec.parse(bad)
     with pytest.raises(ValueError, match="a name of its own"):
         BenchSettings(gateways=(spec, spec))
+    keyed, = with_headers([spec], ["portkey=Authorization: Bearer sk-secret"])
+    assert keyed.headers == (("Authorization", "Bearer sk-secret"),)
+    assert "sk-secret" not in repr(keyed) and "sk-secret" not in json.dumps(keyed.shown())
+    assert ("Authorization", "Bearer sk-secret") in external_request(keyed, {}).headers
+    for bad in ("other=X: y", "portkey=no colon", "portkey=Bad Name: y"):
+        with pytest.raises(ValueError):
+            with_headers([spec], [bad])
+    with pytest.raises(ValueError, match="started by the benchmark"):
+        with_headers([GatewaySpec("litellm")], ["litellm=X: y"])
     with pytest.raises(ValueError, match="no such hosting"):
         BenchSettings(hostings=("nowhere",))
 
