@@ -12,7 +12,8 @@ do; the result file it names receives the JSON summary and the details the comma
   (``TTFT``) and each gap between later arrivals (``CHUNK``).
 - Outcomes (``outcomes``) are counted where the load is made and sent with Locust's worker
   reports; samples (``sampling``) go to the master as messages, where the oracle judges them.
-- A master sends each worker the plan when it connects, so workers need no catalogue or mocks.
+- A master sends each worker the plan when the worker asks for it, so workers need no catalogue
+  or mocks.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ STOP_TIMEOUT = 5.0  # seconds a user has to finish the request in flight when th
 CHECKERS = 4  # greenlets judging samples
 SAMPLE_QUEUE = 2000  # samples waiting to be judged; more are skipped
 PLAN_MESSAGE, SAMPLE_MESSAGE = "proxyproof_plan", "proxyproof_sample"
+ASK_MESSAGE = "proxyproof_plan_please"  # a worker asks once its handler is in place
 log = logging.getLogger("proxyproof.load")
 
 
@@ -116,7 +118,7 @@ class CatalogueUser(User):
         self.random = random.Random()
 
     def on_stop(self) -> None:
-        if self.connection is not None:
+        if getattr(self, "connection", None) is not None:
             self.connection.close()
 
     def _connection(self) -> http.client.HTTPConnection:
@@ -334,9 +336,11 @@ def run_master(job: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
             if counted["final"]:
                 finished.add(client_id)
 
+    def on_ask(environment: Environment, msg: Message, **_kwargs: Any) -> None:
+        runner.send_message(PLAN_MESSAGE, plan, client_id=msg.node_id)
+
     runner.register_message(SAMPLE_MESSAGE, on_sample)
-    environment.events.worker_connect.add_listener(
-        lambda client_id, **_: runner.send_message(PLAN_MESSAGE, plan, client_id=client_id))
+    runner.register_message(ASK_MESSAGE, on_ask)
     environment.events.worker_report.add_listener(on_report)
     expected = job["expect_workers"]
     print(f"master: waiting for {expected} worker(s) on {bind_host}:{bind_port}",
@@ -384,6 +388,9 @@ def run_worker(job: dict[str, Any]) -> None:
     GENERATOR.samples = send_sample
     runner.register_message(PLAN_MESSAGE, on_plan)
     environment.events.report_to_master.add_listener(on_report)
+    # Asked for, not pushed on connection: a plan sent then could arrive before this process
+    # has its handler (the runner connects as it is made), and Locust drops unknown messages.
+    runner.send_message(ASK_MESSAGE)
     print(f"worker: connecting to the master at {job['master'][0]}:{job['master'][1]}",
           file=sys.stderr, flush=True)
     runner.greenlet.join()
