@@ -38,7 +38,6 @@ MASTER_PORT = 5557  # Locust's
 WEB_PORT = 8089  # Locust's
 JOURNAL_ENTRIES = 20_000  # per mock (per worker): samples are looked up while the load runs
 JOURNAL_BODY_BYTES = 64 * 1024
-MOCK_START = 60.0  # seconds for a mock process to say where it listens
 
 
 def run_load_command(args: argparse.Namespace) -> int:
@@ -104,7 +103,10 @@ def _prepared_plan(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         raise UsageError(str(error)) from None
     cases = load_cases(load_catalogue(), mix)
     user_config = user_config_from(args)
-    gateway = gateway_from(args)
+    if args.proxy_workers and args.gateway != "bundled":
+        raise UsageError("--proxy-workers runs the bundled proxy: use it with --gateway bundled")
+    gateway = (BundledProcesses(args.proxy_workers, args.kong_compat) if args.proxy_workers
+               else gateway_from(args))
     starter = functools.partial(_mock, workers=args.mock_workers)
     placement = MockPlacement(args.mock_bind, args.mock_host, starter)
     try:
@@ -154,25 +156,69 @@ def _mock_processes(kind: str, workers: int, models: Any, host: str) -> Iterator
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
     try:
-        assert server.stdout is not None and server.stderr is not None
-        line = server.stdout.readline()  # "<kind>: <url>" once every worker listens
-        if not line.startswith(f"{kind}: "):
-            raise UsageError(f"mock {kind} did not start: {server.stderr.read().strip()}")
-        for stream in (server.stdout, server.stderr):  # keep the pipes from filling up
-            threading.Thread(target=stream.read, daemon=True).start()
+        line = _first_line(server, f"{kind}: ", f"mock {kind}")  # once every worker listens
         url = line.split(": ", 1)[1].strip()
         yield _Started(url, MockControl(url))
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        _stop(server)
 
 
 class _Started:
     def __init__(self, url: str, control: Any) -> None:
         self.url, self.control = url, control
+
+
+def _first_line(server: subprocess.Popen[str], prefix: str, what: str) -> str:
+    """The first line of ``server``'s output starting with ``prefix`` (then its output is
+    drained in the background, so the pipes never fill up)."""
+    assert server.stdout is not None and server.stderr is not None
+    for line in server.stdout:
+        if line.startswith(prefix):
+            for stream in (server.stdout, server.stderr):
+                threading.Thread(target=stream.read, daemon=True).start()
+            return line
+    raise UsageError(f"{what} did not start: {server.stderr.read().strip()}")
+
+
+def _stop(server: subprocess.Popen[str]) -> None:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+class BundledProcesses:
+    """The bundled proxy as ``proxyproof proxy --workers N`` (``--proxy-workers N``): N
+    processes on one port, each on a core of its own, serving the catalogue's config."""
+
+    def __init__(self, workers: int, kong_compat: bool) -> None:
+        mode = "Kong-compatible" if kong_compat else "reference"
+        self.name = f"proxyproof bundled proxy ({mode}, {workers} processes)"
+        self.workers, self.kong_compat = workers, kong_compat
+        self._server: subprocess.Popen[str] | None = None
+        self._directory = tempfile.TemporaryDirectory(prefix="proxyproof-proxy-")
+
+    def load(self, config: dict[str, Any]) -> str:
+        import yaml
+
+        self.close()
+        path = Path(self._directory.name) / "kong.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        command = [sys.executable, "-m", "proxyproof", "proxy", "--config", str(path),
+                   "--port", "0", "--workers", str(self.workers)]
+        if self.kong_compat:
+            command.append("--kong-compat")
+        self._server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True)
+        line = _first_line(self._server, "listening on ", "the bundled proxy")
+        return line.split()[2]
+
+    def close(self) -> None:
+        if self._server is not None:
+            _stop(self._server)
+            self._server = None
 
 
 def _run_locust(job: dict[str, Any], scratch: str) -> int:
@@ -262,6 +308,10 @@ def add_arguments(load: argparse.ArgumentParser) -> None:
                        help="exit 1 when unexpected 5xx and cut replies are more than RATIO of "
                        "the requests, or failed samples more than RATIO of those judged "
                        "(default 0: any one fails the run)")
+    shape.add_argument("--proxy-workers", type=whole_number(0), default=0, metavar="N",
+                       help="--gateway bundled: serve the proxy from N processes of its own "
+                       "(proxyproof proxy --workers N) instead of a thread of this process "
+                       "(default 0)")
     shape.add_argument("--mock-workers", type=whole_number(0), default=0, metavar="N",
                        help="serve each mock from N processes of its own (proxyproof mock "
                        "--workers N), so the upstream is not the bottleneck (default 0: in "
