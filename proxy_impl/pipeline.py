@@ -314,6 +314,9 @@ class _Call:
                 response = await upstream.send(
                     self.state.session, prepared.outgoing, prepared.query, timeout
                 )
+            except asyncio.CancelledError:  # the handler was cancelled: no verdict on the target
+                lease.abandoned()
+                raise
             except upstream.UpstreamFailure as failure:
                 dns = failure.kind == "dns"
                 self.tries.append(
