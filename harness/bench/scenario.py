@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, replace
@@ -219,8 +220,7 @@ def capture(proxied: BenchRequest, mocks: Mapping[str, T], stream: bool = False
     request; with that mock."""
     controls = {url: MockControl(url) for url in mocks}
     try:
-        for control in controls.values():
-            control.clear_journal()
+        _settle(list(controls.values()))
         reply = request("POST", proxied.url, proxied.body, dict(proxied.headers),
                         timeout=REQUEST_TIMEOUT)
         received = {url: control.journal() for url, control in controls.items()}
@@ -242,6 +242,22 @@ def capture(proxied: BenchRequest, mocks: Mapping[str, T], stream: bool = False
     url, calls = reached[0]
     again = replayed_request(calls[0], url)
     return BenchRequest(again.url, again.body, again.headers), mocks[url]
+
+
+def _settle(controls: list[MockControl], quiet: float = 0.3) -> None:
+    """Clear the journals once no request has reached the mocks for ``quiet`` seconds: a
+    gateway may still be working off the requests of a run that has ended (wrk closes its
+    connections at the time limit, a slow gateway answers them later). At most
+    ``REQUEST_TIMEOUT``; what is still arriving then makes the capture fail, as it should."""
+    deadline = time.monotonic() + REQUEST_TIMEOUT
+    while True:
+        for control in controls:
+            control.clear_journal()
+        time.sleep(quiet)  # a quiet spell is the thing measured: nothing to wait on instead
+        if not any(control.journal() for control in controls) or time.monotonic() > deadline:
+            for control in controls:
+                control.clear_journal()
+            return
 
 
 def capture_direct_call(proxied: BenchRequest, mock_url: str, stream: bool = False
