@@ -244,8 +244,8 @@ def prepared(gateway: Gateway, cases: list[Case], user_config: dict[str, Any] | 
             if not routes:
                 raise user_routes.UserConfigError(
                     "no ai-proxy or ai-proxy-advanced route with the llama2 provider was found")
-            run = CatalogueRun(gateway, stack, (BY_KEY[r.hosting].mock for r in routes),
-                               models=[r.model for r in routes if r.model], mocks=mocks)
+            kinds, models = user_routes.upstreams(user_config, routes)
+            run = CatalogueRun(gateway, stack, kinds, models=models, mocks=mocks)
             config = user_routes.point_at_mocks(user_config, routes, run.places.mocks)
             bindings = [Binding(case, route.path, route.pointed_target(config),
                                 f"{case.id}@{route.name}")

@@ -29,6 +29,7 @@ class UserRoute:
     hosting: str  # the hosting key its upstream looks like
     model: str | None
     locator: tuple[int, int]  # (route index in walk order, target index) to find it again
+    targets: int = 1  # how many llama2 targets the route balances over
 
     def pointed_target(self, pointed: dict[str, Any]) -> dict[str, Any]:
         return _targets(pointed)[self.locator[0]][1][self.locator[1]]
@@ -68,9 +69,19 @@ def find(config: dict[str, Any]) -> list[UserRoute]:
             routes.append(UserRoute(
                 name=route.get("name") or paths[0], path=paths[0], route=route_type,
                 hosting=hosting_of(model.get("options") or {}), model=model.get("name"),
-                locator=(index, position),
+                locator=(index, position), targets=len(targets),
             ))  # fmt: skip
     return routes
+
+
+def upstreams(config: dict[str, Any], routes: list[UserRoute]) -> tuple[set[str], list[str]]:
+    """The mocks and model names that every target of ``routes`` needs: a balancer's failover
+    targets may be of other kinds, and name other models, than the first."""
+    walk = _targets(config)
+    models = [(target.get("model") or {}) for route in routes
+              for target in walk[route.locator[0]][1]]
+    return ({BY_KEY[hosting_of(model.get("options") or {})].mock for model in models},
+            [model["name"] for model in models if model.get("name")])
 
 
 def point_at_mocks(config: dict[str, Any], routes: list[UserRoute],
@@ -90,7 +101,12 @@ def point_at_mocks(config: dict[str, Any], routes: list[UserRoute],
 
 
 def applies(case: Case, route: UserRoute) -> bool:
-    """A case runs on a user's route when it needs no config of its own and fits the route."""
+    """A case runs on a user's route when it needs no config of its own and fits the route. A
+    scripted upstream failure does not apply to a route with several targets: the balancer may
+    rightly fail over (and eject a target for the cases after it); the balancer profile checks
+    that."""
+    if case.script and route.targets > 1:
+        return False
     return (case.hosting == route.hosting and case.route == route.route and not case.config
             and not case.service and case.upstream == "mock" and case.plugin == "ai-proxy"
             and "kong" not in case.features)
