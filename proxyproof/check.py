@@ -224,7 +224,7 @@ def add_arguments(check: argparse.ArgumentParser) -> None:
 
 
 def add_gateway_arguments(command: argparse.ArgumentParser) -> None:
-    """Which gateway, and how to reach and load it: shared by check and soak."""
+    """Which gateway, and how to reach and load it: shared by check, soak and load."""
     where = command.add_argument_group("the gateway")
     where.add_argument("--gateway", choices=GATEWAYS, default="bundled",
                        help="bundled: proxyproof's reference proxy (default); kong: a Kong in "
