@@ -171,7 +171,7 @@ def _mock(args: argparse.Namespace) -> int:
         if configured is not None:
             host = configured[0] if host is None else host
             port = configured[1] if port is None else port
-    return serve_mocks(
+    status = serve_mocks(
         names,
         workers=args.workers,
         host=host or "127.0.0.1",
@@ -185,6 +185,7 @@ def _mock(args: argparse.Namespace) -> int:
         log=None if args.quiet else _print_line,
         **files,
     )
+    return status or 0  # 1 when a worker process failed
 
 
 def _print_line(line: str) -> None:
