@@ -5,11 +5,12 @@ stream.
    mock, ``requests`` of them in slices; the proxy's resident size (``VmRSS``) after a warm-up
    and after each slice. Flat means the end is within a few MB of the start and the second half
    adds nothing that the first did not.
-2. One big stream: a streaming chat through the proxy (the self-hosted GGUF hosting, OpenAI-style
-   SSE) from an upstream that sends ``stream_megabytes`` MB of frames as fast as it can
-   (``big_stream_app``: the mocks generate a token per frame, far too slowly for this); the
-   client reads as fast as it can. The proxy's resident size is sampled while the stream flows:
-   the peak minus the size before it is what relaying it cost.
+2. One big stream, twice: a streaming chat through the proxy (the self-hosted GGUF hosting,
+   OpenAI-style SSE) from an upstream that sends ``stream_megabytes`` MB of frames as fast as it
+   can (``big_stream_app``: the mocks generate a token per frame, far too slowly for this); the
+   client reads it as fast as it can, then slowly (16 kB every 2 ms: a proxy without
+   back-pressure would hold the difference). The proxy's resident size is sampled while each
+   stream flows: the peak minus the size before it is what relaying it cost.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ FRAME_TEXT = 4000  # characters of content per upstream frame
 TARGET_STREAM_MB = 10.0  # what relaying the stream may add (issue 13)
 TARGET_GROWTH_MB = 5.0  # what 100,000 requests may add after the warm-up ("flat")
 WARMUP_REQUESTS = 2_000
+SLOW_PAUSE = 0.002  # seconds after each 16 kB the slow reader takes
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class MemoryReport:
     stream_seconds: float = 0.0
     rss_before_stream_mb: float | None = None
     rss_peak_stream_mb: float | None = None
+    slow: dict[str, Any] = field(default_factory=dict)  # the same figures, read slowly
 
     @property
     def growth_mb(self) -> float | None:
@@ -91,6 +94,7 @@ class MemoryReport:
                        "rss_peak_mb": _round(self.rss_peak_stream_mb),
                        "added_mb": _round(self.stream_added_mb), "target_mb": TARGET_STREAM_MB,
                        "met": _met(self.stream_added_mb, TARGET_STREAM_MB)},
+            "slow_stream": self.slow,
             "errors": self.errors, "first_error": self.first_error,
         }
 
@@ -143,8 +147,9 @@ def _rss_mb(pid: int) -> float:
     return found / 1024
 
 
-def _read_stream(url: str, body: bytes, into: dict[str, Any]) -> None:
-    """POST ``body`` and read the streamed reply to its end as fast as possible."""
+def _read_stream(url: str, body: bytes, into: dict[str, Any], pause: float = 0.0) -> None:
+    """POST ``body`` and read the streamed reply to its end, as fast as possible or with a
+    ``pause`` after each 16 kB."""
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
     started = time.perf_counter()
@@ -152,13 +157,33 @@ def _read_stream(url: str, body: bytes, into: dict[str, Any]) -> None:
         connection.request("POST", parts.path, body, {"Content-Type": "application/json"})
         reply = connection.getresponse()
         into["status"] = reply.status
-        while piece := reply.read1(1 << 16):
+        while piece := reply.read1(1 << 14 if pause else 1 << 16):
             into["bytes"] = into.get("bytes", 0) + len(piece)
+            if pause:
+                time.sleep(pause)  # a slow client is the point
     except (OSError, http.client.HTTPException) as problem:
         into["error"] = f"{type(problem).__name__}: {problem}"
     finally:
         into["seconds"] = time.perf_counter() - started
         connection.close()
+
+
+def _relay(url: str, body: bytes, pid: int, pause: float) -> dict[str, Any]:
+    """One stream through the proxy ``pid``, its resident size sampled while it flows."""
+    before = peak = _rss_mb(pid)
+    streamed: dict[str, Any] = {}
+    reader = threading.Thread(target=_read_stream, args=(url, body, streamed, pause), daemon=True)
+    reader.start()
+    while reader.is_alive():
+        peak = max(peak, _rss_mb(pid))
+        reader.join(0.02)
+    peak = max(peak, _rss_mb(pid))
+    error = streamed.get("error", "")
+    if streamed.get("status") != 200 and not error:
+        error = f"status {streamed.get('status')}"
+    return {"bytes": streamed.get("bytes", 0), "seconds": round(streamed.get("seconds", 0.0), 2),
+            "rss_before_mb": round(before, 2), "rss_peak_mb": round(peak, 2),
+            "added_mb": round(peak - before, 2), "error": error}
 
 
 def run(proxy: GatewayApp, settings: MemorySettings = MemorySettings(),
@@ -197,23 +222,20 @@ def run(proxy: GatewayApp, settings: MemorySettings = MemorySettings(),
             send(size)
             report.samples.append((number * size, _rss_mb(chat_proxy.pid)))
             progress(f"{number * size:,} requests: RSS {report.samples[-1][1]:.1f} MB")
-        progress(f"one {settings.stream_megabytes} MB stream")
-        report.rss_before_stream_mb = peak = _rss_mb(stream_proxy.pid)
-        streamed: dict[str, Any] = {}
-        body = json.dumps({**SEED["chat"], "stream": True}).encode()
-        reader = threading.Thread(target=_read_stream, args=(
-            stream_proxy.url + "/llama2-chat", body, streamed), daemon=True)
-        reader.start()
-        while reader.is_alive():
-            peak = max(peak, _rss_mb(stream_proxy.pid))
-            reader.join(0.02)
-        report.rss_peak_stream_mb = max(peak, _rss_mb(stream_proxy.pid))
-        report.stream_bytes = streamed.get("bytes", 0)
-        report.stream_seconds = streamed.get("seconds", 0.0)
-        if streamed.get("status") != 200 or "error" in streamed:
-            report.errors += 1
-            report.first_error = report.first_error or (
-                f"the stream: status {streamed.get('status')} {streamed.get('error', '')}")
+        url, body = stream_proxy.url + "/llama2-chat", json.dumps(
+            {**SEED["chat"], "stream": True}).encode()
+        progress(f"one {settings.stream_megabytes} MB stream, read as fast as possible")
+        fast = _relay(url, body, stream_proxy.pid, 0.0)
+        report.rss_before_stream_mb, report.rss_peak_stream_mb = fast["rss_before_mb"], \
+            fast["rss_peak_mb"]
+        report.stream_bytes, report.stream_seconds = fast["bytes"], fast["seconds"]
+        progress(f"one {settings.stream_megabytes} MB stream, read slowly")
+        report.slow = _relay(url, body, stream_proxy.pid, SLOW_PAUSE)
+        report.slow["met"] = _met(report.slow["added_mb"], TARGET_STREAM_MB)
+        for found in (fast, report.slow):
+            if found["error"]:
+                report.errors += 1
+                report.first_error = report.first_error or f"the stream: {found['error']}"
     return report
 
 
@@ -232,6 +254,11 @@ def memory_table(report: MemoryReport) -> str:
               f"RSS {stream['rss_before_mb']} MB before, {stream['rss_peak_mb']} MB at most, "
               f"+{stream['added_mb']} MB (target <= {TARGET_STREAM_MB:g} MB: "
               f"{verdict[stream['met']]})"]
+    slow = found["slow_stream"]
+    if slow:
+        lines.append(f"the same read slowly, in {slow['seconds']} s: RSS {slow['rss_before_mb']} "
+                     f"MB before, {slow['rss_peak_mb']} MB at most, +{slow['added_mb']} MB "
+                     f"({verdict[slow['met']]})")
     if report.errors:
         lines.append(f"! {report.errors} failed requests, the first: {report.first_error}")
     return "\n".join(lines)
