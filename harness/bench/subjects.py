@@ -15,6 +15,7 @@ Two kinds:
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import shutil
 import sys
@@ -87,8 +88,6 @@ def with_headers(specs: Sequence[GatewaySpec], texts: Sequence[str]) -> tuple[Ga
 
 def external_request(spec: GatewaySpec, body: dict) -> BenchRequest:
     """The chat request for a running gateway: OpenAI-style, naming the model."""
-    import json
-
     return BenchRequest(spec.url, json.dumps({**body, "model": MODEL}).encode(),
                         (("Content-Type", "application/json"), *spec.headers))
 
@@ -104,7 +103,6 @@ class StartedLiteLLM:
         taskset = shutil.which("taskset")
         if cpus and taskset:
             command = [taskset, "-c", ",".join(map(str, cpus)), *command]
-        self.pinned = bool(cpus and taskset)
         self._gateway = LiteLLMGateway(command=command)
         self.url = self._gateway.load(config)
 
@@ -116,8 +114,6 @@ class StartedLiteLLM:
 
     def request(self, body: dict) -> BenchRequest:
         """``body`` as LiteLLM takes it: its chat endpoint, the model, the entry's tag, the key."""
-        import json
-
         headers = (("Content-Type", "application/json"),
                    ("Authorization", f"Bearer {self._gateway.master_key}"),
                    ("x-litellm-tags", ROUTE))
