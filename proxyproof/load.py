@@ -56,13 +56,19 @@ def run_load_command(args: argparse.Namespace) -> int:
                    expect_workers=args.expect_workers,
                    expect_workers_wait=args.expect_workers_wait,
                    web_ui=[args.web_host, args.web_port] if args.web_ui else None)
-        with _prepared_plan(args) as plan:
-            plan_path = Path(scratch) / "plan.json"
-            plan_path.write_text(json.dumps({**plan, "sample": args.sample}), encoding="utf-8")
-            job["plan"] = str(plan_path)
-            status = _run_locust(job, scratch)
-            if status:
-                return status
+        # Locust's process starts now, importing while the gateway is prepared, and reads the
+        # plan from its standard input (nothing there: it exits).
+        locust = _start_locust(job, scratch)
+        try:
+            with _prepared_plan(args) as plan:
+                assert locust.stdin is not None
+                locust.stdin.write(json.dumps({**plan, "sample": args.sample}).encode())
+                locust.stdin.close()
+                _wait_for_locust(locust, job)
+        finally:
+            if locust.poll() is None and locust.stdin is not None and not locust.stdin.closed:
+                locust.stdin.close()  # preparing failed: no plan, so it ends
+                locust.wait()
         return _report(json.loads(Path(job["result"]).read_text(encoding="utf-8")), args)
 
 
@@ -221,10 +227,14 @@ class BundledProcesses:
             self._server = None
 
 
-def _run_locust(job: dict[str, Any], scratch: str) -> int:
+def _start_locust(job: dict[str, Any], scratch: str) -> subprocess.Popen[bytes]:
     job_path = Path(scratch) / "job.json"
-    job_path.write_text(json.dumps(job), encoding="utf-8")
-    process = subprocess.Popen([sys.executable, "-m", LOCUST_MODULE, str(job_path)])
+    job_path.write_text(json.dumps({**job, "plan": "-"}), encoding="utf-8")
+    return subprocess.Popen([sys.executable, "-m", LOCUST_MODULE, str(job_path)],
+                            stdin=subprocess.PIPE)
+
+
+def _wait_for_locust(process: subprocess.Popen[bytes], job: dict[str, Any]) -> None:
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches Locust: it stops
     try:
         status = process.wait()
@@ -235,7 +245,6 @@ def _run_locust(job: dict[str, Any], scratch: str) -> int:
     result = json.loads(Path(job["result"]).read_text(encoding="utf-8"))
     if "error" in result:
         raise UsageError(result["error"])
-    return 0
 
 
 def _report(result: dict[str, Any], args: argparse.Namespace) -> int:

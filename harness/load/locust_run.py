@@ -18,7 +18,12 @@ do; the result file it names receives the JSON summary and the details the comma
 
 from __future__ import annotations
 
-from gevent import monkey
+import signal
+
+# Until the plan arrives, Ctrl-C is the preparing process's: it then closes our input.
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+from gevent import monkey  # noqa: E402
 
 monkey.patch_all()  # before anything opens a socket; Locust's own import does the same
 
@@ -27,7 +32,6 @@ import http.client  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import random  # noqa: E402
-import signal  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
@@ -388,6 +392,8 @@ def run_worker(job: dict[str, Any]) -> None:
     GENERATOR.samples = send_sample
     runner.register_message(PLAN_MESSAGE, on_plan)
     environment.events.report_to_master.add_listener(on_report)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # stop: tell the master, leave
+        gevent.signal_handler(sig, runner.quit)
     # Asked for, not pushed on connection: a plan sent then could arrive before this process
     # has its handler (the runner connects as it is made), and Locust drops unknown messages.
     runner.send_message(ASK_MESSAGE)
@@ -415,9 +421,14 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     GENERATOR.proxy_override = job.get("proxy_url")
     if job["mode"] == "worker":
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         run_worker(job)
         return 0
-    plan = json.loads(Path(job["plan"]).read_text(encoding="utf-8"))
+    given = sys.stdin.read() if job["plan"] == "-" else Path(job["plan"]).read_text("utf-8")
+    if not given:
+        return 0  # the run was called off before it had a plan
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # ours now (``_interrupted``)
+    plan = json.loads(given)
     result = run_master(job, plan) if job["mode"] == "master" else run_standalone(job, plan)
     Path(job["result"]).write_text(json.dumps(result), encoding="utf-8")
     return 0
