@@ -58,6 +58,7 @@ def run_load_command(args: argparse.Namespace) -> int:
                    web_ui=[args.web_host, args.web_port] if args.web_ui else None)
         # Locust's process starts now, importing while the gateway is prepared, and reads the
         # plan from its standard input (nothing there: it exits).
+        signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM as Ctrl-C: everything cleaned up
         locust = _start_locust(job, scratch)
         try:
             with _prepared_plan(args) as plan:
@@ -234,12 +235,20 @@ def _start_locust(job: dict[str, Any], scratch: str) -> subprocess.Popen[bytes]:
                             stdin=subprocess.PIPE)
 
 
+def _interrupt(_signal: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _wait_for_locust(process: subprocess.Popen[bytes], job: dict[str, Any]) -> None:
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches Locust: it stops
+    """Until Locust's process ends. Ctrl-C reaches it too (the same process group) and a
+    SIGTERM is passed on: either way it stops early and still writes its result."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda _signal, _frame: process.send_signal(signal.SIGTERM))
     try:
         status = process.wait()
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, _interrupt)
     if status:
         raise UsageError(f"Locust's process exited with status {status}")
     result = json.loads(Path(job["result"]).read_text(encoding="utf-8"))
