@@ -21,7 +21,7 @@ from proxyproof.proxy_impl.admin import proxy_and_admin_apps
 from proxyproof.serving import ThreadedServer
 
 LOAD = [sys.executable, "-m", "proxyproof", "load"]
-RUN = ["--users", "4", "--spawn-rate", "4", "--run-time", "2"]
+RUN = ["--users", "4", "--spawn-rate", "4", "--run-time", "1"]
 SENT = re.compile(r"worker: (\d+) requests sent")
 SESSION = web.AppKey("session", ClientSession)
 

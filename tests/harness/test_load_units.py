@@ -113,3 +113,16 @@ def test_a_bad_mix_file_is_one_line(tmp_path: Path, capsys) -> None:
         main(["load", "--run-time", "1", "--mix", str(path)])
     error = capsys.readouterr().err
     assert exited.value.code == 2 and error.count("\n") == 1 and "stream: a number" in error
+
+
+def test_only_locusts_own_process_is_patched_for_gevent() -> None:
+    """Everything the command's process and other commands import stays free of gevent."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, proxyproof.cli, proxyproof.load, proxyproof.harness.load.plan, "
+             "proxyproof.harness.load.sampling, proxyproof.harness.load.summary; "
+             "proxyproof.cli.parser(); print('gevent' in sys.modules, 'locust' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.split() == ["False", "False"], done.stderr
