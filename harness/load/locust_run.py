@@ -49,9 +49,9 @@ from locust.rpc import Message  # noqa: E402
 from locust.runners import STATE_STOPPED, STATE_STOPPING, MasterRunner, WorkerRunner  # noqa: E402
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV  # noqa: E402
 
+from .marker import new_marker, with_marker  # noqa: E402
 from .mix import HOSTILE  # noqa: E402
 from .outcomes import classify, failed  # noqa: E402
-from .plan import with_marker  # noqa: E402
 from .summary import KindFigures, summary  # noqa: E402
 
 REQUEST_TIMEOUT = 30.0  # seconds for one reply, whole
@@ -139,8 +139,6 @@ class CatalogueUser(User):
         marker = None
         sample = planned.get("sample")
         if sample and self.random.random() < GENERATOR.sample_share:
-            from .sampling import new_marker
-
             marker = new_marker()
             sent_json = with_marker(sample["json"], planned["route"], marker)
             body = json.dumps(sent_json).encode()

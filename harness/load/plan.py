@@ -10,7 +10,6 @@ receive the plan and need nothing else: no catalogue, no mocks.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,16 +55,6 @@ def marker_field(case: Case) -> bool:
         return (isinstance(messages, list) and bool(messages) and isinstance(messages[-1], dict)
                 and isinstance(messages[-1].get("content"), str))
     return isinstance(body.get("prompt"), str)
-
-
-def with_marker(body: dict[str, Any], route: str, marker: str) -> dict[str, Any]:
-    """``body`` with `` marker`` after the text ``marker_field`` found."""
-    marked = json.loads(json.dumps(body))
-    if route == "chat":
-        marked["messages"][-1]["content"] += f" {marker}"
-    else:
-        marked["prompt"] += f" {marker}"
-    return marked
 
 
 def sampleable(case: Case, result: CaseResult) -> bool:

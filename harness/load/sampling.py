@@ -12,7 +12,6 @@ out (``dropped``) is skipped, not failed.
 from __future__ import annotations
 
 import base64
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,10 +26,6 @@ from ..journal import replayed_request
 from ..runner import CLIENT_TIMEOUT, without_streaming
 
 FAILURES_KEPT = 10  # failed samples described in the report
-
-
-def new_marker() -> str:
-    return f"sample-{secrets.token_hex(8)}"
 
 
 @dataclass

@@ -11,9 +11,10 @@ import pytest
 
 from proxyproof.cli import main
 from proxyproof.harness.catalogue import load_catalogue
+from proxyproof.harness.load.marker import with_marker
 from proxyproof.harness.load.mix import HOSTILE, Mix, MixError, load_mix
 from proxyproof.harness.load.outcomes import classify
-from proxyproof.harness.load.plan import kind_of, load_cases, marker_field, with_marker
+from proxyproof.harness.load.plan import kind_of, load_cases, marker_field
 from proxyproof.harness.load.summary import SCHEMA, KindFigures, summary, verdict
 
 
