@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import importlib.util
 import json
 import os
 import signal
@@ -74,6 +75,9 @@ def run_load_command(args: argparse.Namespace) -> int:
 
 
 def _check_options(args: argparse.Namespace) -> None:
+    if importlib.util.find_spec("locust") is None:
+        raise UsageError("proxyproof load drives Locust, which is not installed: "
+                         "pip install 'proxyproof[load]'")
     if args.master and args.worker:
         raise UsageError("--master and --worker: a process is one or the other")
     if args.worker and not args.master_host:

@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Building the wheel and installing it with its dependencies into a fresh venv is a minute or more
+# on a busy machine: the project-wide 60 s would cut the fixtures short.
+pytestmark = pytest.mark.timeout(600)
 PIP = ("-m", "pip", "--disable-pip-version-check", "--quiet")
 
 

@@ -107,6 +107,19 @@ def test_usage_errors_are_one_line(argv, said, capsys) -> None:
     assert error.count("\n") == 1 and said in error
 
 
+def test_without_locust_the_command_names_the_extra(monkeypatch, capsys) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "locust" else real(name, *a))
+    with pytest.raises(SystemExit) as exited:
+        main(["load", "--run-time", "1"])
+    error = capsys.readouterr().err
+    assert exited.value.code == 2 and error.count("\n") == 1
+    assert "pip install 'proxyproof[load]'" in error
+
+
 def test_a_bad_mix_file_is_one_line(tmp_path: Path, capsys) -> None:
     path = tmp_path / "mix.json"
     path.write_text(json.dumps({"stream": "lots"}))
