@@ -200,6 +200,32 @@ def whole_number(least: int) -> Callable[[str], int]:
     return parse
 
 
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value != value:  # NaN passes every comparison below
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """An argparse type: a finite number above 0."""
+    value = _number(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text}: must be more than 0")
+    return value
+
+
+def share(text: str) -> float:
+    """An argparse type: a fraction from 0 to 1."""
+    value = _number(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be between 0 and 1")
+    return value
+
+
 def add_arguments(check: argparse.ArgumentParser) -> None:
     add_gateway_arguments(check)
     which = check.add_argument_group("which cases")

@@ -30,6 +30,8 @@ from proxyproof.check import (
     UsageError,
     add_gateway_arguments,
     gateway_from,
+    positive_number,
+    share,
     user_config_from,
     whole_number,
 )
@@ -313,20 +315,20 @@ def add_arguments(load: argparse.ArgumentParser) -> None:
     shape.add_argument("--users", type=whole_number(1), default=10, metavar="N",
                        help="concurrent users, each sending one request after another with no "
                        "pause (default 10; with --master, spread over the workers)")
-    shape.add_argument("--spawn-rate", type=_positive, default=10.0, metavar="R",
+    shape.add_argument("--spawn-rate", type=positive_number, default=10.0, metavar="R",
                        help="users started per second (default 10)")
-    shape.add_argument("--run-time", type=_positive, metavar="SECONDS",
+    shape.add_argument("--run-time", type=positive_number, metavar="SECONDS",
                        help="how long to send, counted from the first user's start (needed, "
                        "except on a --worker)")
     shape.add_argument("--mix", metavar="FILE", help="the mix: weights of routes and hostings, "
                        "shares of streaming, failing and hostile requests (YAML or JSON; "
                        "docs/load.md); default: chat 3 : completions 1, every hosting alike, "
                        "30%% streaming, 5%% failing, 5%% hostile")
-    shape.add_argument("--sample", type=_share, default=0.05, metavar="F",
+    shape.add_argument("--sample", type=share, default=0.05, metavar="F",
                        help="the share of well-formed replies the oracle judges while the load "
                        "runs, each found in the mock's journal by a marker in its prompt "
                        "(default 0.05; 0 turns it off)")
-    shape.add_argument("--fail-ratio", type=_share, default=0.0, metavar="RATIO",
+    shape.add_argument("--fail-ratio", type=share, default=0.0, metavar="RATIO",
                        help="exit 1 when unexpected 5xx and cut replies are more than RATIO of "
                        "the requests, or failed samples more than RATIO of those judged "
                        "(default 0: any one fails the run)")
@@ -357,7 +359,7 @@ def add_arguments(load: argparse.ArgumentParser) -> None:
                         "share the users among them and report for all")
     spread.add_argument("--expect-workers", type=whole_number(1), metavar="K",
                         help="with --master: workers to wait for before starting (default 1)")
-    spread.add_argument("--expect-workers-wait", type=_positive, default=120.0,
+    spread.add_argument("--expect-workers-wait", type=positive_number, default=120.0,
                         metavar="SECONDS", help="with --master: give up when they have not "
                         "all connected after this long (default 120)")
     spread.add_argument("--master-bind-host", default="*", metavar="ADDR",
@@ -372,23 +374,3 @@ def add_arguments(load: argparse.ArgumentParser) -> None:
     spread.add_argument("--master-port", type=whole_number(1), default=MASTER_PORT,
                         metavar="P", help=f"with --worker: the master's port (default "
                         f"{MASTER_PORT})")
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text}: must be more than 0")
-    return value
-
-
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be between 0 and 1")
-    return value

@@ -10,7 +10,13 @@ import argparse
 import json
 import sys
 
-from proxyproof.check import UsageError, add_gateway_arguments, gateway_from, user_config_from
+from proxyproof.check import (
+    UsageError,
+    add_gateway_arguments,
+    gateway_from,
+    positive_number,
+    user_config_from,
+)
 
 
 def run_soak_command(args: argparse.Namespace) -> int:
@@ -42,22 +48,12 @@ def run_soak_command(args: argparse.Namespace) -> int:
 
 def add_arguments(soak: argparse.ArgumentParser) -> None:
     load = soak.add_argument_group("the load")
-    load.add_argument("--duration", type=_positive, default=30.0, metavar="SECONDS",
+    load.add_argument("--duration", type=positive_number, default=30.0, metavar="SECONDS",
                       help="how long to send, warm-up included (default 30)")
-    load.add_argument("--rate", type=_positive, default=20.0, metavar="PER_SECOND",
+    load.add_argument("--rate", type=positive_number, default=20.0, metavar="PER_SECOND",
                       help="requests started per second (default 20; at most 64 in flight)")
     load.add_argument("--seed", type=int, default=0, help="the mix's random seed (default 0)")
     load.add_argument("--pid", type=int, metavar="PID", help="a local gateway process to "
                       "measure (memory, descriptors): for --gateway kong or manual")
     load.add_argument("--json", action="store_true", help="print the report as JSON")
     add_gateway_arguments(soak)
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text}: must be more than 0")
-    return value
