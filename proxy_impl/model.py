@@ -191,6 +191,13 @@ class Route:
     upstream: UpstreamPolicy = UpstreamPolicy()
 
 
+def fresh_id() -> str:
+    """32 hex digits, as ``uuid4().hex`` has. Ids must be unique, not secret, so they come from
+    ``random`` (seeded from the system, and again in each forked worker), not from
+    ``os.urandom``: a seventh of ``uuid4``'s cost, on every request and reply."""
+    return f"{getrandbits(128):032x}"
+
+
 @dataclass(frozen=True)
 class ReplyStamp:
     """The ``id`` and ``created`` of a reply the proxy writes itself. The caller mints it, so the
@@ -201,12 +208,10 @@ class ReplyStamp:
 
     @classmethod
     def mint(cls, route_type: str) -> ReplyStamp:
-        """A fresh id (OpenAI's prefix for the route type, 32 hex digits as ``uuid4().hex``
-        has) and the clock's current second. The id must be unique, not secret, so it comes
-        from ``random`` (seeded from the system, and again in each forked worker), not from
-        ``os.urandom``: a seventh of ``uuid4``'s cost, once per reply."""
+        """A fresh id (OpenAI's prefix for the route type and ``fresh_id``) and the clock's
+        current second."""
         prefix = "chatcmpl" if route_type == CHAT else "cmpl"
-        return cls(f"{prefix}-{getrandbits(128):032x}", int(time.time()))
+        return cls(f"{prefix}-{fresh_id()}", int(time.time()))
 
 
 @dataclass

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +27,16 @@ from .balancer.route import Balancers, Lease, RouteBalancer
 from .behaviour import Behaviour
 from .codecs import Codec, EncodeError, Exchange, TransformError, codec_for
 from .json_text import json_bytes
-from .model import AI_PROXY_ADVANCED, PROVIDER, SEMANTIC, AiPlugin, ReplyStamp, Route, Target
+from .model import (
+    AI_PROXY_ADVANCED,
+    PROVIDER,
+    SEMANTIC,
+    AiPlugin,
+    ReplyStamp,
+    Route,
+    Target,
+    fresh_id,
+)
 from .reply import accepts_gzip, send
 from .request import Plan, Rejection, examine_body, plan_request
 from .request_body import BodyRefusal
@@ -112,7 +120,7 @@ class _Call:
         self.request = request
         self.state = state
         self.behaviour = state.behaviour
-        self.request_id = uuid.uuid4().hex
+        self.request_id = fresh_id()
         self.timing = Timing()
         self.route: Route | None = None
         self.status = 0
