@@ -13,9 +13,19 @@ from typing import Any
 
 from . import kong_json
 
+# Built once: ``json.dumps`` with options builds a new encoder on every call, which costs as
+# much as encoding a small reply (about 5 us of 10; once per request, and per streamed chunk).
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_COMPACT_FINITE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
 
 def compact_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _COMPACT.encode(value)
+
+
+def finite_compact_json(value: Any) -> str:
+    """``compact_json``, but ``ValueError`` for NaN and the infinities (which are not JSON)."""
+    return _COMPACT_FINITE.encode(value)
 
 
 def json_bytes(value: Any, *, cjson: bool, empty_array_as_object: bool = False) -> bytes:

@@ -9,6 +9,7 @@ from typing import Any
 
 from .. import kong_json
 from ..behaviour import Behaviour
+from ..json_text import finite_compact_json
 from ..model import CHAT, TUNING_FIELDS, ReplyStamp
 
 
@@ -67,9 +68,7 @@ def reply_json(reply: Any, behaviour: Behaviour) -> bytes:
         except kong_json.CannotEncode as error:
             raise TransformError(str(error)) from None
     try:
-        return json.dumps(
-            reply, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-        ).encode()
+        return finite_compact_json(reply).encode()
     except ValueError:
         raise TransformError(NOT_FINITE) from None
 
