@@ -21,6 +21,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import aiohttp
@@ -76,6 +77,7 @@ class Attempts:
     upstream_ms: int = 0
 
 
+@lru_cache(maxsize=256)  # a route's policy is fixed at config load; ClientTimeout is frozen
 def attempt_timeout(policy: UpstreamPolicy) -> aiohttp.ClientTimeout:
     """Each attempt's timeouts: to connect, and between two reads of the response."""
     return aiohttp.ClientTimeout(
