@@ -113,6 +113,7 @@ def response_headers(upstream: CIMultiDictProxy[str], *, keep_set_cookie: bool) 
     return headers
 
 
+@lru_cache(maxsize=256)  # the Host a client sends is nearly always the same few names
 def _without_port(host: str) -> str:
     try:
         return URL(f"http://{host}").raw_host or host
