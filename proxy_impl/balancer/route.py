@@ -124,6 +124,9 @@ class RouteBalancer:
         ]
         self.figures = [TargetFigures() for _ in self.targets]
         self.clock = clock
+        # One target under round-robin (every ai-proxy route): the choice is always that target
+        # when it may be tried, and the algorithm's state does not move, so ``pick`` skips it.
+        self._single = len(self.targets) == 1 and type(self.algorithm) is algorithms.RoundRobin
         # Semantic routing: each description's vector, fetched once (under the lock).
         self.description_vectors: dict[str, list[float]] | None = None
         self.vectors_lock = asyncio.Lock()
@@ -132,6 +135,8 @@ class RouteBalancer:
         self, ask: Ask, tried: Collection[int] = (), excluded: Collection[int] = ()
     ) -> int | None:
         """The target for the next attempt; None when none may be tried."""
+        if self._single:
+            return 0 if 0 not in excluded and self.breakers[0].available() else None
         eligible = self.candidates(ask, excluded)
         if not eligible:
             return None
