@@ -151,10 +151,6 @@ class RouteBalancer:
         ]  # fmt: skip
         return self.algorithm.eligible(available, ask)
 
-    def any_available(self, among: Iterable[int] | None = None) -> bool:
-        indexes = range(len(self.targets)) if among is None else among
-        return any(self.breakers[index].available() for index in indexes)
-
     def start(self, index: int) -> Lease:
         trial = self.breakers[index].admit()
         figures = self.figures[index]
