@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
@@ -26,6 +25,7 @@ from .balancer.algorithms import Ask
 from .balancer.route import Balancers, Lease, RouteBalancer
 from .behaviour import Behaviour
 from .codecs import Codec, EncodeError, Exchange, TransformError, codec_for
+from .http_client import Client, Response, Timeouts
 from .json_text import json_bytes
 from .model import (
     AI_PROXY_ADVANCED,
@@ -56,7 +56,7 @@ class ProxyState:
     router: Router
     behaviour: Behaviour
     log: Callable[[str], None] | None
-    session: aiohttp.ClientSession | None = None  # opened with the application
+    client: Client | None = None  # opened with the application
     balancers: Balancers = field(default_factory=Balancers)  # each plugin's, made on first use
 
 
@@ -80,10 +80,10 @@ class _Prepared:
 
 
 async def _description_vectors(
-    session: aiohttp.ClientSession,
+    client: Client,
     plugin: AiPlugin,
     balancer: RouteBalancer,
-    timeout: aiohttp.ClientTimeout,
+    timeout: Timeouts,
 ) -> dict[str, list[float]]:
     """The targets' description vectors: fetched on the first semantic request, then kept."""
     async with balancer.vectors_lock:
@@ -91,7 +91,7 @@ async def _description_vectors(
             assert plugin.embeddings is not None and plugin.vectordb is not None
             texts = semantic.descriptions(plugin.targets)
             found = await embeddings.embed(
-                session, plugin.embeddings, texts, plugin.vectordb.dimensions, timeout
+                client, plugin.embeddings, texts, plugin.vectordb.dimensions, timeout
             ) if texts else []  # fmt: skip
             balancer.description_vectors = dict(zip(texts, found, strict=True))
         return balancer.description_vectors
@@ -270,14 +270,14 @@ class _Call:
         text = semantic.prompt_text(body, plugin.target.route_type) if body else None
         if text is None:  # nothing to route on: the CATCHALL, else the checks answer
             return semantic.catchall(plugin.targets) or tuple(range(len(plugin.targets)))
-        assert self.route is not None and self.state.session is not None
+        assert self.route is not None and self.state.client is not None
         settings, vectordb = plugin.embeddings, plugin.vectordb
         assert settings is not None and vectordb is not None
         timeout = upstream.attempt_timeout(self.route.upstream)
         try:
-            vectors = await _description_vectors(self.state.session, plugin, balancer, timeout)
+            vectors = await _description_vectors(self.state.client, plugin, balancer, timeout)
             (prompt,) = await embeddings.embed(
-                self.state.session, settings, [text], vectordb.dimensions, timeout
+                self.state.client, settings, [text], vectordb.dimensions, timeout
             )
             ranked, _ = semantic.rank(
                 prompt, vectors, plugin.targets,
@@ -304,7 +304,7 @@ class _Call:
         prepared = self._prepare(plugin, first)
         if isinstance(prepared, Rejection):
             return await self.reject(prepared)
-        assert self.route is not None and self.state.session is not None
+        assert self.route is not None and self.state.client is not None
         policy = self.route.upstream
         criteria = policy.failover_criteria
         timeout = upstream.attempt_timeout(policy)
@@ -320,7 +320,7 @@ class _Call:
             lease = balancer.start(index)
             try:
                 response = await upstream.send(
-                    self.state.session, prepared.outgoing, prepared.query, timeout
+                    self.state.client, prepared.outgoing, prepared.query, timeout
                 )
             except asyncio.CancelledError:  # the handler was cancelled: no verdict on the target
                 lease.abandoned()
@@ -401,7 +401,7 @@ class _Call:
         self,
         plugin: AiPlugin,
         prepared: _Prepared,
-        response: aiohttp.ClientResponse,
+        response: Response,
         lease: Lease,
         verdict: failover.Verdict,
     ) -> web.StreamResponse:
@@ -445,7 +445,7 @@ class _Call:
         self,
         plugin: AiPlugin,
         prepared: _Prepared,
-        response: aiohttp.ClientResponse,
+        response: Response,
         upstream_body: bytes,
     ) -> web.StreamResponse:
         codec, exchange = prepared.codec, prepared.exchange
@@ -466,7 +466,7 @@ class _Call:
         self,
         plugin: AiPlugin,
         prepared: _Prepared,
-        response: aiohttp.ClientResponse,
+        response: Response,
     ) -> web.StreamResponse:
         """The client asked to stream and the upstream said 200: the relay takes it from here."""
         codec, exchange, target = prepared.codec, prepared.exchange, prepared.target
@@ -523,7 +523,7 @@ class _Call:
         return request_body.decode(raw, codings, limit.size)
 
     def _success_headers(
-        self, plugin: AiPlugin, exchange: Exchange, response: aiohttp.ClientResponse
+        self, plugin: AiPlugin, exchange: Exchange, response: Response
     ) -> CIMultiDict[str]:
         """The upstream's headers for a 200 the proxy translates or streams, and the model's."""
         keep_set_cookie = self.behaviour.keep_upstream_set_cookie

@@ -6,12 +6,12 @@ import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-import aiohttp
 from aiohttp import abc, web
 
 from .balancer.route import Balancers
 from .behaviour import UrlTemplates, behaviour_for
 from .config import load_config
+from .http_client import Client
 from .model import Config
 from .pipeline import ProxyState, handle
 from .request_body import CEILING
@@ -47,13 +47,9 @@ def proxy_app(
 
     async def client_session(app: web.Application) -> AsyncIterator[None]:
         state = app[STATE]
-        connector = aiohttp.TCPConnector(limit=256, resolver=UpstreamResolver(resolver))
-        # auto_decompress: a gzip upstream body is inflated before translation, as Kong does.
-        state.session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=True, trust_env=False
-        )
+        state.client = Client(UpstreamResolver(resolver))
         yield
-        await state.session.close()
+        await state.client.close()
 
     async def serve(request: web.Request) -> web.StreamResponse:
         return await handle(request, request.app[STATE])

@@ -5,8 +5,7 @@ Failures follow Kong's core: connection refused or a broken response → 502, ti
 name resolution → 503. Retries follow nginx's ``proxy_next_upstream`` rules, which Kong uses
 (``balancer.failover``): a request that never reached the upstream may be tried again; one that
 did only when the method is idempotent or ``non_idempotent`` is among the failover criteria.
-``send`` is one attempt; the pipeline's failover loop chooses where each goes, and
-``open_response`` is that loop for one fixed upstream.
+``send`` is one attempt; the pipeline's failover loop chooses where each goes.
 
 Unlike Kong, which retries at once, attempts are spaced (exponential backoff with jitter,
 capped) and retrying stops once it would run past the retry window: ``connect_timeout +
@@ -16,7 +15,6 @@ against a closed port is a handful of attempts, not a tight loop of 32,768.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections.abc import Callable
@@ -24,11 +22,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-import aiohttp
 from multidict import CIMultiDict, MultiDict
 from yarl import URL
 
+from . import http_client
 from .balancer import failover
+from .http_client import Client, Response, Timeouts
 from .model import UpstreamPolicy
 
 # How a call to the upstream failed, and the status Kong answers the client with.
@@ -69,82 +68,24 @@ class UpstreamRequest:
     body: bytes
 
 
-@dataclass
-class Attempts:
-    """How many calls were made and how long the last one waited for the upstream."""
-
-    count: int = 0
-    upstream_ms: int = 0
-
-
-@lru_cache(maxsize=256)  # a route's policy is fixed at config load; ClientTimeout is frozen
-def attempt_timeout(policy: UpstreamPolicy) -> aiohttp.ClientTimeout:
+@lru_cache(maxsize=256)  # a route's policy is fixed at config load
+def attempt_timeout(policy: UpstreamPolicy) -> Timeouts:
     """Each attempt's timeouts: to connect, and between two reads of the response."""
-    return aiohttp.ClientTimeout(
-        total=None,
-        sock_connect=policy.connect_timeout / 1000,
-        sock_read=policy.read_timeout / 1000,
-    )
+    return Timeouts(connect=policy.connect_timeout / 1000, read=policy.read_timeout / 1000)
 
 
 async def send(
-    session: aiohttp.ClientSession,
+    client: Client,
     request: UpstreamRequest,
     query: MultiDict[str],
-    timeout: aiohttp.ClientTimeout,
-) -> aiohttp.ClientResponse:
+    timeout: Timeouts,
+) -> Response:
     """One attempt: the response once its head is in; ``UpstreamFailure`` when there is none."""
     try:
-        return await session.request(
-            request.method,
-            request.url,
-            params=query,
-            headers=request.headers,
-            data=request.body,
-            timeout=timeout,
-            allow_redirects=False,
-        )
+        url = request.url.extend_query(query) if query else request.url
+        return await client.request(request.method, url, request.headers, request.body, timeout)
     except Exception as error:  # every client error is classified, none escapes raw
         raise classify(error) from None
-
-
-async def open_response(
-    session: aiohttp.ClientSession,
-    request: UpstreamRequest,
-    query: MultiDict[str],
-    policy: UpstreamPolicy,
-    attempts: Attempts,
-) -> aiohttp.ClientResponse:
-    """Send the request to its one upstream, retrying as nginx would; the caller reads (and
-    releases) the response."""
-    timeout = attempt_timeout(policy)
-    criteria = policy.failover_criteria
-    pacing = Pacing(policy)
-    while True:
-        attempts.count += 1
-        last_try = attempts.count > policy.retries
-        started = time.monotonic()
-        try:
-            response = await send(session, request, query, timeout)
-        except UpstreamFailure as failure:
-            attempts.upstream_ms = _ms_since(started)
-            verdict = failover.after_error(
-                failure.criterion, sent=failure.sent, dns=failure.kind == "dns",
-                method=request.method, criteria=criteria,
-            )  # fmt: skip
-            retry = verdict.retry and not verdict.elsewhere_only
-            delay = None if last_try or not retry else pacing.delay(attempts.count)
-            if delay is None:
-                raise
-            await asyncio.sleep(delay)
-            continue
-        attempts.upstream_ms = _ms_since(started)
-        verdict = failover.after_status(response.status, method=request.method, criteria=criteria)
-        delay = None if last_try or not verdict.retry else pacing.delay(attempts.count)
-        if delay is None:
-            return response
-        response.release()
-        await asyncio.sleep(delay)
 
 
 class Pacing:
@@ -166,7 +107,7 @@ class Pacing:
         return wait if time.monotonic() + wait < self._deadline else None
 
 
-async def read_body(response: aiohttp.ClientResponse) -> bytes:
+async def read_body(response: Response) -> bytes:
     """The whole (decompressed) body; a broken or stalled body is a 502/504 like Kong's."""
     try:
         return await response.read()
@@ -179,18 +120,18 @@ def classify(error: BaseException, *, sent: bool = False) -> UpstreamFailure:
     (a connection error is then no proof the upstream never saw it). A response head that does
     not parse is nginx's ``invalid_header``; a connection reset or closed before any response is
     its ``error`` (nginx: "upstream prematurely closed connection")."""
-    if isinstance(error, aiohttp.ClientConnectorDNSError):
-        return UpstreamFailure("dns", str(error), sent=False)
-    if isinstance(error, aiohttp.ConnectionTimeoutError):
-        return UpstreamFailure("timeout", "timed out connecting", sent=sent, criterion="timeout")
-    if isinstance(error, aiohttp.ClientConnectorError):
+    if isinstance(error, http_client.ConnectFailed):
+        if error.kind == "dns":
+            return UpstreamFailure("dns", str(error), sent=False)
+        if error.kind == "timeout":
+            return UpstreamFailure("timeout", str(error), sent=sent, criterion="timeout")
         return UpstreamFailure("refused", str(error), sent=sent)
-    if isinstance(error, TimeoutError | aiohttp.ServerTimeoutError):
+    if isinstance(error, TimeoutError):
         return UpstreamFailure(
             "timeout", "timed out reading the response", sent=True, criterion="timeout"
         )
     detail = f"{type(error).__name__}: {error}"
-    if isinstance(error, aiohttp.ClientResponseError):
+    if isinstance(error, http_client.BadResponse):
         return UpstreamFailure("broken", detail, sent=True, criterion="invalid_header")
     return UpstreamFailure("broken", detail, sent=True)
 

@@ -14,13 +14,13 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import aiohttp
 from multidict import CIMultiDict, MultiDict
 from yarl import URL
 
 from .. import auth
 from ..behaviour import FIXED
 from ..config import masked_url
+from ..http_client import Client, Timeouts, UpstreamError
 from ..json_text import json_bytes
 from ..model import Embeddings
 
@@ -70,11 +70,11 @@ def _vector(value: Any) -> list[float]:
 
 
 async def embed(
-    session: aiohttp.ClientSession,
+    client: Client,
     settings: Embeddings,
     inputs: Sequence[str],
     dimensions: int,
-    timeout: aiohttp.ClientTimeout,
+    timeout: Timeouts,
 ) -> list[list[float]]:
     """The vectors of ``inputs``; ``EmbeddingsError`` saying what went wrong."""
     where = masked_url(settings.upstream_url)
@@ -89,10 +89,8 @@ async def embed(
     auth.apply_header(settings.auth, {}, headers)
     body = json_bytes(request_body(settings, inputs, dimensions), cjson=False)
     try:
-        async with session.post(
-            url.with_query(None), params=query, headers=headers, data=body, timeout=timeout,
-            allow_redirects=False,
-        ) as response:  # fmt: skip
+        target = url.with_query(None).extend_query(query)
+        async with await client.request("POST", target, headers, body, timeout) as response:
             if response.status != 200:
                 raise EmbeddingsError(f"the embeddings API ({where}) answered {response.status}")
             if (response.content_length or 0) > MAX_REPLY_BYTES:
@@ -100,7 +98,7 @@ async def embed(
             text = await response.content.read(MAX_REPLY_BYTES + 1)
             if len(text) > MAX_REPLY_BYTES:
                 raise EmbeddingsError(f"the embeddings reply from {where} is too large")
-    except (aiohttp.ClientError, TimeoutError) as error:
+    except (UpstreamError, OSError, ValueError) as error:
         kind = "timed out" if isinstance(error, TimeoutError) else "failed"
         raise EmbeddingsError(f"the embeddings request to {where} {kind}") from None
     try:

@@ -14,10 +14,10 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
+from ..http_client import Body, Response, UpstreamError
 from ..model import RAW, ReplyStamp
 from .client import KONG_UNSUPPORTED, ClientStream
 from .events import Event, Failure, events_from_completion
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 CLIENT_CHECK_SECONDS = 0.05
 MAX_JSON_ANSWER_BYTES = 16 << 20  # a whole JSON answer to a streaming request is read at once
-_UPSTREAM_READ_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError)
+_UPSTREAM_READ_ERRORS = (UpstreamError, TimeoutError, ConnectionError)
 
 
 class ClientGone(Exception):
@@ -36,7 +36,7 @@ class ClientGone(Exception):
 
 
 async def relay_stream(
-    request: web.Request, upstream: aiohttp.ClientResponse, plan: StreamPlan
+    request: web.Request, upstream: Response, plan: StreamPlan
 ) -> web.StreamResponse:
     """Stream the 200 answer ``upstream`` to the client as the plan says; see the package doc."""
     relay = _Relay(request, upstream, plan)
@@ -56,7 +56,7 @@ async def relay_stream(
 
 class _Relay:
     def __init__(
-        self, request: web.Request, upstream: aiohttp.ClientResponse, plan: StreamPlan
+        self, request: web.Request, upstream: Response, plan: StreamPlan
     ) -> None:
         self.request, self.upstream, self.plan = request, upstream, plan
         self.tally = Tally(keep_text=plan.keep_text)
@@ -65,7 +65,7 @@ class _Relay:
 
     async def run(self) -> None:
         plan = self.plan
-        content_type = self.upstream.headers.get(aiohttp.hdrs.CONTENT_TYPE)
+        content_type = self.upstream.headers.get("Content-Type")
         framing = framing_of(content_type, plan.llama2_format)
         if plan.kong_compat and plan.llama2_format == RAW and framing in ("sse", "ndjson"):
             return await self._kong_empty_stream()
@@ -126,7 +126,7 @@ class _Relay:
         while data := await self._next_read():
             body += data
             if len(body) > MAX_JSON_ANSWER_BYTES:
-                raise aiohttp.ClientPayloadError("upstream JSON answer is too large")
+                raise UpstreamError("upstream JSON answer is too large")
         return bytes(body)
 
     async def _next_read(self) -> bytes:
@@ -159,7 +159,7 @@ class _Relay:
             raise ClientGone from error
 
 
-async def _next_read(reader: aiohttp.StreamReader, request: web.Request) -> bytes:
+async def _next_read(reader: Body, request: web.Request) -> bytes:
     """The next bytes of the upstream body, ``b""`` at its end; ``ClientGone`` if the client left.
 
     aiohttp does not cancel a handler whose client hangs up, so while no upstream data is

@@ -15,11 +15,13 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
-import aiohttp
 import httpx
 import pytest
 from aiohttp import web
+from yarl import URL
 
+from proxyproof.proxy_impl.http_client import Client, Timeouts
+from proxyproof.proxy_impl.resolver import UpstreamResolver
 from proxyproof.proxy_impl.streaming import StreamOutcome, StreamPlan, relay_stream
 from proxyproof.proxy_impl.streaming.framing import SseDecoder
 from proxyproof.serving import ThreadedServer
@@ -27,7 +29,8 @@ from proxyproof.serving import ThreadedServer
 WAIT = 10.0  # upper bound on any wait: a failure shows as a timeout, never as a hang
 
 Step = Callable[[web.Request, web.StreamResponse], Awaitable[None]]
-SESSION = web.AppKey("session", aiohttp.ClientSession)
+CLIENT = web.AppKey("client", Client)
+TIMEOUTS = Timeouts(connect=5, read=5)
 
 
 @dataclass
@@ -115,24 +118,27 @@ def pipeline_app(upstream_url: str, plans: dict[str, StreamPlan]) -> Callable[[]
     """Just enough of a proxy: forward the body, relay a 200, pass anything else through."""
 
     def build() -> web.Application:
-        async def session_context(app: web.Application) -> AsyncIterator[None]:
-            app[SESSION] = aiohttp.ClientSession()
+        async def client_context(app: web.Application) -> AsyncIterator[None]:
+            app[CLIENT] = Client(UpstreamResolver())
             yield
-            await app[SESSION].close()
+            await app[CLIENT].close()
 
         async def handle(request: web.Request) -> web.StreamResponse:
-            session = request.app[SESSION]
-            upstream = await session.post(upstream_url + request.path, data=await request.read())
+            url = URL(upstream_url + request.path)
+            upstream = await request.app[CLIENT].request(
+                "POST", url, {}, await request.read(), TIMEOUTS
+            )
             if upstream.status != 200:
                 body = await upstream.read()
                 upstream.release()
                 return web.Response(
-                    status=upstream.status, body=body, content_type=upstream.content_type
-                )
+                    status=upstream.status, body=body, headers={
+                        "Content-Type": upstream.headers.get("Content-Type", "")}
+                )  # fmt: skip
             return await relay_stream(request, upstream, plans[request.path])
 
         app = web.Application()
-        app.cleanup_ctx.append(session_context)
+        app.cleanup_ctx.append(client_context)
         app.router.add_post("/{path:.*}", handle)
         return app
 
