@@ -19,7 +19,7 @@ from .streaming import StreamOutcome
 from .streaming.events import as_count
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Try:
     """One attempt at an upstream: its target, how long it took and how it ended."""
 
@@ -29,7 +29,7 @@ class Try:
     failure: str | None = None  # error | timeout | invalid_header | dns, when it did not
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Usage:
     """A reply's token counts and what they cost (the target's input and output costs)."""
 
@@ -39,7 +39,7 @@ class Usage:
     cost: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Outcome:
     """What happened to one request, as far as the log is concerned."""
 

@@ -21,7 +21,7 @@ import zlib
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import httptools
 from aiohttp import abc
@@ -142,12 +142,11 @@ class Body:
         return bytes(parts)
 
     async def _wait(self) -> None:
-        self._waiter = self._connection.loop.create_future()
-        timer = self._connection.read_timer(self._waiter)
+        self._waiter = waiter = self._connection.loop.create_future()
+        self._connection.watch(waiter)
         try:
-            await self._waiter
+            await waiter
         finally:
-            timer.cancel()
             self._waiter = None
 
 
@@ -202,6 +201,9 @@ class _Connection(asyncio.Protocol):
         self._inflate: zlib._Decompress | None = None
         self._head_only = False
         self._read_timeout = 0.0
+        self._watched: asyncio.Future[Any] | None = None  # the wait the read timeout is for
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
         self._paused = False
         self.busy = False  # an exchange is under way (its response not yet complete)
 
@@ -213,23 +215,39 @@ class _Connection(asyncio.Protocol):
         self._head_only, self._read_timeout = head_only, read_timeout
         self._head = head = self.loop.create_future()
         self._transport.write(data)
-        timer = self.read_timer(head)
+        self.watch(head)
         try:
             return await head
         finally:
-            timer.cancel()
             if self._head is head:  # (a complete response may have freed it for another)
                 self._head = None
 
-    def read_timer(self, waiter: asyncio.Future[object]) -> asyncio.TimerHandle:
-        """Fails ``waiter`` once the upstream has been silent for the read timeout."""
+    def watch(self, waiter: asyncio.Future[Any]) -> None:
+        """Fail ``waiter`` should the upstream stay silent for the read timeout.
 
-        def expire() -> None:
-            if not waiter.done():
-                waiter.set_exception(ResponseTimeout("timed out reading the response"))
-                self.close()
+        One timer per connection, re-armed only when it fires early: a wait costs a clock
+        reading, not a timer scheduled and cancelled (once per response, and per chunk of a
+        stream)."""
+        self._watched = waiter
+        self._deadline = self.loop.time() + self._read_timeout
+        if self._timer is None or self._deadline < self._timer.when():
+            self._arm()
 
-        return self.loop.call_later(self._read_timeout, expire)
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_at(self._deadline, self._check_silence)
+
+    def _check_silence(self) -> None:
+        self._timer = None
+        waiter = self._watched
+        if waiter is None or waiter.done():
+            return
+        if self.loop.time() < self._deadline:
+            self._arm()
+            return
+        waiter.set_exception(ResponseTimeout("timed out reading the response"))
+        self.close()
 
     def done_with(self, response: Response) -> None:
         if not response.content.ended:  # still coming: nothing else can use this connection
@@ -266,6 +284,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._pool.forget(self)
         if not self.busy:
             return
@@ -451,16 +472,15 @@ class Client:
 
 def _request_bytes(method: str, url: URL, headers: Mapping[str, str], body: bytes) -> bytes:
     """The request, head and body, as one buffer: one send on the socket."""
-    lines = [f"{method} {url.raw_path_qs or '/'} HTTP/1.1"]
-    if "Host" not in headers:
-        lines.append(f"Host: {_host_header(url)}")
-    lines += [f"{name}: {value}" for name, value in headers.items()
-              if name.lower() != "content-length"]  # fmt: skip
-    lines.append(f"Content-Length: {len(body)}\r\n\r\n")
-    head = "\r\n".join(lines)
-    breaks = len(lines) + 1  # a value with a line break would smuggle a header in
-    if head.count("\n") != breaks or head.count("\r") != breaks:
+    fields = [] if "Host" in headers else [f"Host: {_host_header(url)}\r\n"]  # first, as nginx
+    fields += [f"{name}: {value}\r\n" for name, value in headers.items()]
+    if "Content-Length" in headers:  # the body's own length, whatever was asked
+        fields = [field for field in fields if not field.lower().startswith("content-length:")]
+    head = f"{method} {url.raw_path_qs or '/'} HTTP/1.1\r\n{''.join(fields)}"
+    # a value with a line break would smuggle a header in
+    if head.count("\n") != len(fields) + 1 or head.count("\r") != len(fields) + 1:
         raise ValueError("a header of the upstream request holds a line break")
+    head += f"Content-Length: {len(body)}\r\n\r\n"
     # surrogateescape: a client's header bytes that are not UTF-8 go out as they came in
     return head.encode("utf-8", "surrogateescape") + body
 

@@ -198,7 +198,7 @@ def fresh_id() -> str:
     return f"{getrandbits(128):032x}"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ReplyStamp:
     """The ``id`` and ``created`` of a reply the proxy writes itself. The caller mints it, so the
     codecs and the stream encoder that use it stay pure functions."""

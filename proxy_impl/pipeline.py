@@ -67,7 +67,7 @@ class _Unset:
 _UNSET = _Unset()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Prepared:
     """The request translated for one target, ready to send."""
 

@@ -21,7 +21,7 @@ from .request_body import NGINX_BODY_BUFFER
 NO_PROMPTS = "request body doesn't contain valid prompts"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Rejection:
     """A 400 (or other) answered by the proxy itself, with Kong's message."""
 
@@ -30,7 +30,7 @@ class Rejection:
     plain_text: bool = False  # Kong's one plain-string error body (`messages:[]` + prompt)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Plan:
     body: dict[str, Any]  # the client body, configured tuning options merged in
     model: str

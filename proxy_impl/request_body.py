@@ -76,6 +76,9 @@ def content_codings(header: str | None) -> list[str] | BodyRefusal:
 async def read_limited(content: StreamReader, limit: int) -> bytes | None:
     """The whole body, or None as soon as more than ``limit`` bytes have arrived (the rest is
     left unread: aiohttp discards it after the answer)."""
+    if content.is_eof():  # the body came with the head: nothing to wait for
+        data = content.read_nowait()
+        return None if len(data) > limit else data
     chunks: list[bytes] = []
     size = 0
     async for chunk in content.iter_any():

@@ -24,7 +24,7 @@ from .model import PathRule, Route
 from .route_regex import literal_prefix
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Match:
     route: Route
     captures: dict[str, str] = field(default_factory=dict)
@@ -60,8 +60,13 @@ class _Bucket:
         return heapq.merge(self.others, *lists, key=_by_order) if lists else iter(self.others)
 
 
+_RECENT = 4096  # answers of Router.match kept: a client's paths are nearly always a few
+_UNKNOWN = object()
+
+
 class Router:
     def __init__(self, routes: Sequence[Route]) -> None:
+        self._recent: dict[tuple[str, str | None, str], Match | None] = {}
         ranked = []
         for order, route in enumerate(routes):
             for rule in route.paths or (None,):
@@ -81,6 +86,19 @@ class Router:
         self._regex_lengths = sorted({len(text) for text in self._regexes}, reverse=True)
 
     def match(self, method: str, host: str | None, path: str) -> Match | None:
+        """The route for a request (the same request line and host: the same answer, so the
+        latest answers are kept; never one with captures, which the caller may read per call)."""
+        key = (method, host, path)
+        found = self._recent.get(key, _UNKNOWN)
+        if found is _UNKNOWN:
+            found = self._match(method, host, path)
+            if found is None or not found.captures:
+                if len(self._recent) >= _RECENT:
+                    self._recent.clear()
+                self._recent[key] = found
+        return found  # type: ignore[return-value]
+
+    def _match(self, method: str, host: str | None, path: str) -> Match | None:
         method = method.upper()
         names = _host_names(host)
         # Every regex path outranks every prefix path: try the regexes that can match first.

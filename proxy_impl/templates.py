@@ -27,7 +27,7 @@ class UnsafeValue(TemplateError):
     only what it says."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RequestValues:
     headers: Mapping[str, str]  # case-insensitive (a CIMultiDict)
     query: Mapping[str, str]

@@ -60,7 +60,7 @@ class UpstreamFailure(Exception):
         return FAILURE_STATUS[self.kind]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class UpstreamRequest:
     method: str
     url: URL

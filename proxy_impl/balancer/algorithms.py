@@ -34,7 +34,7 @@ PROBE_SHARE = 0.05  # lowest-latency: the share of requests that measure the oth
 FAILURE_PENALTY_MS = 1000.0  # a failed attempt's latency when no target has a figure yet
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Ask:
     """What a choice may depend on in the request."""
 
@@ -42,7 +42,7 @@ class Ask:
     ranked: tuple[int, ...] = ()  # semantic: the targets that match the prompt, best first
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Observation:
     """How an attempt ended, for the algorithms that learn from it."""
 

@@ -22,7 +22,7 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 NEVER_COUNTED = frozenset({403, 404})
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Verdict:
     failure: bool  # the attempt failed: it counts against the target
     retry: bool  # the criteria let the request go on to another attempt

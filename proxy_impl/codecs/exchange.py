@@ -21,7 +21,7 @@ class TransformError(ValueError):
     """An upstream 200 whose body cannot be translated; ``str(error)`` is Kong's reason."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Exchange:
     """What the codecs need to know about one request."""
 

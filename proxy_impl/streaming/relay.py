@@ -143,7 +143,9 @@ class _Relay:
     async def _send(self, events: list[Event]) -> None:
         self.tally.observe(events)
         data = self.encoder.encode(events)
-        if data:
+        if self.encoder.ended:  # the last events and the end of the body in one send
+            await self._close(data)
+        elif data:
             await self._write(data)
 
     async def _write(self, data: bytes) -> None:
@@ -152,9 +154,9 @@ class _Relay:
         except ConnectionError as error:
             raise ClientGone from error
 
-    async def _close(self) -> None:
+    async def _close(self, data: bytes = b"") -> None:
         try:
-            await self.response.write_eof()
+            await self.response.write_eof(data)  # (nothing when the body has ended already)
         except ConnectionError as error:
             raise ClientGone from error
 

@@ -187,3 +187,22 @@ def test_a_header_with_a_line_break_is_never_sent() -> None:
         await client.close()
 
     asyncio.run(send())
+
+
+def test_a_shorter_read_timeout_on_a_reused_connection_is_kept() -> None:
+    """A connection kept from an exchange with a long read timeout serves one with a short
+    one: the short one still ends on time."""
+    answers = iter([ok(b"{}"), b""])  # the second request is never answered
+
+    async def two() -> None:
+        client = Client(UpstreamResolver())
+        async with upstream(lambda _: next(answers)) as (url, _, per_connection):
+            first = await client.request("POST", url, {}, b"", Timeouts(connect=2, read=60))
+            assert await first.read() == b"{}"
+            with pytest.raises(ResponseTimeout):
+                await asyncio.wait_for(
+                    client.request("POST", url, {}, b"", Timeouts(connect=2, read=0.05)), 5)
+            assert per_connection == [2]
+        await client.close()
+
+    asyncio.run(two())
