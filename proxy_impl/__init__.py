@@ -18,8 +18,9 @@ One job per module:
   ``kong_schema`` (Kong's vocabulary), into ``model`` (the values every other module reads);
 - serving: ``server`` (the aiohttp app) hands each request to ``pipeline``, which moves it through
   ``routing``, ``templates``, ``request`` and ``tuning``, ``codecs``, ``auth``, ``forwarding``,
-  ``upstream``, ``streaming`` or ``reply``, and answers with ``errors``, ``timing`` and
-  ``analytics``; ``json_text`` writes all the JSON.
+  ``upstream`` (over ``http_client``, the pooled upstream connections), ``streaming`` or
+  ``reply``, and answers with ``errors``, ``timing`` and ``analytics``; ``json_text`` writes all
+  the JSON.
 """
 
 from .config import ConfigError, describe, load_config

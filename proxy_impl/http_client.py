@@ -1,10 +1,10 @@
 """The proxy's HTTP/1.1 client for upstream calls: kept-alive pooled connections, the request
 written in one send, the response parsed by llhttp (httptools).
 
-Why not aiohttp's client: on the hot path it cost as much CPU per request as the whole mock
-behind it (docs/performance.md). This client does only what a reverse proxy needs: no
-redirects, cookies, proxies or auto headers beyond ``Host`` and ``Content-Length``. Bodies
-arrive inflated (gzip, deflate), as Kong translates them.
+Why not aiohttp's client: on the hot path it cost about 110 us of CPU per request, a third of
+the whole mock behind it (docs/performance.md). This client does only what a reverse proxy
+needs: no redirects, cookies, proxies or auto headers beyond ``Host`` and ``Content-Length``.
+Bodies arrive inflated (gzip, deflate), as Kong translates them.
 
 Errors: ``ConnectFailed`` before the request went out (``kind``: dns, refused, timeout);
 ``BadResponse`` for a response head that does not parse; ``ResponseTimeout`` when the upstream

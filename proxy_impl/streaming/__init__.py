@@ -4,7 +4,7 @@ The pipeline calls it once the client asked to stream and the upstream answered 
 
     return await relay_stream(request, upstream, StreamPlan(...))
 
-- ``upstream`` is the ``aiohttp.ClientResponse`` whose body has not been read. The relay owns it
+- ``upstream`` is the ``http_client.Response`` whose body has not been read. The relay owns it
   from then on: it releases it when the body was read to the end and closes it otherwise (client
   gone, upstream broken, stream over before the upstream finished), so the upstream stops
   generating at once. A non-200 upstream answer never comes here: the pipeline passes it through.
