@@ -221,7 +221,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.memory:
         return _bench_memory(args)
     chosen = {name: getattr(args, name) for name in ("duration", "requests", "concurrency",
-                                                      "samples", "load_generator")}
+                                                      "samples", "load_generator", "rounds")}
     try:
         gateways = with_headers([GatewaySpec.parse(text) for text in args.gateway or ()],
                                 args.gateway_header or ())
@@ -495,6 +495,11 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--samples", type=int, metavar="N",
                        help="requests of each latency or streaming run, sent one at a time "
                        "(default 2000)")
+    bench.add_argument("--rounds", type=int, metavar="N",
+                       help="measure each comparison N times, direct and proxied back to back, "
+                       "and keep the round with the median ratio (throughput; first token for "
+                       "streams): steadier figures on a noisy machine, N times as long "
+                       "(default 1)")
     bench.add_argument("--load-generator", choices=("auto", "wrk", "python"), default=None,
                        help="what sends the non-streaming load: wrk (a C load generator, far "
                        "cheaper per request than any server here), python (the built-in "

@@ -72,12 +72,15 @@ class BenchSettings:
     load_generator: str = "auto"  # auto: wrk when installed, else python
     hostings: tuple[str, ...] = ()  # Hosting keys to measure; () = all
     gateways: tuple[GatewaySpec, ...] = ()
+    rounds: int = 1  # each comparison this many times; the round with the median ratio is kept
 
     def __post_init__(self) -> None:
         if self.duration <= 0 or self.warmup < 0:
             raise ValueError("duration must be > 0 and warmup >= 0")
         if self.requests < 1 or self.samples < 1 or not 1 <= self.concurrency <= 1024:
             raise ValueError("requests and samples must be >= 1, concurrency 1 to 1024")
+        if not 1 <= self.rounds <= 20:
+            raise ValueError("rounds must be 1 to 20")
         if self.load_generator not in LOAD_GENERATORS:
             raise ValueError(f"load generator must be one of {', '.join(LOAD_GENERATORS)}")
         unknown = set(self.hostings) - {hosting.key for hosting in HOSTINGS}
@@ -162,7 +165,18 @@ class _Bench:
         return rows
 
     def overhead(self, subject: _Subject) -> Comparison:
-        self.progress(f"overhead: {subject.name}, {subject.hosting}")
+        rounds = [self._overhead(subject, round) for round in range(self.settings.rounds)]
+        return median_round(rounds, lambda c: c.ratios().get("throughput"))
+
+    def streaming(self, subject: _Subject) -> Comparison:
+        rounds = [self._streaming(subject, round) for round in range(self.settings.rounds)]
+        return median_round(rounds, lambda c: c.added().get("first_token_p50"))
+
+    def _round(self, round: int) -> str:
+        return f" (round {round + 1} of {self.settings.rounds})" if self.settings.rounds > 1 else ""
+
+    def _overhead(self, subject: _Subject, round: int) -> Comparison:
+        self.progress(f"overhead: {subject.name}, {subject.hosting}{self._round(round)}")
         try:
             direct, mock = capture(subject.request, subject.mocks)
         except Unavailable as problem:
@@ -177,8 +191,8 @@ class _Bench:
         return Comparison(subject.hosting, _describe(direct), sides["direct"], sides["proxied"],
                           subject=subject.name)
 
-    def streaming(self, subject: _Subject) -> Comparison:
-        self.progress(f"streaming: {subject.name}, {subject.hosting}")
+    def _streaming(self, subject: _Subject, round: int) -> Comparison:
+        self.progress(f"streaming: {subject.name}, {subject.hosting}{self._round(round)}")
         try:
             direct, mock = capture(subject.stream_request, subject.mocks, stream=True)
         except Unavailable as problem:
@@ -197,6 +211,16 @@ class _Bench:
         report.overhead.append(self.overhead(subject))
         if stream:
             report.streaming.append(self.streaming(subject))
+
+
+def median_round(rounds: list[Comparison], figure: Callable[[Comparison], float | None]
+                 ) -> Comparison:
+    """The round whose ``figure`` is the median of the rounds that have it (the lower middle
+    one of an even count): one whole round, so a row's figures come from the same runs."""
+    measured = sorted((c for c in rounds if figure(c) is not None), key=figure)  # type: ignore[arg-type, return-value]
+    if not measured:
+        return rounds[-1]
+    return measured[(len(measured) - 1) // 2]
 
 
 def _sides(subject: _Subject, mock: ServerProcess, direct: BenchRequest, through: BenchRequest

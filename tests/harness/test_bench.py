@@ -25,7 +25,12 @@ from proxyproof.harness.bench.http1 import BenchRequest, Connection
 from proxyproof.harness.bench.layout import plan_layout
 from proxyproof.harness.bench.load import Run, measure, measure_run
 from proxyproof.harness.bench.results import BenchReport, Comparison, MockThroughput, Side
-from proxyproof.harness.bench.scenario import Unavailable, capture, capture_direct_call
+from proxyproof.harness.bench.scenario import (
+    Unavailable,
+    capture,
+    capture_direct_call,
+    median_round,
+)
 from proxyproof.harness.bench.stats import percentile, ratio
 from proxyproof.harness.bench.subjects import GatewaySpec, external_request, with_headers
 from proxyproof.harness.bench.targets import judge
@@ -138,7 +143,7 @@ def test_help_states_the_real_defaults(capsys):
     text = " ".join(capsys.readouterr().out.split())
     defaults = BenchSettings()
     for figure in (f"{defaults.duration:g}", defaults.requests, defaults.concurrency,
-                   defaults.samples):
+                   defaults.samples, defaults.rounds):
         assert f"(default {figure})" in text
 
 
@@ -169,6 +174,22 @@ def test_table_shows_figures_ratios_and_unavailable_rows():
     assert "HuggingFace: n/a (the proxy answered 500: boom)" in text
     assert bench.errors == 1  # the unavailable overhead row
     assert json.loads(report.as_json(bench))["streaming"][0]["ratios"]["first_token_p50"] == 5.0
+
+
+def test_of_several_rounds_the_one_with_the_median_ratio_is_kept_whole():
+    rounds = [Comparison("Ollama", "", _side(4000, 0.2), _side(per_second, 0.8 + index))
+              for index, per_second in enumerate((1000, 3000, 2000))]
+    kept = median_round(rounds, lambda c: c.ratios().get("throughput"))
+    assert kept is rounds[2]  # 0.5x between 0.25x and 0.75x, with its own latency figures
+    assert median_round(rounds[:2], lambda c: c.ratios().get("throughput")) is rounds[0]
+    failed = Comparison("Ollama", "", unavailable="the proxy answered 500")
+    assert median_round([failed, rounds[1]], lambda c: c.ratios().get("throughput")) is rounds[1]
+    assert median_round([failed], lambda c: c.ratios().get("throughput")) is failed
+
+
+def test_rounds_are_bounded():
+    with pytest.raises(ValueError, match="rounds"):
+        BenchSettings(rounds=0)
 
 
 # --- the parts ----------------------------------------------------------------------------------
