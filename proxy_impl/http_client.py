@@ -30,6 +30,7 @@ from yarl import URL
 
 HIGH_WATER = 1 << 16  # buffered body bytes above which the upstream socket stops being read
 MAX_IDLE_PER_ORIGIN = 64  # kept-alive connections kept per scheme, host and port
+KEEPALIVE_SECONDS = 60.0  # an idle connection older than this is not reused (nginx's default)
 
 ConnectFailureKind = Literal["dns", "refused", "timeout"]
 
@@ -206,6 +207,7 @@ class _Connection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._paused = False
         self.busy = False  # an exchange is under way (its response not yet complete)
+        self.kept_at = 0.0  # when it last went back to the pool (the loop's clock)
 
     # --- the exchange ---
 
@@ -218,6 +220,9 @@ class _Connection(asyncio.Protocol):
         self.watch(head)
         try:
             return await head
+        except BaseException:  # cancelled, or failed: nobody will read this exchange's answer
+            self.close()
+            raise
         finally:
             if self._head is head:  # (a complete response may have freed it for another)
                 self._head = None
@@ -401,13 +406,25 @@ class Client:
         # Kept alive, the most recently used first. One the upstream closed while it was idle
         # has left the pool already; a failure after sending is never retried here: the
         # upstream may have acted on the request (failover decides, as nginx's rules say).
-        idle = self._idle.get(origin)
-        connection = idle.pop() if idle else await self._connect(origin, timeouts.connect)
+        connection = self._kept(origin) or await self._connect(origin, timeouts.connect)
         return await connection.exchange(data, head_only, timeouts.read)
+
+    def _kept(self, origin: tuple[str, str, int]) -> _Connection | None:
+        """The most recently used idle connection that has not been idle too long (a
+        connection a firewall dropped silently would take a request down with it)."""
+        idle = self._idle.get(origin)
+        oldest = asyncio.get_running_loop().time() - KEEPALIVE_SECONDS
+        while idle:
+            connection = idle.pop()
+            if connection.kept_at >= oldest:
+                return connection
+            connection.close()
+        return None
 
     def keep(self, connection: _Connection) -> None:
         idle = self._idle.setdefault(connection._origin, [])
         if len(idle) < MAX_IDLE_PER_ORIGIN:
+            connection.kept_at = connection.loop.time()
             idle.append(connection)
         else:
             connection.close()
@@ -415,8 +432,11 @@ class Client:
     def forget(self, connection: _Connection) -> None:
         self._open.discard(connection)
         idle = self._idle.get(connection._origin)
-        if idle and connection in idle:
-            idle.remove(connection)
+        if idle is not None:
+            if connection in idle:
+                idle.remove(connection)
+            if not idle:  # upstreams named by templates come and go: no empty entries kept
+                del self._idle[connection._origin]
 
     async def close(self) -> None:
         for connection in list(self._open):

@@ -206,3 +206,34 @@ def test_a_shorter_read_timeout_on_a_reused_connection_is_kept() -> None:
         await client.close()
 
     asyncio.run(two())
+
+
+def test_a_request_cancelled_before_its_answer_leaves_no_connection_behind() -> None:
+    async def cancel() -> None:
+        client = Client(UpstreamResolver())
+        arrived = asyncio.Event()
+
+        def never_answer(_: bytes) -> bytes:
+            arrived.set()
+            return b""
+
+        async with upstream(never_answer) as (url, _, _):
+            call = asyncio.ensure_future(client.request("POST", url, {}, b"", TIMEOUTS))
+            await arrived.wait()
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+            for _ in range(100):  # connection_lost comes a turn of the loop or two later
+                if not client._open:
+                    break
+                await asyncio.sleep(0)
+            assert client._open == set() and client._idle == {}
+        await client.close()
+
+    asyncio.run(cancel())
+
+
+def test_a_connection_idle_too_long_is_not_reused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("proxyproof.proxy_impl.http_client.KEEPALIVE_SECONDS", 0.0)
+    results, _, per_connection = run(URL("/"), lambda _: ok(b"{}"), times=2)
+    assert results == [(200, b"{}")] * 2 and per_connection == [1, 1]
