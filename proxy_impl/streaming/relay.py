@@ -40,12 +40,14 @@ async def relay_stream(
 ) -> web.StreamResponse:
     """Stream the 200 answer ``upstream`` to the client as the plan says; see the package doc."""
     relay = _Relay(request, upstream, plan)
+    watch = _ClientWatch(request, upstream.content)
     gone = False
     try:
         await relay.run()
     except ClientGone:
         gone = True
     finally:
+        watch.cancel()
         if upstream.content.at_eof() and not gone:
             upstream.release()
         else:
@@ -162,32 +164,32 @@ class _Relay:
 
 
 async def _next_read(reader: Body, request: web.Request) -> bytes:
-    """The next bytes of the upstream body, ``b""`` at its end; ``ClientGone`` if the client left.
-
-    aiohttp does not cancel a handler whose client hangs up, so while no upstream data is
-    buffered the client's transport is checked every ``CLIENT_CHECK_SECONDS`` by a timer, which
-    ends the wait by failing the upstream reader with ``ClientGone`` (the reader is closed after
-    that anyway). A timer, not a task and ``asyncio.wait`` per read: this runs once per chunk.
-    """
+    """The next bytes of the upstream body, ``b""`` at its end; ``ClientGone`` if the client left
+    (found here, or by ``_ClientWatch`` while the read waits)."""
     _check_client(request)
-    data = reader.read_nowait()
-    if data or reader.at_eof():
-        return data
-    loop = asyncio.get_running_loop()
+    return await reader.readany()
 
-    def check() -> None:
-        nonlocal timer
-        transport = request.transport
+
+class _ClientWatch:
+    """aiohttp does not cancel a handler whose client hangs up, so while the relay runs the
+    client's transport is checked every ``CLIENT_CHECK_SECONDS``; a client gone ends the wait
+    for upstream bytes by failing the reader with ``ClientGone`` (the reader is closed after
+    that anyway). One timer for the stream, not one per read: reads come once per chunk."""
+
+    def __init__(self, request: web.Request, reader: Body) -> None:
+        self._request, self._reader = request, reader
+        self._loop = asyncio.get_running_loop()
+        self._timer = self._loop.call_later(CLIENT_CHECK_SECONDS, self._check)
+
+    def _check(self) -> None:
+        transport = self._request.transport
         if transport is None or transport.is_closing():
-            reader.set_exception(ClientGone())
+            self._reader.set_exception(ClientGone())
         else:
-            timer = loop.call_later(CLIENT_CHECK_SECONDS, check)
+            self._timer = self._loop.call_later(CLIENT_CHECK_SECONDS, self._check)
 
-    timer = loop.call_later(CLIENT_CHECK_SECONDS, check)
-    try:
-        return await reader.readany()
-    finally:
-        timer.cancel()
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 def _check_client(request: web.Request) -> None:
