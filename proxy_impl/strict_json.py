@@ -33,22 +33,9 @@ def load(text: bytes, *, duplicate_keys_last_wins: bool = False) -> Any:
     except UnicodeDecodeError:
         raise Refused("request body is not valid UTF-8") from None
 
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        table = dict(items)
-        if len(table) != len(items) and not duplicate_keys_last_wins:
-            seen: set[str] = set()
-            repeated = next(key for key, _ in items if key in seen or seen.add(key))
-            raise Refused(f"request body repeats the key {_shown(repeated)} in one object")
-        return table
-
+    decoder = _LAST_KEY_WINS if duplicate_keys_last_wins else _NO_REPEATED_KEYS
     try:
-        value = json.loads(
-            decoded.removeprefix("\ufeff"),
-            parse_constant=_constant,
-            parse_int=_integer,
-            parse_float=_float,
-            object_pairs_hook=pairs,
-        )
+        value = decoder.decode(decoded.removeprefix("\ufeff"))
     except RecursionError:
         raise Refused(_too_deep()) from None
     except Refused:
@@ -69,6 +56,15 @@ def _may_hide_anything(text: bytes) -> bool:
     return text.count(b"[") + text.count(b"{") > MAX_DEPTH
 
 
+def _unrepeated(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    table = dict(items)
+    if len(table) != len(items):
+        seen: set[str] = set()
+        repeated = next(key for key, _ in items if key in seen or seen.add(key))
+        raise Refused(f"request body repeats the key {_shown(repeated)} in one object")
+    return table
+
+
 def _constant(name: str) -> Any:
     raise Refused(f"request body holds {name}, which is not a JSON number")
 
@@ -86,6 +82,13 @@ def _float(text: str) -> float:
     if not math.isfinite(value):  # 1e999: valid JSON, but no double holds it
         raise Refused("request body holds a number too large for a double")
     return value
+
+
+# Built once (``json.loads`` with hooks builds a decoder per call).
+_NO_REPEATED_KEYS = json.JSONDecoder(parse_constant=_constant, parse_int=_integer,
+                                     parse_float=_float, object_pairs_hook=_unrepeated)
+_LAST_KEY_WINS = json.JSONDecoder(parse_constant=_constant, parse_int=_integer,
+                                  parse_float=_float)
 
 
 def _check_tree(value: Any) -> None:
