@@ -119,7 +119,8 @@ class Body:
         data = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
         self._chunks.clear()
         self._size = 0
-        self._connection.resume_reading()
+        if not self._eof:  # (once it has all arrived, its connection may carry another body)
+            self._connection.resume_reading()
         return data
 
     async def readany(self) -> bytes:
@@ -221,7 +222,8 @@ class _Connection(asyncio.Protocol):
         try:
             return await head
         except BaseException:  # cancelled, or failed: nobody will read this exchange's answer
-            self.close()
+            if self._head is head and self.busy:  # (not when it is already another's)
+                self.close()
             raise
         finally:
             if self._head is head:  # (a complete response may have freed it for another)
