@@ -1,5 +1,6 @@
 """The proxy's HTTP/1.1 client for upstream calls: kept-alive pooled connections, the request
-written in one send, the response parsed by llhttp (httptools).
+written in one send, the response parsed by llhttp (httptools), at most ``MAX_EXCHANGES``
+exchanges under way at once (the next request waits for one to end).
 
 Why not aiohttp's client: on the hot path it cost about 110 us of CPU per request, a third of
 the whole mock behind it (docs/performance.md). This client does only what a reverse proxy
@@ -31,6 +32,7 @@ from yarl import URL
 HIGH_WATER = 1 << 16  # buffered body bytes above which the upstream socket stops being read
 MAX_IDLE_PER_ORIGIN = 64  # kept-alive connections kept per scheme, host and port
 KEEPALIVE_SECONDS = 60.0  # an idle connection older than this is not reused (nginx's default)
+MAX_EXCHANGES = 256  # requests under way to all upstreams at once (aiohttp's client had as many)
 
 ConnectFailureKind = Literal["dns", "refused", "timeout"]
 
@@ -214,7 +216,7 @@ class _Connection(asyncio.Protocol):
 
     async def exchange(self, data: bytes, head_only: bool, read_timeout: float) -> Response:
         assert self._transport is not None
-        self.busy = True
+        self.busy = True  # the caller holds one of the client's slots for it: _idle() frees it
         self._head_only, self._read_timeout = head_only, read_timeout
         self._head = head = self.loop.create_future()
         self._transport.write(data)
@@ -297,7 +299,7 @@ class _Connection(asyncio.Protocol):
         self._pool.forget(self)
         if not self.busy:
             return
-        self.busy = False
+        self._idle()
         body = self._body
         if body is not None and self._until_close():
             self._end_body()  # a body without length or chunks ends with the connection
@@ -364,9 +366,15 @@ class _Connection(asyncio.Protocol):
         assert body is not None
         if inflate is not None:
             body.feed(inflate.flush())
-        self.busy = False
+        self._idle()
         self._body, self._inflate = None, None
         body.feed_eof()
+
+    def _idle(self) -> None:
+        """The exchange is over, however it ended: its slot is free."""
+        if self.busy:
+            self.busy = False
+            self._pool.slots.release()
 
     def _until_close(self) -> bool:
         """Whether the current body is delimited by the connection closing."""
@@ -379,15 +387,19 @@ class _Connection(asyncio.Protocol):
             self._head.set_exception(BadResponse(detail))
         elif self._body is not None:
             self._body.set_exception(ConnectionBroken(detail))
-        self.busy = False
+        self._idle()
         self.close()
 
 
 class Client:
     """Pooled connections to every upstream; one per proxy (or per process)."""
 
-    def __init__(self, resolver: abc.AbstractResolver) -> None:
+    def __init__(self, resolver: abc.AbstractResolver, limit: int = MAX_EXCHANGES) -> None:
         self._resolver = resolver
+        # Exchanges under way at once; a request past that waits for one to end, so a flood of
+        # clients cannot take the upstream connections past the descriptors set aside for them
+        # (serving.connection_cap leaves a third of ``ulimit -n``).
+        self.slots = asyncio.BoundedSemaphore(limit)
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._tls: ssl.SSLContext | None = None
         self._open: set[_Connection] = set()
@@ -408,7 +420,12 @@ class Client:
         # Kept alive, the most recently used first. One the upstream closed while it was idle
         # has left the pool already; a failure after sending is never retried here: the
         # upstream may have acted on the request (failover decides, as nginx's rules say).
-        connection = self._kept(origin) or await self._connect(origin, timeouts.connect)
+        await self.slots.acquire()
+        try:
+            connection = self._kept(origin) or await self._connect(origin, timeouts.connect)
+        except BaseException:
+            self.slots.release()
+            raise
         return await connection.exchange(data, head_only, timeouts.read)
 
     def _kept(self, origin: tuple[str, str, int]) -> _Connection | None:

@@ -237,3 +237,27 @@ def test_a_connection_idle_too_long_is_not_reused(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr("proxyproof.proxy_impl.http_client.KEEPALIVE_SECONDS", 0.0)
     results, _, per_connection = run(URL("/"), lambda _: ok(b"{}"), times=2)
     assert results == [(200, b"{}")] * 2 and per_connection == [1, 1]
+
+
+def test_past_the_limit_a_request_waits_for_an_exchange_to_end() -> None:
+    """With one slot, the second request goes out only once the first exchange has ended (here:
+    its half-sent body given up), and an exchange that failed frees its slot too."""
+    half = reply("200 OK", {"Content-Length": "10"}, b"half")
+    answers = iter([None, half, ok(b"second")])  # a reset, a body that stops, an answer
+
+    async def limited() -> None:
+        client = Client(UpstreamResolver(), limit=1)
+        async with upstream(lambda _: next(answers)) as (url, requests, _):
+            with pytest.raises(ConnectionBroken):
+                await client.request("POST", url, {}, b"", TIMEOUTS)
+            first = await client.request("POST", url, {}, b"", TIMEOUTS)
+            second = asyncio.ensure_future(client.request("POST", url, {}, b"", TIMEOUTS))
+            for _ in range(100):  # the second request would have gone out by now
+                await asyncio.sleep(0)
+            assert len(requests) == 2 and not second.done()  # waiting for the slot
+            first.release()  # its body is still coming: the connection closes, the slot frees
+            assert await (await second).read() == b"second"
+            assert len(requests) == 3
+        await client.close()
+
+    asyncio.run(limited())
