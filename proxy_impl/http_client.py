@@ -180,8 +180,6 @@ class Response:
         body has all arrived is back in the pool already)."""
         self._connection.done_with(self)
 
-    close = release
-
     async def __aenter__(self) -> Response:
         return self
 
@@ -216,7 +214,7 @@ class _Connection(asyncio.Protocol):
 
     async def exchange(self, data: bytes, head_only: bool, read_timeout: float) -> Response:
         assert self._transport is not None
-        self.busy = True  # the caller holds one of the client's slots for it: _idle() frees it
+        self.busy = True  # on a slot the caller holds, which _end_exchange() frees
         self._head_only, self._read_timeout = head_only, read_timeout
         self._head = head = self.loop.create_future()
         self._transport.write(data)
@@ -299,7 +297,7 @@ class _Connection(asyncio.Protocol):
         self._pool.forget(self)
         if not self.busy:
             return
-        self._idle()
+        self._end_exchange()
         body = self._body
         if body is not None and self._until_close():
             self._end_body()  # a body without length or chunks ends with the connection
@@ -366,11 +364,11 @@ class _Connection(asyncio.Protocol):
         assert body is not None
         if inflate is not None:
             body.feed(inflate.flush())
-        self._idle()
+        self._end_exchange()
         self._body, self._inflate = None, None
         body.feed_eof()
 
-    def _idle(self) -> None:
+    def _end_exchange(self) -> None:
         """The exchange is over, however it ended: its slot is free."""
         if self.busy:
             self.busy = False
@@ -378,7 +376,8 @@ class _Connection(asyncio.Protocol):
 
     def _until_close(self) -> bool:
         """Whether the current body is delimited by the connection closing."""
-        headers = self._response.headers if self._response is not None else {}
+        assert self._response is not None  # (there is a body)
+        headers = self._response.headers
         return "Content-Length" not in headers and "chunked" not in headers.get(
             "Transfer-Encoding", "").lower()  # fmt: skip
 
@@ -387,7 +386,7 @@ class _Connection(asyncio.Protocol):
             self._head.set_exception(BadResponse(detail))
         elif self._body is not None:
             self._body.set_exception(ConnectionBroken(detail))
-        self._idle()
+        self._end_exchange()
         self.close()
 
 

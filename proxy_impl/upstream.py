@@ -120,12 +120,10 @@ def classify(error: BaseException, *, sent: bool = False) -> UpstreamFailure:
     (a connection error is then no proof the upstream never saw it). A response head that does
     not parse is nginx's ``invalid_header``; a connection reset or closed before any response is
     its ``error`` (nginx: "upstream prematurely closed connection")."""
-    if isinstance(error, http_client.ConnectFailed):
-        if error.kind == "dns":
-            return UpstreamFailure("dns", str(error), sent=False)
-        if error.kind == "timeout":
-            return UpstreamFailure("timeout", str(error), sent=sent, criterion="timeout")
-        return UpstreamFailure("refused", str(error), sent=sent)
+    if isinstance(error, http_client.ConnectFailed):  # its kinds are Kong's: dns, refused, timeout
+        criterion = "timeout" if error.kind == "timeout" else "error"
+        return UpstreamFailure(error.kind, str(error), sent=sent and error.kind != "dns",
+                               criterion=criterion)  # fmt: skip
     if isinstance(error, TimeoutError):
         return UpstreamFailure(
             "timeout", "timed out reading the response", sent=True, criterion="timeout"
@@ -134,7 +132,3 @@ def classify(error: BaseException, *, sent: bool = False) -> UpstreamFailure:
     if isinstance(error, http_client.BadResponse):
         return UpstreamFailure("broken", detail, sent=True, criterion="invalid_header")
     return UpstreamFailure("broken", detail, sent=True)
-
-
-def _ms_since(started: float) -> int:
-    return int((time.monotonic() - started) * 1000)

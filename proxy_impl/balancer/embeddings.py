@@ -89,7 +89,7 @@ async def embed(
     auth.apply_header(settings.auth, {}, headers)
     body = json_bytes(request_body(settings, inputs, dimensions), cjson=False)
     try:
-        target = url.with_query(None).extend_query(query)
+        target = url.with_query(query)
         async with await client.request("POST", target, headers, body, timeout) as response:
             if response.status != 200:
                 raise EmbeddingsError(f"the embeddings API ({where}) answered {response.status}")

@@ -41,25 +41,21 @@ async def relay_stream(
     """Stream the 200 answer ``upstream`` to the client as the plan says; see the package doc."""
     relay = _Relay(request, upstream, plan)
     watch = _ClientWatch(request, upstream.content)
-    gone = False
     try:
         await relay.run()
     except ClientGone:
-        gone = True
+        pass  # nobody to answer; the outcome says how far the stream went
     finally:
         watch.cancel()
-        if upstream.content.at_eof() and not gone:
-            upstream.release()
-        else:
-            upstream.close()  # mid-body: drop the connection so the upstream stops generating
+        # mid-body (the client gone, the upstream broken, the stream over before the upstream
+        # finished): the connection is dropped, so the upstream stops generating
+        upstream.release()
         _report(plan.on_done, relay.tally.outcome())
     return relay.response
 
 
 class _Relay:
-    def __init__(
-        self, request: web.Request, upstream: Response, plan: StreamPlan
-    ) -> None:
+    def __init__(self, request: web.Request, upstream: Response, plan: StreamPlan) -> None:
         self.request, self.upstream, self.plan = request, upstream, plan
         self.tally = Tally(keep_text=plan.keep_text)
         self.response = web.StreamResponse()  # replaced by the response actually sent
@@ -132,7 +128,11 @@ class _Relay:
         return bytes(body)
 
     async def _next_read(self) -> bytes:
-        return await _next_read(self.upstream.content, self.request)
+        """The next bytes of the upstream body, ``b""`` at its end; ``ClientGone`` if the client
+        left (found here, or by ``_ClientWatch`` while the read waits)."""
+        if _client_gone(self.request):
+            raise ClientGone
+        return await self.upstream.content.readany()
 
     async def _open(self) -> None:
         response = web.StreamResponse(status=200, headers=CIMultiDict(self.plan.headers_to_add))
@@ -163,13 +163,6 @@ class _Relay:
             raise ClientGone from error
 
 
-async def _next_read(reader: Body, request: web.Request) -> bytes:
-    """The next bytes of the upstream body, ``b""`` at its end; ``ClientGone`` if the client left
-    (found here, or by ``_ClientWatch`` while the read waits)."""
-    _check_client(request)
-    return await reader.readany()
-
-
 class _ClientWatch:
     """aiohttp does not cancel a handler whose client hangs up, so while the relay runs the
     client's transport is checked every ``CLIENT_CHECK_SECONDS``; a client gone ends the wait
@@ -182,8 +175,7 @@ class _ClientWatch:
         self._timer = self._loop.call_later(CLIENT_CHECK_SECONDS, self._check)
 
     def _check(self) -> None:
-        transport = self._request.transport
-        if transport is None or transport.is_closing():
+        if _client_gone(self._request):
             self._reader.set_exception(ClientGone())
         else:
             self._timer = self._loop.call_later(CLIENT_CHECK_SECONDS, self._check)
@@ -192,10 +184,9 @@ class _ClientWatch:
         self._timer.cancel()
 
 
-def _check_client(request: web.Request) -> None:
+def _client_gone(request: web.Request) -> bool:
     transport = request.transport
-    if transport is None or transport.is_closing():
-        raise ClientGone
+    return transport is None or transport.is_closing()
 
 
 def _encoder(plan: StreamPlan) -> ClientStream:
