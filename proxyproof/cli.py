@@ -478,6 +478,7 @@ def parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  proxyproof bench                          the table of the README, on this machine\n"
         "  proxyproof bench --gateway litellm        ... with a LiteLLM proxy beside it\n"
+        "  proxyproof bench --gateway floor          ... with a bare proxy: the floor\n"
         "  proxyproof bench --hosting ollama --gateway portkey=http://127.0.0.1:8787/v1/chat/"
         "completions\n"
         "  proxyproof bench --memory --json          RSS over 100,000 requests and a 50 MB "
@@ -512,8 +513,11 @@ def parser() -> argparse.ArgumentParser:
                        + ", ".join(hosting.key for hosting in _hostings()) + ")")
     bench.add_argument("--gateway", action="append", metavar="NAME=URL",
                        help="also measure another gateway in the same run (repeatable): "
-                       "'litellm' starts a LiteLLM proxy per hosting it can serve (Ollama, "
-                       "self-hosted GGUF; needs litellm[proxy]); NAME=URL measures one already "
+                       "'floor' starts the benchmark's own bare pass-through proxy (asyncio and "
+                       "httptools, no checks) per hosting, sending what the bundled proxy sent: "
+                       "the least a proxy in Python costs here; 'litellm' starts a LiteLLM "
+                       "proxy per hosting it can serve (Ollama, self-hosted GGUF; needs "
+                       "litellm[proxy]); NAME=URL measures one already "
                        "running, URL its OpenAI-style chat endpoint on 127.0.0.1, sending to "
                        "the benchmark's mocks on their usual ports (Ollama 11434, OpenAI-style "
                        "8082)")

@@ -40,13 +40,14 @@ from ..hostings import HOSTINGS, Hosting
 from ..http import request
 from ..journal import replayed_request
 from . import machine, wrk
+from .floor import Floor, start_floor
 from .frames import FirstTextScanner
 from .http1 import BenchRequest
 from .layout import Layout, current_layout
 from .load import REQUEST_TIMEOUT, Driver, Run, RunKind, RunResult
 from .results import BUNDLED, BenchReport, Comparison, MockThroughput, Side
 from .servers import LoadGenerator, ServerProcess, mock_factory
-from .subjects import GatewaySpec, StartedLiteLLM, external_request
+from .subjects import FLOOR, GatewaySpec, StartedLiteLLM, external_request
 
 CHAT_ROUTE = "/llama2-chat"
 STREAMING_MOCKS = ("ollama", "openai")  # Ollama's NDJSON and OpenAI-style SSE
@@ -339,11 +340,15 @@ def run_bench(proxy: GatewayApp, settings: BenchSettings = BenchSettings(),
             each.wait()  # measure only once no server is still starting up on a shared core
         bench = _Bench(settings, load, progress)
         report.mock_throughput = bench.mock_throughput(mocks)
+        bundled = {hosting.key: _bundled(hosting, mocks[hosting.mock], proxies[hosting.key])
+                   for hosting in selected}
         for hosting in selected:
-            bench.both(_bundled(hosting, mocks[hosting.mock], proxies[hosting.key]), report,
-                       hosting.mock in STREAMING_MOCKS)
+            bench.both(bundled[hosting.key], report, hosting.mock in STREAMING_MOCKS)
         for spec in settings.gateways:
-            _measure_gateway(spec, bench, report, selected, mocks, layout, progress)
+            if spec.name == FLOOR and not spec.external:
+                _measure_floor(bench, report, selected, bundled, layout, progress)
+            else:
+                _measure_gateway(spec, bench, report, selected, mocks, layout, progress)
     return report
 
 
@@ -382,6 +387,31 @@ def _measure_gateway(spec: GatewaySpec, bench: _Bench, report: BenchReport,
                 bench.both(_Subject(spec.name, hosting.name, started.request(chat),
                                     started.request(streamed), {mock.url: mock}, started.pid),
                            report, True)
+
+
+def _measure_floor(bench: _Bench, report: BenchReport, selected: tuple[Hosting, ...],
+                   bundled: dict[str, _Subject], layout: Layout, progress: Progress) -> None:
+    """The floor in front of each hosting's mock, sending what the bundled proxy sent."""
+    for hosting in selected:
+        subject = bundled[hosting.key]
+        stream = hosting.mock in STREAMING_MOCKS
+        progress(f"starting the floor for {hosting.name}")
+        try:
+            direct, _ = capture(subject.request, subject.mocks)
+            streamed = capture(subject.stream_request, subject.mocks, stream=True)[0] if stream \
+                else direct
+        except Unavailable as problem:
+            report.overhead.append(Comparison(hosting.name, "", unavailable=f"the bundled proxy "
+                                              f"gave no request to copy: {problem}", subject=FLOOR))
+            continue
+        floor = Floor(direct.url, direct.body, streamed.body, direct.headers)
+        with ServerProcess("floor", hosting.name, floor, layout.proxies, start=start_floor
+                           ) as server:
+            url = server.wait() + CHAT_ROUTE
+            bench.both(replace(subject, name=FLOOR, pid=server.pid,
+                               request=replace(subject.request, url=url),
+                               stream_request=replace(subject.stream_request, url=url)),
+                       report, stream)
 
 
 _UPSTREAMS = {"ollama": "Ollama", "openai": "OpenAI-style"}

@@ -17,8 +17,10 @@ import contextlib
 import functools
 import multiprocessing
 import signal
+from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection as Pipe
 from multiprocessing.process import BaseProcess
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -43,14 +45,25 @@ def _default_mock(name: str) -> web.Application:
     return mock_app(name, make_settings())
 
 
-async def _serve_until_stopped(factory: AppFactory, pipe: Pipe, port: int) -> None:
+class Started(Protocol):
+    url: str
+
+    async def stop(self) -> None: ...
+
+
+# Starts a server in the running loop: (what to serve, host, port) -> its URL and how to stop it.
+# Module-level functions only: it crosses into the server process.
+Start = Callable[[Any, str, int], Awaitable[Started]]
+
+
+async def _serve_until_stopped(factory: Any, pipe: Pipe, port: int, start: Start) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     parent = multiprocessing.parent_process()
     if parent is not None:  # its sentinel becomes readable when the parent exits
         loop.add_reader(parent.sentinel, stop.set)
-    running = await start_app(factory, "127.0.0.1", port)
+    running = await start(factory, "127.0.0.1", port)
     pipe.send(("ok", running.url))
     try:
         await stop.wait()
@@ -58,12 +71,12 @@ async def _serve_until_stopped(factory: AppFactory, pipe: Pipe, port: int) -> No
         await running.stop()
 
 
-def _serve(factory: AppFactory, cpus: tuple[int, ...], pipe: Pipe, port: int = 0) -> None:
-    """A server process: serves ``factory()`` until stopped."""
+def _serve(factory: Any, cpus: tuple[int, ...], pipe: Pipe, port: int, start: Start) -> None:
+    """A server process: serves ``factory`` (through ``start``) until stopped."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     layout.pin(cpus)
     try:
-        run_loop(_serve_until_stopped(factory, pipe, port))
+        run_loop(_serve_until_stopped(factory, pipe, port, start))
     except Exception as problem:  # the parent is waiting for a URL: tell it why there is none
         with contextlib.suppress(OSError):
             pipe.send(("error", f"{type(problem).__name__}: {problem}"))
@@ -82,14 +95,15 @@ class ServerProcess:
     """``start()`` returns at once (start several side by side); ``wait()``/``url`` wait for the
     server to listen."""
 
-    def __init__(self, role: str, name: str, factory: AppFactory, cpus: tuple[int, ...],
-                 port: int = 0) -> None:
+    def __init__(self, role: str, name: str, factory: AppFactory | Any, cpus: tuple[int, ...],
+                 port: int = 0, start: Start = start_app) -> None:
         """``factory`` must be picklable (a module-level function or a partial of one);
-        ``port`` 0 = any free one."""
+        ``port`` 0 = any free one. ``start`` serves it: by default an aiohttp application,
+        ``factory`` building it; another server takes ``factory`` as its settings."""
         self.role, self.name = role, name
         self._pipe, child = _CONTEXT.Pipe(duplex=False)
         self._process = _CONTEXT.Process(
-            target=_serve, args=(factory, cpus, child, port), daemon=True,
+            target=_serve, args=(factory, cpus, child, port, start), daemon=True,
             name=f"proxyproof-bench-{role}-{name}",
         )
         self._child = child

@@ -1,7 +1,9 @@
 """Other gateways measured in the same run as the bundled proxy (``--gateway``).
 
-Two kinds:
+Three kinds:
 
+- ``floor``: the least a proxy written in Python does (``floor.py``), per hosting, sending what
+  the bundled proxy sent upstream: what separates the bundled proxy from it is its own work;
 - ``litellm``: a LiteLLM proxy the benchmark starts itself, per hosting it can express (Ollama,
   self-hosted GGUF), through the harness's adapter (``adapters.litellm``: the hosting's example
   config as a LiteLLM ``model_list``), pinned to the servers' CPUs, pointed at the same mock as
@@ -25,7 +27,9 @@ from dataclasses import dataclass, field, replace
 from ..adapters.litellm import LAUNCH, LiteLLMError, LiteLLMGateway
 from .http1 import BenchRequest
 
-STARTED = {"litellm": "LiteLLM proxy (started by the benchmark)"}
+STARTED = {"litellm": "LiteLLM proxy (started by the benchmark)",
+           "floor": "a bare pass-through of the benchmark's own, no checks (floor.py)"}
+FLOOR = "floor"
 MODEL = "llama2"  # the model the example configs name; LiteLLM entries are named after it
 ROUTE = "llama2-chat"  # the example configs' chat route: the LiteLLM entry's tag
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")

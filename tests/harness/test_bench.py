@@ -20,6 +20,7 @@ from proxyproof.cli import main
 from proxyproof.gateways import bundled_gateway
 from proxyproof.harness import kong_config
 from proxyproof.harness.bench import BenchSettings, cputime, memory, report, wrk
+from proxyproof.harness.bench.floor import Floor
 from proxyproof.harness.bench.frames import FirstTextScanner, carries_text
 from proxyproof.harness.bench.http1 import BenchRequest, Connection
 from proxyproof.harness.bench.layout import plan_layout
@@ -127,6 +128,39 @@ def test_quick_run_times_streams_or_says_why_not(quick_report):
         assert row["proxied"]["chunk_gap_p99_ms"] >= 0
     assert quick_report["errors"] == 0
     assert quick_report["layout"] and quick_report["settings"]["concurrency"] > 0
+
+
+def test_the_floor_is_measured_beside_the_proxy_from_what_the_proxy_sent():
+    run = subprocess.run([sys.executable, "-m", "proxyproof", "bench", "--quick", "--json",
+                          "--hosting", "ollama", "--gateway", "floor"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=50)
+    assert run.returncode == 0, run.stdout + run.stderr
+    found = json.loads(run.stdout)
+    throughput = found["targets"][0]
+    for section in ("proxy_overhead", "streaming"):
+        rows = {row["subject"]: row for row in found[section]}
+        assert set(rows) == {"proxyproof", "floor"}, section
+        floor, proxy = rows["floor"], rows["proxyproof"]
+        assert floor["hosting"] == proxy["hosting"] == "Ollama"
+        assert floor["upstream"] == proxy["upstream"]  # the same upstream call, copied
+        _assert_side(floor["proxied"], stream=section == "streaming")
+        if section == "proxy_overhead":  # the targets judge the bundled proxy alone
+            assert throughput["figure"] == pytest.approx(proxy["ratios"]["throughput"], abs=1e-3)
+
+
+def test_the_floor_fills_the_upstream_body_from_the_client_s():
+    floor = Floor("http://127.0.0.1:1/api/chat",
+                  b'{"model":"llama2","messages":[],"stream":false,"options":{"num_predict":9}}',
+                  b'{"model":"llama2","messages":[],"stream":true}')
+    messages = [{"role": "user", "content": "h\u00e9"}]
+    body, stream = floor.upstream_body(json.dumps({"messages": messages, "model": "x",
+                                                   "max_tokens": 9}).encode())
+    assert not stream and json.loads(body) == {"model": "llama2", "messages": messages,
+                                               "stream": False, "options": {"num_predict": 9}}
+    body, stream = floor.upstream_body(b'{"messages":[],"stream":true}')
+    assert stream and json.loads(body)["stream"] is True
+    with pytest.raises(ValueError):
+        floor.upstream_body(b"not json")
 
 
 def test_bad_settings_are_refused_before_anything_starts(capsys):
