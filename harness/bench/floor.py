@@ -19,6 +19,7 @@ import asyncio
 import json
 from collections import deque
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,11 +42,16 @@ class Floor:
         """The upstream request's body for ``client_body``, and whether it streams."""
         client = json.loads(client_body)
         stream = isinstance(client, dict) and client.get("stream") is True
-        body = json.loads(self.stream_template if stream else self.template)
+        body = dict(self._templates[stream])  # only top-level fields are replaced
         if isinstance(client, dict):
             for name in body.keys() & client.keys() - _KEPT_FROM_TEMPLATE:
                 body[name] = client[name]
         return _DUMPS(body).encode(), stream
+
+    @cached_property
+    def _templates(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The templates parsed once: (not streaming, streaming)."""
+        return json.loads(self.template), json.loads(self.stream_template)
 
 
 class _Upstream(asyncio.Protocol):
