@@ -45,7 +45,7 @@ def _default_mock(name: str) -> web.Application:
     return mock_app(name, make_settings())
 
 
-class Started(Protocol):
+class Running(Protocol):
     url: str
 
     async def stop(self) -> None: ...
@@ -53,7 +53,7 @@ class Started(Protocol):
 
 # Starts a server in the running loop: (what to serve, host, port) -> its URL and how to stop it.
 # Module-level functions only: it crosses into the server process.
-Start = Callable[[Any, str, int], Awaitable[Started]]
+Start = Callable[[Any, str, int], Awaitable[Running]]
 
 
 async def _serve_until_stopped(factory: Any, pipe: Pipe, port: int, start: Start) -> None:
@@ -95,7 +95,7 @@ class ServerProcess:
     """``start()`` returns at once (start several side by side); ``wait()``/``url`` wait for the
     server to listen."""
 
-    def __init__(self, role: str, name: str, factory: AppFactory | Any, cpus: tuple[int, ...],
+    def __init__(self, role: str, name: str, factory: Any, cpus: tuple[int, ...],
                  port: int = 0, start: Start = start_app) -> None:
         """``factory`` must be picklable (a module-level function or a partial of one);
         ``port`` 0 = any free one. ``start`` serves it: by default an aiohttp application,

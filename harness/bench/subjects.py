@@ -27,9 +27,9 @@ from dataclasses import dataclass, field, replace
 from ..adapters.litellm import LAUNCH, LiteLLMError, LiteLLMGateway
 from .http1 import BenchRequest
 
-STARTED = {"litellm": "LiteLLM proxy (started by the benchmark)",
-           "floor": "a bare pass-through of the benchmark's own, no checks (floor.py)"}
 FLOOR = "floor"
+STARTED = {"litellm": "LiteLLM proxy (started by the benchmark)",
+           FLOOR: "a bare pass-through of the benchmark's own, no checks (floor.py)"}
 MODEL = "llama2"  # the model the example configs name; LiteLLM entries are named after it
 ROUTE = "llama2-chat"  # the example configs' chat route: the LiteLLM entry's tag
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")

@@ -424,6 +424,7 @@ def test_a_stream_run_is_never_given_to_wrk():
 
 def test_gateway_specs():
     assert GatewaySpec.parse("litellm") == GatewaySpec("litellm")
+    assert GatewaySpec.parse("floor") == GatewaySpec("floor")
     spec = GatewaySpec.parse("portkey=http://127.0.0.1:8787/v1/chat/completions")
     assert spec.external and spec.url.endswith("/v1/chat/completions")
     for bad in ("nope", "a b=http://127.0.0.1:1/x", "proxyproof=http://127.0.0.1:1/x",
@@ -441,6 +442,8 @@ def test_gateway_specs():
             with_headers([spec], [bad])
     with pytest.raises(ValueError, match="started by the benchmark"):
         with_headers([GatewaySpec("litellm")], ["litellm=X: y"])
+    with pytest.raises(ValueError, match="started by the benchmark"):
+        with_headers([GatewaySpec("floor")], ["floor=X: y"])
     with pytest.raises(ValueError, match="no such hosting"):
         BenchSettings(hostings=("nowhere",))
 
