@@ -157,12 +157,11 @@ class Body:
 class Response:
     """A response whose head has arrived; the body is read from ``content``."""
 
-    __slots__ = ("status", "reason", "headers", "content", "_connection")
+    __slots__ = ("status", "headers", "content", "_connection")
 
-    def __init__(self, status: int, reason: str, headers: CIMultiDictProxy[str], content: Body,
+    def __init__(self, status: int, headers: CIMultiDictProxy[str], content: Body,
                  connection: _Connection) -> None:  # fmt: skip
         self.status = status
-        self.reason = reason
         self.headers = headers
         self.content = content
         self._connection = connection
@@ -198,7 +197,6 @@ class _Connection(asyncio.Protocol):
         self._head: asyncio.Future[Response] | None = None
         self._response: Response | None = None
         self._body: Body | None = None
-        self._reason = ""
         self._raw_headers: list[tuple[str, str]] = []
         self._inflate: zlib._Decompress | None = None
         self._head_only = False
@@ -311,9 +309,6 @@ class _Connection(asyncio.Protocol):
 
     # --- httptools callbacks ---
 
-    def on_status(self, status: bytes) -> None:
-        self._reason = status.decode("latin-1")
-
     def on_header(self, name: bytes, value: bytes) -> None:
         self._raw_headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
@@ -331,7 +326,7 @@ class _Connection(asyncio.Protocol):
             # wbits 47: a zlib or gzip header, whichever comes (deflate is zlib-wrapped)
             self._inflate = zlib.decompressobj(47)
         self._body = Body(self)
-        self._response = Response(status, self._reason, headers, self._body, self)
+        self._response = Response(status, headers, self._body, self)
         if self._head is not None and not self._head.done():
             self._head.set_result(self._response)
         if self._head_only:  # a response to HEAD has no body whatever its length says
