@@ -114,6 +114,10 @@ class Body:
     def at_eof(self) -> bool:
         return self._eof and not self._chunks
 
+    def ready(self) -> bool:
+        """Whether ``readany`` would answer without waiting."""
+        return bool(self._chunks) or self._eof or self._error is not None
+
     def read_nowait(self) -> bytes:
         """What is buffered, at once (``b""`` when nothing is)."""
         if not self._chunks:

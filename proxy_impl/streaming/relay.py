@@ -1,9 +1,10 @@
 """The I/O edge of streaming: upstream body in, client ``text/event-stream`` out.
 
 Each read of the upstream body goes through the translator and the client encoder and is written
-at once: nothing is buffered beyond one read. A write is awaited before the next read, so a slow
-client slows the upstream down through TCP (backpressure) instead of filling memory. While the
-upstream is quiet the client connection is watched, so a client that hangs up makes the proxy
+at once: nothing is buffered beyond one read, and the stream's first token goes out before the
+rest of its read is translated (``Translator.lead``). A write is awaited before the next read, so
+a slow client slows the upstream down through TCP (backpressure) instead of filling memory. While
+the upstream is quiet the client connection is watched, so a client that hangs up makes the proxy
 close the upstream request within ``CLIENT_CHECK_SECONDS``, not at the next token.
 """
 
@@ -59,6 +60,7 @@ class _Relay:
         self.tally = Tally(keep_text=plan.keep_text)
         self.response = web.StreamResponse()  # replaced by the response actually sent
         self.encoder = _encoder(plan)
+        self._head_held = False  # the response's head waits to go out with the first events
 
     async def run(self) -> None:
         plan = self.plan
@@ -82,9 +84,12 @@ class _Relay:
             except UpstreamError as error:  # every failure of the upstream body is one
                 await self._send([_connection_failure(error)])
                 break
-            await self._send(translator.feed(data) if data else translator.finish())
             if not data:
+                await self._send(translator.finish())
                 break
+            await self._send(translator.lead(data))  # the first token goes out on its own
+            if translator.holding:
+                await self._send(translator.feed(b""))
         await self._close()
 
     async def _whole_answer(self) -> None:
@@ -131,15 +136,19 @@ class _Relay:
         left (found here, or by ``_ClientWatch`` while the read waits)."""
         if _client_gone(self.request):
             raise ClientGone
-        return await self.upstream.content.readany()
+        content = self.upstream.content
+        if self._head_held and not content.ready():
+            await self._write(b"")  # the upstream is quiet: the client gets the head meanwhile
+        return await content.readany()
 
     async def _open(self) -> None:
-        response = web.StreamResponse(status=200, headers=CIMultiDict(self.plan.headers_to_add))
+        response = _EventStream(status=200, headers=CIMultiDict(self.plan.headers_to_add))
         response.content_type = "text/event-stream"
         response.headers.setdefault("Cache-Control", "no-cache")
         response.enable_chunked_encoding()
         self.response = response
         await response.prepare(self.request)
+        self._head_held = True
 
     async def _send(self, events: list[Event]) -> None:
         self.tally.observe(events)
@@ -150,16 +159,26 @@ class _Relay:
             await self._write(data)
 
     async def _write(self, data: bytes) -> None:
+        self._head_held = False
         try:
             await self.response.write(data)  # awaits the transport draining: backpressure
         except ConnectionError as error:
             raise ClientGone from error
 
     async def _close(self, data: bytes = b"") -> None:
+        self._head_held = False
         try:
             await self.response.write_eof(data)  # (nothing when the body has ended already)
         except ConnectionError as error:
             raise ClientGone from error
+
+
+class _EventStream(web.StreamResponse):
+    """aiohttp sends a StreamResponse's head at ``prepare()``; this one's waits for the first
+    write and goes out in the same send (as ``web.Response``'s does). The relay writes at once
+    when the upstream has nothing to read yet, so a slow first token does not hold the head."""
+
+    _send_headers_immediately = False
 
 
 class _ClientWatch:

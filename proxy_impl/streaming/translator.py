@@ -5,6 +5,12 @@ returns the events it completes; ``finish()`` says the upstream body ended and r
 completes (a last unterminated frame, or a ``Failure`` when the stream stopped early). After a
 ``Finish`` or a ``Failure`` it ignores further input, so the client never sees events after the
 end of the stream.
+
+``lead(data)`` is ``feed`` for the relay, which sends the stream's first token before translating
+what arrived with it: until the first event that carries content, it stops right after that event
+and holds the read's later frames (``holding``) for the next ``feed`` or ``finish``. A fast
+upstream's whole reply can come in one read, and translating it all first would delay the first
+token by the whole reply's translation.
 """
 
 from __future__ import annotations
@@ -14,14 +20,18 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
-from .events import Event, Failure, is_terminal
+from .events import Delta, Event, Failure, Relay, is_terminal
 from .framing import FramingError
 
 Frame = TypeVar("Frame")
 
 
 class Translator(Protocol):
+    holding: bool
+
     def feed(self, data: bytes) -> list[Event]: ...
+
+    def lead(self, data: bytes) -> list[Event]: ...
 
     def finish(self) -> list[Event]: ...
 
@@ -38,21 +48,24 @@ class FrameTranslator(ABC, Generic[Frame]):
     def __init__(self, decoder: FrameDecoder[Frame]) -> None:
         self._decoder = decoder
         self.ended = False
+        self._led = False  # the first content event has been returned
+        self._held: list[Frame] = []  # frames decoded by lead() and not translated yet
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._held)
 
     def feed(self, data: bytes) -> list[Event]:
-        if self.ended:
-            return []
-        try:
-            frames = self._decoder.feed(data)
-        except FramingError as error:
-            return self._stop(Failure("malformed", str(error)))
-        return self._translate(frames)
+        return self._feed(data, lead=False)
+
+    def lead(self, data: bytes) -> list[Event]:
+        return self._feed(data, lead=not self._led)
 
     def finish(self) -> list[Event]:
         if self.ended:
             return []
         try:
-            frames = self._decoder.finish()
+            frames = self._take(self._decoder.finish())
         except FramingError as error:
             return self._stop(Failure("malformed", str(error)))
         events = self._translate(frames)
@@ -72,18 +85,45 @@ class FrameTranslator(ABC, Generic[Frame]):
     def on_end(self) -> list[Event]:
         """The events owed when the upstream body ends before a terminal event."""
 
-    def _translate(self, frames: list[Frame]) -> list[Event]:
+    def _feed(self, data: bytes, *, lead: bool) -> list[Event]:
+        if self.ended:
+            return []
+        try:
+            frames = self._take(self._decoder.feed(data))
+        except FramingError as error:
+            return self._stop(Failure("malformed", str(error)))
+        return self._translate(frames, lead=lead)
+
+    def _take(self, frames: list[Frame]) -> list[Frame]:
+        """``frames`` after those held back by ``lead``."""
+        if not self._held:
+            return frames
+        held, self._held = self._held, []
+        return held + frames
+
+    def _translate(self, frames: list[Frame], *, lead: bool = False) -> list[Event]:
         events: list[Event] = []
-        for frame in frames:
-            events += self.on_frame(frame)
+        for index, frame in enumerate(frames):
+            found = self.on_frame(frame)
+            events += found
             if events and is_terminal(events[-1]):
                 self.ended = True
+                break
+            if lead and any(map(_carries_content, found)):
+                self._led = True
+                self._held = frames[index + 1 :]
                 break
         return events
 
     def _stop(self, failure: Failure) -> list[Event]:
         self.ended = True
         return [failure]
+
+
+def _carries_content(event: Event) -> bool:
+    if isinstance(event, Delta):
+        return bool(event.text or event.tool_calls)
+    return isinstance(event, Relay) and bool(event.text)
 
 
 def json_object(text: str) -> dict[str, Any] | None:

@@ -78,15 +78,17 @@ class Upstream:
 
         return step
 
-    def wait_for(self, name: str, keepalive: bytes) -> Step:
-        """Write keep-alives until the test opens gate ``name``; notice the proxy hanging up."""
+    def wait_for(self, name: str, keepalive: bytes = b"") -> Step:
+        """Write keep-alives (if any) until the test opens gate ``name``; notice the proxy
+        hanging up."""
         gate = self.gate(name)
 
         async def step(request: web.Request, response: web.StreamResponse) -> None:
             while not gate.is_set():
                 if request.transport is None or request.transport.is_closing():
                     raise ConnectionResetError
-                await response.write(keepalive)
+                if keepalive:
+                    await response.write(keepalive)
                 await asyncio.sleep(0.01)  # the fake server's pace, not a synchronisation
 
         return step
@@ -236,6 +238,23 @@ def test_each_token_is_relayed_before_the_upstream_sends_the_next(rig: Rig) -> N
     assert content(seen) == "Hello" and seen[-1] == "[DONE]"
     outcome = rig.outcome()
     assert (outcome.finish_reason, outcome.usage.total_tokens) == ("stop", 5)
+
+
+def test_the_head_goes_out_while_the_first_token_is_awaited(rig: Rig) -> None:
+    up = rig.upstream
+    up.scripts["/chat"] = (
+        "application/x-ndjson",
+        [up.wait_for("first"), up.send(ollama_line("Hi")), up.send(ollama_line("", done=True))],
+    )
+    rig.plan("/chat", llama2_format="ollama")
+    # httpx.stream returns once the head has arrived: a head held for the first token would
+    # time out here, the upstream waiting for the gate
+    with httpx.stream("POST", rig.proxy_url + "/chat", json={}, timeout=WAIT) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        up.gate("first").set()
+        payloads = list(client_events(response.iter_raw()))
+    assert content(payloads) == "Hi" and payloads[-1] == "[DONE]"
 
 
 def test_a_client_hanging_up_closes_the_upstream_request(rig: Rig) -> None:

@@ -199,6 +199,42 @@ def test_any_split_gives_the_same_events(name: str, tokens: list[str], points: l
     assert isinstance(whole[-1], Finish)
 
 
+def led(make: Callable[[], Translator], reads: list[bytes]) -> list[list[Event]]:
+    """What the relay sends, one list per send: each read through ``lead``, then what it held."""
+    translator = make()
+    sends: list[list[Event]] = []
+    for data in reads:
+        sends.append(translator.lead(data))
+        if translator.holding:
+            sends.append(translator.feed(b""))
+    return [*sends, translator.finish()]
+
+
+def carries_content(event: Event) -> bool:
+    return bool(event.text or event.tool_calls) if isinstance(event, Delta) else (
+        isinstance(event, Relay) and bool(event.text))
+
+
+@pytest.mark.parametrize("name", TRANSLATORS)
+@settings(max_examples=60, deadline=None)
+@given(tokens=TOKENS, points=SPLITS)
+def test_the_first_token_is_sent_alone_and_nothing_is_lost(name, tokens, points) -> None:
+    make, build = TRANSLATORS[name]
+    data = build(tokens)
+    sends = led(make, cut(data, points))
+    assert [event for send in sends for event in send] == run(make, [data])
+    first = next((send for send in sends if any(map(carries_content, send))), None)
+    if first is not None:  # the send with the first token ends with it
+        assert carries_content(first[-1])
+        assert not any(map(carries_content, first[:-1]))
+
+
+def test_a_whole_reply_in_one_read_leads_with_its_first_token() -> None:
+    sends = led(OllamaTranslator, [ollama_chat(["Hel", "lo", "!"])])
+    assert [[e.text for e in send if isinstance(e, Delta)] for send in sends[:2]] == [
+        ["Hel"], ["lo", "!"]]
+
+
 @pytest.mark.parametrize("name", TRANSLATORS)
 def test_byte_by_byte_gives_the_same_events(name: str) -> None:
     make, build = TRANSLATORS[name]
