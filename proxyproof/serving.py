@@ -217,8 +217,9 @@ class _GuardedHandler(web_protocol.RequestHandler):
             self.drain()
 
     def data_received(self, data: bytes) -> None:
-        if self._header_timer is None and data and self._waiter and not self._waiter.done():
-            # idle between requests, so these bytes start the next request's headers
+        if self._header_timer is None and self._body_timer is None and data:
+            # no request is under way on the wire (its handler may still run), so these bytes
+            # start the next request's headers
             self._header_timer = self._loop.call_later(
                 self._limits.header_timeout, self._headers_late)
         if self._header_timer is not None and data:
@@ -230,9 +231,9 @@ class _GuardedHandler(web_protocol.RequestHandler):
             self._header_bytes = False
             _message, payload = self._messages[-1]  # earlier ones' bodies are complete
             if not payload.is_eof():
-                timer = self._loop.call_later(self._limits.body_timeout, self._body_late, payload)
-                payload.on_eof(timer.cancel)
-                self._body_timer = timer
+                self._body_timer = self._loop.call_later(
+                    self._limits.body_timeout, self._body_late, payload)
+                payload.on_eof(self._cancel_body_timer)
 
     def _headers_late(self) -> None:
         self._header_timer = None
@@ -279,11 +280,14 @@ class _GuardedHandler(web_protocol.RequestHandler):
             self._header_timer.cancel()
             self._header_timer = None
 
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self._cancel_header_timer()
+    def _cancel_body_timer(self) -> None:
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._cancel_header_timer()
+        self._cancel_body_timer()
         self._slot.release()
         super().connection_lost(exc)
 
@@ -494,7 +498,7 @@ class ThreadedServer:
         failure: list[BaseException] = []
 
         def serve() -> None:
-            loop = asyncio.new_event_loop()
+            loop = new_loop()
             asyncio.set_event_loop(loop)
             self._loop = loop
             try:
@@ -590,11 +594,11 @@ def serve_forever(
 
 
 def event_loop_name() -> str:
-    """The event loop servers run on: asyncio's own, or uvloop with PROXYPROOF_LOOP=uvloop (when
-    installed). Not the default: measured on the 2-core dev box it saved no CPU per proxied
-    request that the noise did not hide, and libuv takes care of a failed accept() (out of
-    descriptors) itself, so the one-line report of ``_AcceptErrors`` never comes."""
-    if os.environ.get("PROXYPROOF_LOOP", "").lower() != "uvloop":
+    """The event loop servers run on: uvloop where it is installed (a dependency on Linux and
+    macOS), asyncio's own where it is not or with ``PROXYPROOF_LOOP=asyncio``. uvloop saves the
+    proxy about a tenth of its CPU per request and 0.05 ms per request one at a time
+    (docs/performance.md)."""
+    if os.environ.get("PROXYPROOF_LOOP", "").lower() == "asyncio":
         return "asyncio"
     try:
         import uvloop  # noqa: F401
@@ -603,14 +607,19 @@ def event_loop_name() -> str:
     return "uvloop"
 
 
-def run_loop(main: Awaitable[Any]) -> Any:
-    """``asyncio.run(main)`` on ``event_loop_name()``'s loop."""
+def new_loop() -> asyncio.AbstractEventLoop:
+    """A new loop of ``event_loop_name()``'s kind."""
     if event_loop_name() == "uvloop":
         import uvloop
 
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(main)  # type: ignore[arg-type]
-    return asyncio.run(main)  # type: ignore[arg-type]
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+def run_loop(main: Awaitable[Any]) -> Any:
+    """``asyncio.run(main)`` on ``event_loop_name()``'s loop."""
+    with asyncio.Runner(loop_factory=new_loop) as runner:
+        return runner.run(main)  # type: ignore[arg-type]
 
 
 async def _drain(running: list[RunningApp], grace: float, signals: tuple[int, ...],

@@ -240,3 +240,21 @@ def test_an_upstream_error_before_the_stream_is_passed_through(hosted: Hosted, c
     assert response.json() == problem
     if not compat:  # Kong forces text/event-stream even here (docs/kong-behaviour.md#streaming)
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_the_proxy_answers_on_either_event_loop(monkeypatch, loop) -> None:
+    """uvloop is the default where installed, asyncio's loop the fallback: both carry a proxied
+    answer and a proxied stream (uvloop's transports do not subclass asyncio's)."""
+    monkeypatch.setenv("PROXYPROOF_LOOP", loop)
+    ollama = next(h for h in HOSTINGS if h.mock == "ollama")
+    path, body = ROUTES["chat"]
+    with run_mock("ollama") as mock:
+        config = kong_config.point_at(kong_config.load(ollama.example), mock.url)
+        with ThreadedServer(lambda: proxy_app(config)) as proxy:
+            assert proxy._loop is not None
+            assert type(proxy._loop).__module__.split(".")[0] == loop
+            answer = httpx.post(proxy.url + path, json=body, timeout=WAIT)
+            streamed = httpx.post(proxy.url + path, json={**body, "stream": True}, timeout=WAIT)
+    assert answer.status_code == 200 and answer.json()["choices"][0]["message"]["content"]
+    assert streamed.status_code == 200 and sse_payloads(streamed.content)[-1] == "[DONE]"
