@@ -352,6 +352,7 @@ class _Connection(asyncio.Protocol):
             return
         self._end_body()
         if self._parser.should_keep_alive() and self._transport is not None:
+            self.resume_reading()  # a body read late may have paused it; the next may not wait
             self._pool.keep(self)
         else:
             self.close()

@@ -13,6 +13,7 @@ import pytest
 from yarl import URL
 
 from proxyproof.proxy_impl.http_client import (
+    HIGH_WATER,
     BadResponse,
     Client,
     ConnectFailed,
@@ -103,6 +104,15 @@ def test_one_send_carries_host_length_and_body_and_the_connection_is_kept() -> N
     head, body = requests[0].split(b"\r\n\r\n")
     assert head.startswith(b"POST /api/chat?x=1 HTTP/1.1\r\nHost: 127.0.0.1:")
     assert b"\r\nContent-Length: 7" in head and body == b'{"a":1}'
+
+
+def test_a_connection_paused_by_a_big_body_reads_again_once_kept() -> None:
+    # the whole body arrives before the caller reads it: the connection stops reading past
+    # HIGH_WATER, and must read again when it goes back to the pool for the next request
+    body = b"x" * (4 * HIGH_WATER)
+    results, _, per_connection = run(URL("/api/chat"), lambda _: ok(body), times=2)
+    assert results == [(200, body)] * 2
+    assert per_connection == [2]
 
 
 @pytest.mark.parametrize("coding, squeeze", [
