@@ -35,6 +35,8 @@ class LineSplitter:
         if self._after_cr and data.startswith(b"\n"):
             data = data[1:]
         self._after_cr = False
+        if b"\r" not in data:  # LF line ends only, as every upstream here writes them
+            return self._split_lf(data)
         lines: list[str] = []
         start = 0
         for end in _LINE_END.finditer(data):
@@ -43,6 +45,20 @@ class LineSplitter:
             start = end.end()
             self._after_cr = end.group() == b"\r" and start == len(data)
         self._partial += data[start:]
+        if len(self._partial) > self._max:
+            raise FramingError(f"upstream stream line longer than {self._max} bytes")
+        return lines
+
+    def _split_lf(self, data: bytes) -> list[str]:
+        *complete, rest = data.split(b"\n")
+        if complete and self._partial:
+            complete[0] = bytes(self._partial) + complete[0]
+            self._partial.clear()
+        lines = [line.decode("utf-8", errors="replace") for line in complete]
+        if lines and self._first:
+            self._first = False
+            lines[0] = lines[0].removeprefix("\ufeff")  # a byte-order mark may open the stream
+        self._partial += rest
         if len(self._partial) > self._max:
             raise FramingError(f"upstream stream line longer than {self._max} bytes")
         return lines

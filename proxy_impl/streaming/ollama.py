@@ -75,11 +75,11 @@ class OllamaTranslator(FrameTranslator[str]):
     def _tool_calls(self, line: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
         """Ollama tool calls (arguments as an object) as OpenAI tool-call deltas (a JSON string)."""
         message = line.get("message")
-        calls = message.get("tool_calls") if isinstance(message, Mapping) else None
+        calls = message.get("tool_calls") if isinstance(message, dict) else None
         deltas = []
         for call in calls if isinstance(calls, list) else []:
-            function = call.get("function") if isinstance(call, Mapping) else None
-            if not isinstance(function, Mapping):
+            function = call.get("function") if isinstance(call, dict) else None
+            if not isinstance(function, dict):
                 continue
             index = self._tool_calls_seen
             self._tool_calls_seen += 1
@@ -100,5 +100,5 @@ class OllamaTranslator(FrameTranslator[str]):
 
 def _text(line: Mapping[str, Any]) -> str:
     message = line.get("message")
-    text = message.get("content") if isinstance(message, Mapping) else line.get("response")
+    text = message.get("content") if isinstance(message, dict) else line.get("response")
     return text if isinstance(text, str) else ""

@@ -47,12 +47,12 @@ class OpenAITranslator(FrameTranslator[str]):
         choices = chunk.get("choices")
         text = ""
         for choice in choices if isinstance(choices, list) else []:
-            if not isinstance(choice, Mapping):
+            if not isinstance(choice, dict):
                 continue
             if isinstance(choice.get("finish_reason"), str):
                 self._reason = choice["finish_reason"]
             delta = choice.get("delta")
-            piece = delta.get("content") if isinstance(delta, Mapping) else choice.get("text")
+            piece = delta.get("content") if isinstance(delta, dict) else choice.get("text")
             if isinstance(piece, str):
                 text += piece
         return text

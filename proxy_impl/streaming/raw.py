@@ -42,7 +42,7 @@ class RawTranslator(FrameTranslator[str]):
             return [malformed("an event that is not a JSON object")]
         if event.get("error") is not None:
             return [upstream_failure(event["error"], event.get("error_type"))]
-        if isinstance(event.get("token"), Mapping):
+        if isinstance(event.get("token"), dict):
             return self._tgi(event)
         if "content" in event or "stop" in event:
             return self._llamacpp(event)
@@ -56,8 +56,8 @@ class RawTranslator(FrameTranslator[str]):
         text = token.get("text") if not token.get("special") else ""
         events = self._delta(text if isinstance(text, str) else "")
         details = event.get("details")
-        if event.get("generated_text") is not None or isinstance(details, Mapping):
-            if isinstance(details, Mapping):
+        if event.get("generated_text") is not None or isinstance(details, dict):
+            if isinstance(details, dict):
                 reason = _TGI_FINISH.get(str(details.get("finish_reason")), "stop")
                 usage = Usage(
                     as_count(details.get("input_length")), as_count(details.get("generated_tokens"))

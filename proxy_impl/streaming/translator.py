@@ -127,7 +127,9 @@ def _carries_content(event: Event) -> bool:
 
 
 def json_object(text: str) -> dict[str, Any] | None:
-    """``text`` decoded when it is a JSON object, else None."""
+    """``text`` decoded when it is a JSON object, else None. (The translators test what JSON
+    decoded with ``isinstance(value, dict)``: against ``Mapping`` the test costs ten times as
+    much, several times per frame.)"""
     try:
         value = json.loads(text)
     except ValueError:
