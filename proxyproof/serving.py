@@ -194,8 +194,8 @@ class _Refusal(asyncio.Protocol):
 
 class _GuardedHandler(web_protocol.RequestHandler):
     """aiohttp's HTTP/1.1 protocol with what aiohttp lacks: a deadline for the headers, one for
-    the body, and a counted slot. It reads a few of its parent's attributes (``_waiter``, set
-    while it waits for the next request; ``_request_count``; ``_current_request``)."""
+    the body, and a counted slot. It reads a few of its parent's attributes (``_request_count``,
+    ``_messages``, ``_current_request``)."""
 
     def __init__(self, gate: _Gate) -> None:
         super().__init__(gate.server, loop=asyncio.get_running_loop(), **gate.handler_args)
