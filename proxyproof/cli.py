@@ -10,7 +10,7 @@ from importlib import resources
 
 from proxyproof.check import UsageError, whole_number
 from proxyproof.mocks import KIND_NAMES
-from proxyproof.serving import ListenError
+from proxyproof.serving import ListenError, event_loop_name
 
 EXAMPLES = resources.files("proxyproof.fixtures") / "examples"
 
@@ -607,6 +607,11 @@ def _seconds(text: str) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
+    try:
+        event_loop_name()  # a bad PROXYPROOF_LOOP is one line here, not a traceback in a server
+    except ValueError as error:
+        print(f"proxyproof {args.command}: {error}", file=sys.stderr)
+        sys.exit(2)
     try:
         sys.exit(args.run(args))
     except (ListenError, UsageError) as error:

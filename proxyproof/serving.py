@@ -593,16 +593,26 @@ def serve_forever(
     run_loop(main())
 
 
+LOOPS = ("uvloop", "asyncio")
+
+
 def event_loop_name() -> str:
-    """The event loop servers run on: uvloop where it is installed (a dependency on Linux and
-    macOS), asyncio's own where it is not or with ``PROXYPROOF_LOOP=asyncio``. uvloop saves the
-    proxy about a tenth of its CPU per request and 0.05 ms per request one at a time
-    (docs/performance.md)."""
-    if os.environ.get("PROXYPROOF_LOOP", "").lower() == "asyncio":
+    """The event loop servers run on, as ``PROXYPROOF_LOOP`` says: ``uvloop`` (the default where
+    it is installed: a dependency on Linux and macOS) or ``asyncio`` (asyncio's own, the default
+    elsewhere). uvloop saves the proxy about a tenth of its CPU per request and 0.05 ms per
+    request one at a time (docs/performance.md). ``ValueError`` for any other value, or for
+    ``uvloop`` where it is not installed."""
+    chosen = os.environ.get("PROXYPROOF_LOOP", "").strip().lower()
+    if chosen and chosen not in LOOPS:
+        raise ValueError(f"PROXYPROOF_LOOP must be uvloop or asyncio, not {chosen!r}")
+    if chosen == "asyncio":
         return "asyncio"
     try:
         import uvloop  # noqa: F401
     except ImportError:
+        if chosen:
+            raise ValueError("PROXYPROOF_LOOP=uvloop, but uvloop is not installed "
+                             "(pip install uvloop)") from None
         return "asyncio"
     return "uvloop"
 

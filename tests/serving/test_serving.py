@@ -2,12 +2,16 @@
 
 import asyncio
 import logging
+import os
 import socket
+import subprocess
+import sys
 
 import httpx
+import pytest
 from aiohttp import web
 
-from proxyproof.serving import AsyncServer, ThreadedServer
+from proxyproof.serving import AsyncServer, ThreadedServer, event_loop_name
 
 
 def _hello_app() -> web.Application:
@@ -53,3 +57,32 @@ def test_a_malformed_request_is_logged_without_its_headers(caplog):
     assert b" 400 " in answer.split(b"\r\n", 1)[0]
     assert any(r.name == "proxyproof.http" for r in caplog.records)
     assert secret not in caplog.text
+
+
+@pytest.mark.parametrize("value, loop", [(None, "uvloop"), ("", "uvloop"), ("asyncio", "asyncio"),
+                                         (" UVLOOP ", "uvloop")])
+def test_the_event_loop_is_uvloop_unless_asyncio_is_asked_for(monkeypatch, value, loop):
+    if value is None:
+        monkeypatch.delenv("PROXYPROOF_LOOP", raising=False)
+    else:
+        monkeypatch.setenv("PROXYPROOF_LOOP", value)
+    assert event_loop_name() == loop
+
+
+@pytest.mark.parametrize("value, uvloop_installed, message", [
+    ("uvlop", True, "PROXYPROOF_LOOP must be uvloop or asyncio, not 'uvlop'"),
+    ("uvloop", False, "PROXYPROOF_LOOP=uvloop, but uvloop is not installed (pip install uvloop)"),
+])
+def test_a_loop_that_cannot_be_had_is_an_error(monkeypatch, value, uvloop_installed, message):
+    monkeypatch.setenv("PROXYPROOF_LOOP", value)
+    if not uvloop_installed:
+        monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop: ImportError
+    with pytest.raises(ValueError) as raised:
+        event_loop_name()
+    assert str(raised.value) == message
+    if uvloop_installed:  # and from the command line, one line before anything starts
+        done = subprocess.run([sys.executable, "-m", "proxyproof", "proxy", "--example", "ollama",
+                               "--port", "0"], env={**os.environ, "PROXYPROOF_LOOP": value},
+                              capture_output=True, text=True, timeout=60)
+        assert (done.returncode, done.stdout) == (2, "")
+        assert done.stderr == f"proxyproof proxy: {message}\n"
