@@ -175,7 +175,8 @@ class _Relay:
 
 class _EventStream(web.StreamResponse):
     """aiohttp sends a StreamResponse's head at ``prepare()``; this one's waits for the first
-    write and goes out in the same send (as ``web.Response``'s does). The relay writes at once
+    write and goes out in the same send (as ``web.Response``'s does, by the same class switch;
+    an aiohttp without it sends the head at ``prepare()``, as before). The relay writes at once
     when the upstream has nothing to read yet, so a slow first token does not hold the head."""
 
     _send_headers_immediately = False
