@@ -8,6 +8,8 @@ from typing import Any
 
 from aiohttp import abc, web
 
+from proxyproof.serving import ONLY_HANDLER, expect_continue
+
 from .balancer.route import Balancers
 from .behaviour import UrlTemplates, behaviour_for
 from .config import load_config
@@ -42,20 +44,28 @@ def proxy_app(
     # with that limit (request_body.py): aiohttp's inflating has none, so it is off.
     app = web.Application(client_max_size=CEILING, handler_args={"auto_decompress": False})
     behaviour = behaviour_for(kong_compat, url_templates=url_templates)
-    app[STATE] = ProxyState(Router(config.routes), behaviour, log,
-                            balancers=balancers if balancers is not None else Balancers())
+    app[STATE] = state = ProxyState(Router(config.routes), behaviour, log,
+                                    balancers=balancers if balancers is not None else Balancers())
 
     async def client_session(app: web.Application) -> AsyncIterator[None]:
-        state = app[STATE]
         state.client = Client(UpstreamResolver(resolver))
         yield
         await state.client.close()
 
-    async def serve(request: web.Request) -> web.StreamResponse:
-        return await handle(request, request.app[STATE])
+    async def serve(request: web.BaseRequest) -> web.StreamResponse:
+        if request.headers.get("Expect"):
+            await expect_continue(request)
+        return await handle(request, state)  # type: ignore[arg-type]
 
     app.cleanup_ctx.append(client_session)
-    # [\s\S], not ".": a path with an encoded newline (%0A) is still the proxy's to answer
-    # (Kong's JSON 404, or its route), never aiohttp's plain-text 404.
-    app.router.add_route("*", r"/{tail:[\s\S]*}", serve)
+    # Every request is the pipeline's: proxyproof's servers call ``serve`` without routing
+    # (ONLY_HANDLER); the catch-all route serves the app run any other way. [\s\S], not ".": a
+    # path with an encoded newline (%0A) is still the proxy's to answer (Kong's JSON 404, or its
+    # route), never aiohttp's plain-text 404.
+    app[ONLY_HANDLER] = serve
+    app.router.add_route("*", r"/{tail:[\s\S]*}", serve, expect_handler=_answered_by_serve)
     return app
+
+
+async def _answered_by_serve(request: web.Request) -> None:
+    """The route's Expect handler: ``serve`` answers ``Expect`` itself, whichever way it runs."""

@@ -28,9 +28,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from aiohttp import http_exceptions, web, web_protocol
+from aiohttp import HttpVersion11, http_exceptions, web, web_protocol
 
 AppFactory = Callable[[], web.Application | Awaitable[web.Application]]
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+# An application whose every request goes to one handler (the proxy's) names it here, and its
+# servers call it straight, past aiohttp's router and response signals: about 20 µs of the
+# proxy's CPU per request under load. Such a handler answers ``Expect`` itself
+# (``expect_continue``), as aiohttp's router would have. An application with middlewares keeps
+# aiohttp's dispatch, which runs them.
+ONLY_HANDLER = web.AppKey("proxyproof_only_handler", Handler)
 
 
 class _NoRequestEcho(logging.Filter):
@@ -47,6 +55,18 @@ class _NoRequestEcho(logging.Filter):
 
 server_log = logging.getLogger("proxyproof.http")
 server_log.addFilter(_NoRequestEcho())
+
+
+async def expect_continue(request: web.BaseRequest) -> None:
+    """What aiohttp's router does for a request with ``Expect`` before its handler runs: "100
+    Continue" for ``100-continue`` on HTTP/1.1, a 417 for any other expectation."""
+    expect = request.headers.get("Expect", "")
+    if request.version == HttpVersion11:
+        if expect.lower() == "100-continue":
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0  # the answer's own body has not started
+        else:
+            raise web.HTTPExpectationFailed(text=f"Unknown Expect: {expect}")
 
 
 # --- connection limits ------------------------------------------------------------------------
@@ -430,6 +450,9 @@ async def start_app(
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=grace, **handler_args)
     await runner.setup()
     assert runner.server is not None
+    only = app.get(ONLY_HANDLER)
+    if only is not None and not app.middlewares:
+        runner.server.request_handler = only
     gate = _Gate(runner.server, limits)
     site = _GatedSite(runner, host, port, gate, reuse_port)
     try:

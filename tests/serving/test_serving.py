@@ -6,12 +6,13 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 
 import httpx
 import pytest
 from aiohttp import web
 
-from proxyproof.serving import AsyncServer, ThreadedServer, event_loop_name
+from proxyproof.serving import ONLY_HANDLER, AsyncServer, ThreadedServer, event_loop_name
 
 
 def _hello_app() -> web.Application:
@@ -86,3 +87,38 @@ def test_a_loop_that_cannot_be_had_is_an_error(monkeypatch, value, uvloop_instal
                               capture_output=True, text=True, timeout=60)
         assert (done.returncode, done.stdout) == (2, "")
         assert done.stderr == f"proxyproof proxy: {message}\n"
+
+
+def _proxy_apps() -> dict[str, Callable[[], web.Application]]:
+    from proxyproof.harness import kong_config
+    from proxyproof.harness.hostings import HOSTINGS
+    from proxyproof.proxy_impl import proxy_app
+    from proxyproof.proxy_impl.admin import live_proxy_app
+
+    example = kong_config.load(HOSTINGS[0].example)
+    return {"direct": lambda: proxy_app(example), "with-middleware": lambda: live_proxy_app(None)}
+
+
+@pytest.mark.parametrize("kind", ["direct", "with-middleware"])
+def test_the_proxy_answers_expect_whichever_way_it_is_dispatched(kind):
+    """proxy_app names its one handler (ONLY_HANDLER), so its server skips aiohttp's router; an
+    app with middlewares (the proxy with its Admin API) keeps aiohttp's dispatch. Either way a
+    client that sends Expect: 100-continue gets its go-ahead, and an unknown expectation a 417."""
+    body = b'{"messages": []}'
+    with ThreadedServer(_proxy_apps()[kind]) as server:
+        running = server._running
+        assert running is not None and running.runner.server is not None
+        direct = running.runner.server.request_handler is running.app.get(ONLY_HANDLER)
+        assert direct == (kind == "direct")
+        host, port = server.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as client:
+            client.sendall(b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                           b"\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+            answer = client.recv(65536)  # the go-ahead comes before the body is sent
+            assert answer.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+            client.sendall(body)
+            while b"no Route matched" not in answer:  # (a 404 needs no body: it may come at once)
+                answer += client.recv(65536)
+        assert answer.removeprefix(b"HTTP/1.1 100 Continue\r\n\r\n").startswith(b"HTTP/1.1 404 ")
+        refused = httpx.post(server.url + "/nowhere", content=body, headers={"Expect": "x-y"})
+        assert refused.status_code == 417 and refused.text == "Unknown Expect: x-y"
