@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from . import machine
 from .results import BUNDLED, TARGET_PER_SECOND, BenchReport, Comparison, Side
+from .targets import machine_pace
 
 NA = "n/a"
 
@@ -110,7 +111,9 @@ def _summary_section(report: BenchReport) -> list[str]:
 
 def _targets_section(report: BenchReport) -> list[str]:
     lines = ["Targets (the bundled proxy, worst hosting; added = proxied - direct)"]
-    return lines + [f"  {target.describe()}" for target in report.targets()]
+    lines += [f"  {target.describe()}" for target in report.targets()]
+    pace = machine_pace(report.overhead)
+    return lines + [f"  ({pace})"] if pace else lines
 
 
 def _load_section(report: BenchReport) -> list[str]:

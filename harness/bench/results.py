@@ -184,11 +184,13 @@ class BenchReport:
 
     def targets(self) -> list[Any]:
         """The proxy's speed targets, judged (``targets.judge``)."""
-        from .targets import judge
+        from .targets import judge  # (targets imports this module)
 
         return judge(self.overhead, self.streaming, int(self.settings.get("concurrency", 0)))
 
     def to_json(self) -> dict[str, Any]:
+        from .targets import LIMITS_SET_AT_MOCK_US
+
         def comparison(row: Comparison) -> dict[str, Any]:
             found = asdict(row)
             found["ratios"] = row.ratios()
@@ -210,6 +212,7 @@ class BenchReport:
             "proxy_overhead": [comparison(row) for row in self.overhead],
             "streaming": [comparison(row) for row in self.streaming],
             "targets": [asdict(t) | {"met": t.met} for t in self.targets()],
+            "time_limits_set_at_mock_cpu_us": list(LIMITS_SET_AT_MOCK_US),
             "errors": self.errors,
         })
 

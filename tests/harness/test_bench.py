@@ -11,6 +11,7 @@ import functools
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ from proxyproof.harness.bench.scenario import (
 )
 from proxyproof.harness.bench.stats import percentile, ratio
 from proxyproof.harness.bench.subjects import GatewaySpec, external_request, with_headers
-from proxyproof.harness.bench.targets import judge
+from proxyproof.harness.bench.targets import judge, machine_pace
 from proxyproof.harness.catalogue.loader import SEED
 from proxyproof.harness.hostings import HOSTINGS
 from proxyproof.mocks.app import run_mock
@@ -472,6 +473,21 @@ def test_targets_take_the_worst_hosting():
     assert first.figure == pytest.approx(0.6) and not first.met
     assert "NOT met" in first.describe() and "(B)" in first.describe()
     assert judge([], [], 32)[0].met is None
+
+
+def test_the_targets_say_how_fast_this_machine_is_against_where_the_limits_were_set():
+    def row(mock_us: float | None, subject: str = "proxyproof") -> Comparison:
+        direct = replace(_side(1000, 0.2), cpu_us_per_request=mock_us)
+        return Comparison("A", "", direct, _side(500, 0.6), subject=subject)
+
+    pace = machine_pace([row(600), row(800), row(1000), row(50, subject="floor")])
+    assert pace is not None and "188-219 µs" in pace and "here 800 µs (3.9x)" in pace
+    assert machine_pace([row(None)]) is None and machine_pace([]) is None
+    bench = BenchReport("layout here", {"concurrency": 32})
+    bench.overhead = [row(406)]
+    assert "  (time limits are absolute" in report.table(bench)
+    assert "here 406 µs (2.0x)" in report.table(bench)
+    assert json.loads(report.as_json(bench))["time_limits_set_at_mock_cpu_us"] == [188, 219]
 
 
 # --- memory ---------------------------------------------------------------------------------------
