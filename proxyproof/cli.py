@@ -499,8 +499,8 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--rounds", type=int, metavar="N",
                        help="measure each comparison N times, direct and proxied back to back, "
                        "and keep the round with the median ratio (throughput; first token for "
-                       "streams): steadier figures on a noisy machine, N times as long "
-                       "(default 1)")
+                       "streams): steadier figures on a noisy machine, N times as long; the "
+                       "targets show each figure's range over the rounds (default 1)")
     bench.add_argument("--load-generator", choices=("auto", "wrk", "python"), default=None,
                        help="what sends the non-streaming load: wrk (a C load generator, far "
                        "cheaper per request than any server here), python (the built-in "

@@ -131,6 +131,9 @@ class Comparison:
     proxied: Side | None = None
     unavailable: str = ""
     subject: str = "proxyproof"
+    # several rounds: each of ``figures()``'s lowest and highest over them, to show how far the
+    # machine moved it between rounds taken minutes apart
+    spread: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def added(self) -> dict[str, float]:
         """``proxied - direct`` in milliseconds, for the latency figures both sides have."""
@@ -139,6 +142,11 @@ class Comparison:
         found = {name: _minus(getattr(self.proxied, field), getattr(self.direct, field))
                  for name, field in ADDED.items()}
         return {name: value for name, value in found.items() if value is not None}
+
+    def figures(self) -> dict[str, float]:
+        """Every ratio and added latency, named ``ratio:NAME`` and ``added:NAME``."""
+        return ({f"ratio:{name}": value for name, value in self.ratios().items()}
+                | {f"added:{name}": value for name, value in self.added().items()})
 
     def ratios(self) -> dict[str, float]:
         """``proxied / direct`` for every figure both sides have."""

@@ -217,11 +217,20 @@ class _Bench:
 def median_round(rounds: list[Comparison], figure: Callable[[Comparison], float | None]
                  ) -> Comparison:
     """The round whose ``figure`` is the median of the rounds that have it (the lower middle
-    one of an even count): one whole round, so a row's figures come from the same runs."""
+    one of an even count): one whole round, so a row's figures come from the same runs; with
+    its ``spread`` over those rounds."""
     measured = sorted((c for c in rounds if figure(c) is not None), key=figure)  # type: ignore[arg-type, return-value]
     if not measured:
         return rounds[-1]
-    return measured[(len(measured) - 1) // 2]
+    kept = measured[(len(measured) - 1) // 2]
+    if len(measured) == 1:
+        return kept
+    spread: dict[str, tuple[float, float]] = {}
+    for row in measured:
+        for name, value in row.figures().items():
+            low, high = spread.get(name, (value, value))
+            spread[name] = (min(low, value), max(high, value))
+    return replace(kept, spread=spread)
 
 
 def _sides(subject: _Subject, mock: ServerProcess, direct: BenchRequest, through: BenchRequest

@@ -7,8 +7,8 @@ milliseconds, both measured back to back in the same run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from statistics import median
 
 from .results import BUNDLED, Comparison
@@ -22,6 +22,7 @@ class Target:
     unit: str
     figure: float | None  # the worst over the hostings; None = not measured
     hosting: str = ""  # where the worst figure is
+    spread: tuple[float, float] | None = None  # that hosting's lowest and highest over rounds
 
     @property
     def met(self) -> bool | None:
@@ -33,7 +34,11 @@ class Target:
         sign = ">=" if self.at_least else "<="
         verdict = {None: "not measured", True: "met", False: "NOT met"}[self.met]
         shown = "n/a" if self.figure is None else f"{self.figure:.2f}{self.unit}"
-        where = f" ({self.hosting})" if self.hosting and self.figure is not None else ""
+        where = ""
+        if self.hosting and self.figure is not None:
+            low, high = self.spread or (None, None)
+            rounds = f"; rounds {low:.2f} to {high:.2f}{self.unit}" if self.spread else ""
+            where = f" ({self.hosting}{rounds})"
         return f"{self.name} {sign} {self.limit:g}{self.unit}: {shown}{where}, {verdict}"
 
 
@@ -59,19 +64,16 @@ def machine_pace(overhead: Sequence[Comparison]) -> str | None:
             f"({here / median(LIMITS_SET_AT_MOCK_US):.1f}x)")
 
 
-_Figure = Callable[[Comparison], float | None]
-# name, limit, at least?, unit, which rows (overhead or streaming), the figure of one row
-_TARGETS: tuple[tuple[str, float, bool, str, str, _Figure], ...] = (
+# name, limit, at least?, unit, which rows (overhead or streaming), the figure (``figures()``)
+_TARGETS: tuple[tuple[str, float, bool, str, str, str], ...] = (
     ("throughput through the proxy, x direct (non-streaming, concurrency N)", 0.5, True, "x",
-     "overhead", lambda row: row.ratios().get("throughput")),
-    ("added latency p50 at concurrency 1", 0.3, False, " ms", "overhead",
-     lambda row: row.added().get("p50")),
-    ("added latency p99 at concurrency N", 2.0, False, " ms", "overhead",
-     lambda row: row.added().get("loaded_p99")),
+     "overhead", "ratio:throughput"),
+    ("added latency p50 at concurrency 1", 0.3, False, " ms", "overhead", "added:p50"),
+    ("added latency p99 at concurrency N", 2.0, False, " ms", "overhead", "added:loaded_p99"),
     ("streaming: added time to first token (p50)", 0.5, False, " ms", "streaming",
-     lambda row: row.added().get("first_token_p50")),
+     "added:first_token_p50"),
     ("streaming: added delay per chunk (p99)", 0.5, False, " ms", "streaming",
-     lambda row: row.added().get("chunk_gap_p99")),
+     "added:chunk_gap_p99"),
 )
 
 
@@ -82,9 +84,13 @@ def judge(overhead: Sequence[Comparison], streaming: Sequence[Comparison],
             "streaming": [r for r in streaming if r.subject == BUNDLED]}
     found = []
     for name, limit, at_least, unit, section, figure in _TARGETS:
-        measured = [(value, row.hosting) for row in rows[section]
-                    if (value := figure(row)) is not None]
-        worst = (min if at_least else max)(measured, default=(None, ""))
-        found.append(Target(name.replace("concurrency N", f"concurrency {concurrency}"),
-                            limit, at_least, unit, worst[0], worst[1]))
+        target = Target(name.replace("concurrency N", f"concurrency {concurrency}"),
+                        limit, at_least, unit, None)
+        measured = [(value, row) for row in rows[section]
+                    if (value := row.figures().get(figure)) is not None]
+        if measured:
+            value, row = (min if at_least else max)(measured, key=lambda pair: pair[0])
+            target = replace(target, figure=value, hosting=row.hosting,
+                             spread=row.spread.get(figure))
+        found.append(target)
     return found

@@ -215,8 +215,12 @@ def test_of_several_rounds_the_one_with_the_median_ratio_is_kept_whole():
     rounds = [Comparison("Ollama", "", _side(4000, 0.2), _side(per_second, 0.8 + index))
               for index, per_second in enumerate((1000, 3000, 2000))]
     kept = median_round(rounds, lambda c: c.ratios().get("throughput"))
-    assert kept is rounds[2]  # 0.5x between 0.25x and 0.75x, with its own latency figures
-    assert median_round(rounds[:2], lambda c: c.ratios().get("throughput")) is rounds[0]
+    # 0.5x between 0.25x and 0.75x, with its own latency figures, and how far the rounds spread
+    assert replace(kept, spread={}) == rounds[2]
+    assert kept.spread["ratio:throughput"] == (0.25, 0.75)
+    assert kept.spread["added:p50"] == pytest.approx((0.6, 2.6))
+    assert replace(median_round(rounds[:2], lambda c: c.ratios().get("throughput")),
+                   spread={}) == rounds[0]
     failed = Comparison("Ollama", "", unavailable="the proxy answered 500")
     assert median_round([failed, rounds[1]], lambda c: c.ratios().get("throughput")) is rounds[1]
     assert median_round([failed], lambda c: c.ratios().get("throughput")) is failed
@@ -472,6 +476,10 @@ def test_targets_take_the_worst_hosting():
     first = found["streaming: added time to first token (p50)"]
     assert first.figure == pytest.approx(0.6) and not first.met
     assert "NOT met" in first.describe() and "(B)" in first.describe()
+    spread = replace(slow, spread={"ratio:throughput": (0.35, 0.45)})
+    throughput = judge([spread], [], 32)[0]
+    assert throughput.spread == (0.35, 0.45)
+    assert "0.40x (B; rounds 0.35 to 0.45x), NOT met" in throughput.describe()
     assert judge([], [], 32)[0].met is None
 
 
