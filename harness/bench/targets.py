@@ -36,8 +36,10 @@ class Target:
         shown = "n/a" if self.figure is None else f"{self.figure:.2f}{self.unit}"
         where = ""
         if self.hosting and self.figure is not None:
-            low, high = self.spread or (None, None)
-            rounds = f"; rounds {low:.2f} to {high:.2f}{self.unit}" if self.spread else ""
+            rounds = ""
+            if self.spread:
+                low, high = self.spread
+                rounds = f"; rounds {low:.2f} to {high:.2f}{self.unit}"
             where = f" ({self.hosting}{rounds})"
         return f"{self.name} {sign} {self.limit:g}{self.unit}: {shown}{where}, {verdict}"
 
