@@ -329,6 +329,7 @@ def run_bench(proxy: GatewayApp, settings: BenchSettings = BenchSettings(),
     driver = settings.driver()  # a missing wrk is said before anything starts
     shown = asdict(settings) | {"gateways": [spec.shown() for spec in settings.gateways]}
     report = BenchReport(layout.describe(), shown, machine.describe(), driver)
+    started = machine.cpu_times()
     with ExitStack() as stack:
         progress("starting the load generator, the mocks and the proxies")
         load = stack.enter_context(LoadGenerator(layout.load))
@@ -358,6 +359,7 @@ def run_bench(proxy: GatewayApp, settings: BenchSettings = BenchSettings(),
                 _measure_floor(bench, report, selected, bundled, layout, progress)
             else:
                 _measure_gateway(spec, bench, report, selected, mocks, layout, progress)
+    report.machine["stolen"] = machine.stolen_share(started, machine.cpu_times())
     return report
 
 

@@ -20,7 +20,7 @@ from aiohttp import web
 from proxyproof.cli import main
 from proxyproof.gateways import bundled_gateway
 from proxyproof.harness import kong_config
-from proxyproof.harness.bench import BenchSettings, cputime, memory, report, wrk
+from proxyproof.harness.bench import BenchSettings, cputime, machine, memory, report, wrk
 from proxyproof.harness.bench.floor import Floor
 from proxyproof.harness.bench.frames import FirstTextScanner, carries_text
 from proxyproof.harness.bench.http1 import BenchRequest, Connection
@@ -99,6 +99,7 @@ def test_quick_run_compares_every_hosting_with_a_direct_call(quick_report):
 def test_quick_run_reports_machine_load_generator_and_targets(quick_report):
     found = quick_report["machine"]
     assert found["date"] and found["cpu"] and found["cpus"] >= 1 and found["python"]
+    assert found["load_average"] >= 0 and 0 <= found["stolen"] < 1  # Linux: /proc/stat
     assert quick_report["load_generator"] == "python"  # a smoke run: wrk runs last 1 s at least
     targets = quick_report["targets"]
     assert len(targets) == 5
@@ -240,6 +241,21 @@ def test_percentile_and_ratio():
     assert percentile(list(map(float, range(1, 101))), 0.99) == 99.0
     assert ratio(3.0, 2.0) == 1.5
     assert ratio(3.0, 0.0) is None and ratio(None, 2.0) is None
+
+
+def test_the_machine_line_says_what_else_ran_and_what_the_host_took():
+    assert machine.parse_cpu_line("cpu  800 0 100 9000 20 0 30 50 10 0\n") == (50, 10000)
+    assert machine.parse_cpu_line("cpu 1 2 3 4") == (0, 10)  # an old kernel: no steal column
+    with pytest.raises(ValueError):
+        machine.parse_cpu_line("cpu0 1 2 3 4 5 6 7 8")
+    assert machine.stolen_share((50, 10000), (150, 11000)) == 0.1
+    assert machine.stolen_share(None, (1, 2)) is None
+    assert machine.stolen_share((1, 2), (1, 2)) is None  # no time passed
+    found = machine.describe() | {"stolen": 0.083}
+    line = machine.one_line(found)
+    assert f"load average {found['load_average']} at the start" in line
+    assert line.endswith("; CPU time taken by the host: 8% during the run")
+    assert "taken by the host" not in machine.one_line(machine.describe())
 
 
 def test_cpu_time_is_read_from_proc_stat():
