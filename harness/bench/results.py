@@ -235,6 +235,6 @@ def _rounded(value: Any) -> Any:
         return round(value, 4)
     if isinstance(value, dict):
         return {key: _rounded(item) for key, item in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):  # (a tuple: a spread's lowest and highest)
         return [_rounded(item) for item in value]
     return value

@@ -496,6 +496,11 @@ def test_targets_take_the_worst_hosting():
     throughput = judge([spread], [], 32)[0]
     assert throughput.spread == (0.35, 0.45)
     assert "0.40x (B; rounds 0.35 to 0.45x), NOT met" in throughput.describe()
+    bench = BenchReport("layout here", {"concurrency": 32})
+    bench.overhead = [replace(slow, spread={"ratio:throughput": (1 / 3, 0.45)})]
+    shown = json.loads(report.as_json(bench))
+    assert shown["proxy_overhead"][0]["spread"] == {"ratio:throughput": [0.3333, 0.45]}
+    assert shown["targets"][0]["spread"] == [0.3333, 0.45]
     assert judge([], [], 32)[0].met is None
 
 
