@@ -18,9 +18,17 @@ import pytest
 from aiohttp import web
 
 from proxyproof.cli import main
-from proxyproof.gateways import bundled_gateway
+from proxyproof.gateways import bundled_app, bundled_gateway
 from proxyproof.harness import kong_config
-from proxyproof.harness.bench import BenchSettings, cputime, machine, memory, report, wrk
+from proxyproof.harness.bench import (
+    BenchSettings,
+    cputime,
+    inprocess,
+    machine,
+    memory,
+    report,
+    wrk,
+)
 from proxyproof.harness.bench.floor import Floor
 from proxyproof.harness.bench.frames import FirstTextScanner, carries_text
 from proxyproof.harness.bench.http1 import BenchRequest, Connection
@@ -37,7 +45,7 @@ from proxyproof.harness.bench.stats import percentile, ratio
 from proxyproof.harness.bench.subjects import GatewaySpec, external_request, with_headers
 from proxyproof.harness.bench.targets import judge, machine_pace
 from proxyproof.harness.catalogue.loader import SEED
-from proxyproof.harness.hostings import HOSTINGS
+from proxyproof.harness.hostings import BY_KEY, HOSTINGS
 from proxyproof.mocks.app import run_mock
 from proxyproof.serving import ThreadedServer
 
@@ -390,6 +398,39 @@ def test_a_failing_proxy_gives_a_reason_instead_of_figures():
         with pytest.raises(Unavailable, match="capture call failed"):
             nowhere = mock.url + "/nowhere"
             capture_direct_call(BenchRequest(proxy.url + "/llama2-chat", b"{}"), nowhere)
+
+
+# --- in one process ------------------------------------------------------------------------------
+
+
+def test_in_process_the_gateway_is_timed_against_the_upstream_it_calls():
+    settings = inprocess.InProcessSettings(requests=20, batches=2)
+    found = inprocess.run(bundled_app, [BY_KEY["ollama"], BY_KEY["gguf"]], settings)
+    for row in found.rows:
+        assert not row.error, row.error
+        assert 0 < row.direct_us < row.proxied_us  # type: ignore[operator]
+        assert row.added_us == pytest.approx(row.proxied_us - row.direct_us)  # type: ignore[operator]
+        assert row.ratio == pytest.approx(row.proxied_us / row.direct_us)  # type: ignore[operator]
+    text = inprocess.in_process_table(found)
+    assert "fastest of 2 batches of 20" in text and "self-hosted GGUF" in text
+    shown = json.loads(inprocess.in_process_json(found))
+    assert [row["hosting"] for row in shown["rows"]] == ["Ollama", "self-hosted GGUF"]
+    assert shown["rows"][0]["added_us"] > 0 and shown["rows"][0]["ratio"] > 1
+    assert shown["settings"]["batches"] == 2
+
+
+def test_in_process_a_failing_gateway_gives_a_reason_instead_of_figures():
+    found = inprocess.run(lambda config: _failing_proxy(), [BY_KEY["ollama"]],
+                          inprocess.InProcessSettings(requests=5, batches=1))
+    assert "the gateway answered 500" in found.rows[0].error and found.errors == 1
+    assert "n/a (the gateway answered 500" in inprocess.in_process_table(found)
+
+
+def test_in_process_bad_settings_are_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--in-process", "--samples", "0"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == "proxyproof bench: --samples must be 1 or more"
 
 
 # --- wrk, and the fallback without it ------------------------------------------------------------
