@@ -26,7 +26,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -132,7 +132,9 @@ async def _hosting(proxy: GatewayApp, hosting: Hosting, settings: InProcessSetti
             canned = await started(_CannedServer.start(reply))
             gateway = await started(start_app(functools.partial(
                 proxy, kong_config.point_at(config, canned.url))))
-            sides = (_Side(connected(canned.url), direct), _Side(connected(gateway.url), proxied))
+            straight = replace(direct, url=canned.url + urlsplit(direct.url).path)
+            through = replace(proxied, url=gateway.url + CHAT_ROUTE)
+            sides = [_Side(connected(target.url), target) for target in (straight, through)]
             for side in sides:
                 await side.send(WARMUP)
             for _ in range(settings.batches):
@@ -194,7 +196,7 @@ class _Side:
 
     def __init__(self, connection: Connection, target: BenchRequest) -> None:
         self._connection = connection
-        self._data = target.request_bytes()  # (its Host header names where it was first sent)
+        self._data = target.request_bytes()
         self.best_us = float("inf")
 
     async def send(self, count: int) -> None:
