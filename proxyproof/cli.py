@@ -559,9 +559,9 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--stream-megabytes", type=int, metavar="MB", default=50,
                        help="size of the stream the --memory run relays (default 50)")
     bench.add_argument("--in-process", action="store_true",
-                       help="instead: the bundled proxy's cost per request, in µs and as a "
-                       "ratio that stays within about 1%% from run to run where the other "
-                       "figures move by a fifth: each hosting's seed "
+                       help="instead: the bundled proxy's cost per request beside the floor's, "
+                       "in µs and as a ratio that moves by a few per cent from run to run where "
+                       "the other figures move by a fifth or more: each hosting's seed "
                        "request through the proxy and straight to its upstream (a canned one "
                        "replaying the mock's reply), one at a time, everything in this one "
                        "process on one CPU; the fastest of 5 batches of --samples requests "

@@ -9,7 +9,8 @@ costs the same few microseconds every time and the mock's own work, which varies
 it generates, is out of the figure. The request the gateway sends, sent straight to that
 upstream, is the direct round trip; the difference is what the gateway costs per request: its
 own work and one more loopback hop; the ratio of the two cancels the machine's own changes of
-speed. Each side is timed in batches, direct and proxied in turn, the garbage collector held
+speed. The floor (``floor.py``), sending the same upstream request, is timed beside it: the
+least a proxy in Python adds. Each side is timed in batches, in turn, the garbage collector held
 during a batch, and the fastest batch of each is kept.
 
 It does not replace the cross-process figures (throughput, latency, streams): it is the one to
@@ -39,6 +40,7 @@ from ..catalogue.loader import SEED
 from ..gateway import GatewayApp
 from ..hostings import Hosting
 from . import machine, stats
+from .floor import Floor, start_floor
 from .http1 import LOOPBACK, BenchRequest, Connection, RawReply
 from .layout import current_layout
 from .scenario import CHAT_ROUTE, Unavailable, capture_direct_call
@@ -61,20 +63,17 @@ class InProcessSettings:
 class InProcessRow:
     hosting: str
     direct_us: float | None = None  # the fastest batch's time per round trip
-    proxied_us: float | None = None
+    proxied_us: float | None = None  # through the bundled proxy
+    floor_us: float | None = None  # through the floor (the least a proxy in Python costs)
     error: str = ""
 
-    @property
-    def added_us(self) -> float | None:
-        if self.direct_us is None or self.proxied_us is None:
-            return None
-        return self.proxied_us - self.direct_us
+    def added_us(self, through: float | None) -> float | None:
+        return None if through is None or self.direct_us is None else through - self.direct_us
 
-    @property
-    def ratio(self) -> float | None:
-        """proxied / direct: the proxy's cost in bare round trips, which a change of the
-        machine's own speed between runs moves far less than the microseconds."""
-        return stats.ratio(self.proxied_us, self.direct_us)
+    def ratio(self, through: float | None) -> float | None:
+        """through / direct: a cost in bare round trips, which a change of the machine's own
+        speed between runs moves far less than the microseconds."""
+        return stats.ratio(through, self.direct_us)
 
 
 @dataclass
@@ -88,9 +87,16 @@ class InProcessReport:
         return sum(1 for row in self.rows if row.error)
 
     def to_json(self) -> dict[str, Any]:
+        def figures(row: InProcessRow) -> dict[str, Any]:
+            return asdict(row) | {
+                "added_us": _round(row.added_us(row.proxied_us)),
+                "ratio": _round(row.ratio(row.proxied_us)),
+                "floor_added_us": _round(row.added_us(row.floor_us)),
+                "floor_ratio": _round(row.ratio(row.floor_us)),
+            }
+
         return {"machine": self.machine, "settings": self.settings,
-                "rows": [asdict(row) | {"added_us": _round(row.added_us),
-                                        "ratio": _round(row.ratio)} for row in self.rows]}
+                "rows": [figures(row) for row in self.rows]}
 
 
 def run(proxy: GatewayApp, hostings: Sequence[Hosting],
@@ -132,9 +138,12 @@ async def _hosting(proxy: GatewayApp, hosting: Hosting, settings: InProcessSetti
             canned = await started(_CannedServer.start(reply))
             gateway = await started(start_app(functools.partial(
                 proxy, kong_config.point_at(config, canned.url))))
-            straight = replace(direct, url=canned.url + urlsplit(direct.url).path)
-            through = replace(proxied, url=gateway.url + CHAT_ROUTE)
-            sides = [_Side(connected(target.url), target) for target in (straight, through)]
+            upstream = canned.url + urlsplit(direct.url).path
+            floor = await started(start_floor(Floor(upstream, direct.body, direct.body,
+                                                    direct.headers)))
+            sides = [_Side(connected(target.url), target) for target in (
+                replace(direct, url=upstream), replace(proxied, url=gateway.url + CHAT_ROUTE),
+                replace(proxied, url=floor.url + CHAT_ROUTE))]
             for side in sides:
                 await side.send(WARMUP)
             for _ in range(settings.batches):
@@ -142,7 +151,7 @@ async def _hosting(proxy: GatewayApp, hosting: Hosting, settings: InProcessSetti
                     await side.batch(settings.requests)
         except (Unavailable, _Failed, OSError) as problem:
             return InProcessRow(hosting.name, error=str(problem))
-        return InProcessRow(hosting.name, sides[0].best_us, sides[1].best_us)
+        return InProcessRow(hosting.name, *(side.best_us for side in sides))
 
 
 class _CannedUpstream(asyncio.Protocol):
@@ -237,20 +246,26 @@ def _round(value: float | None) -> float | None:
 
 def in_process_table(report: InProcessReport) -> str:
     settings = report.settings
-    lines = ["proxyproof bench --in-process: the gateway's cost per request, one request at a "
-             "time, the gateway, a canned upstream",
-             "(the mock's reply, replayed) and the client in one process on one CPU;",
+    lines = ["proxyproof bench --in-process: a gateway's cost per request, one request at a time, "
+             "with the gateway,",
+             "a canned upstream (the mock's reply, replayed) and the client in one process on one "
+             "CPU;",
              f"µs per round trip, the fastest of {settings['batches']} batches of "
-             f"{settings['requests']:,}; added = through the gateway - straight to the upstream; "
-             "ratio = through / straight",
+             f"{settings['requests']:,}; added = through the gateway - straight to the upstream;",
+             "ratio = through / straight; floor = the benchmark's bare pass-through proxy, "
+             "sending the same upstream request",
              f"machine: {machine.one_line(report.machine)}", "",
-             f"  {'hosting':<18}{'direct':>10}{'proxied':>10}{'added':>10}{'ratio':>9}"]
+             f"  {'':<18}{'':>8}{'proxyproof':>28}{'floor':>28}",
+             f"  {'hosting':<18}{'direct':>8}" + f"{'µs':>10}{'added':>10}{'ratio':>8}" * 2]
     for row in report.rows:
         if row.error:
             lines.append(f"  {row.hosting:<18}n/a ({row.error})")
-        else:
-            lines.append(f"  {row.hosting:<18}{row.direct_us:>10,.1f}{row.proxied_us:>10,.1f}"
-                         f"{row.added_us:>10,.1f}{row.ratio:>8.2f}x")
+            continue
+        line = f"  {row.hosting:<18}{row.direct_us:>8,.1f}"
+        for through in (row.proxied_us, row.floor_us):
+            line += (f"{through:>10,.1f}{row.added_us(through):>10,.1f}"
+                     f"{row.ratio(through):>7.2f}x")
+        lines.append(line)
     return "\n".join(lines)
 
 

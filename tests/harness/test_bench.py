@@ -408,14 +408,16 @@ def test_in_process_the_gateway_is_timed_against_the_upstream_it_calls():
     found = inprocess.run(bundled_app, [BY_KEY["ollama"], BY_KEY["gguf"]], settings)
     for row in found.rows:
         assert not row.error, row.error
-        assert 0 < row.direct_us < row.proxied_us  # type: ignore[operator]
-        assert row.added_us == pytest.approx(row.proxied_us - row.direct_us)  # type: ignore[operator]
-        assert row.ratio == pytest.approx(row.proxied_us / row.direct_us)  # type: ignore[operator]
+        assert row.direct_us and row.proxied_us and row.floor_us
+        assert 0 < row.direct_us < min(row.proxied_us, row.floor_us)
+        assert row.added_us(row.proxied_us) == pytest.approx(row.proxied_us - row.direct_us)
+        assert row.ratio(row.floor_us) == pytest.approx(row.floor_us / row.direct_us)
     text = inprocess.in_process_table(found)
     assert "fastest of 2 batches of 20" in text and "self-hosted GGUF" in text
     shown = json.loads(inprocess.in_process_json(found))
     assert [row["hosting"] for row in shown["rows"]] == ["Ollama", "self-hosted GGUF"]
     assert shown["rows"][0]["added_us"] > 0 and shown["rows"][0]["ratio"] > 1
+    assert shown["rows"][0]["floor_added_us"] > 0 and shown["rows"][0]["floor_ratio"] > 1
     assert shown["settings"]["batches"] == 2
 
 
