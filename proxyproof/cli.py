@@ -508,7 +508,9 @@ def parser() -> argparse.ArgumentParser:
         "  proxyproof bench --hosting ollama --gateway portkey=http://127.0.0.1:8787/v1/chat/"
         "completions\n"
         "  proxyproof bench --memory --json          RSS over 100,000 requests and a 50 MB "
-        "stream\n",
+        "stream\n"
+        "  proxyproof bench --in-process             the proxy's and the floor's cost per request, "
+        "steadily\n",
     )
     bench.add_argument("--quick", action="store_true",
                        help="a few-second smoke run (small runs: the figures are rough)")
