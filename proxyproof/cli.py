@@ -244,22 +244,26 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _bench_in_process(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from proxyproof.gateways import bundled_app
+    from proxyproof.harness.bench import BenchSettings
     from proxyproof.harness.bench.inprocess import (
+        QUICK,
         InProcessSettings,
         in_process_json,
         in_process_table,
         run,
     )
-    from proxyproof.harness.hostings import BY_KEY, HOSTINGS
 
-    requests, batches = (200, 3) if args.quick else (2000, 5)
+    settings = QUICK if args.quick else InProcessSettings()
     try:
-        settings = InProcessSettings(requests if args.samples is None else args.samples, batches)
+        if args.samples is not None:
+            settings = replace(settings, requests=args.samples)
     except ValueError as error:
         print(f"proxyproof bench: {error}", file=sys.stderr)
         return 2
-    hostings = [BY_KEY[key] for key in args.hosting] if args.hosting else list(HOSTINGS)
+    hostings = BenchSettings(hostings=tuple(args.hosting or ())).selected()
     report = run(bundled_app, hostings, settings, progress=lambda line: print(
         f"bench: {line}", file=sys.stderr, flush=True))
     print(in_process_json(report) if args.json else in_process_table(report))

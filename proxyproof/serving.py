@@ -616,9 +616,6 @@ def serve_forever(
     run_loop(main())
 
 
-LOOPS = ("uvloop", "asyncio")
-
-
 def event_loop_name() -> str:
     """The event loop servers run on, as ``PROXYPROOF_LOOP`` says: ``uvloop`` (the default where
     it is installed: a dependency on Linux and macOS) or ``asyncio`` (asyncio's own, the default
@@ -626,7 +623,7 @@ def event_loop_name() -> str:
     request one at a time (docs/performance.md). ``ValueError`` for any other value, or for
     ``uvloop`` where it is not installed."""
     chosen = os.environ.get("PROXYPROOF_LOOP", "").strip().lower()
-    if chosen and chosen not in LOOPS:
+    if chosen not in ("", "uvloop", "asyncio"):
         raise ValueError(f"PROXYPROOF_LOOP must be uvloop or asyncio, not {chosen!r}")
     if chosen == "asyncio":
         return "asyncio"

@@ -59,6 +59,9 @@ class InProcessSettings:
             raise ValueError("--samples must be 1 or more")
 
 
+QUICK = InProcessSettings(requests=200, batches=3)  # a smoke run: the figures are rough
+
+
 @dataclass(frozen=True)
 class InProcessRow:
     hosting: str

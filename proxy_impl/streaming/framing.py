@@ -35,8 +35,14 @@ class LineSplitter:
         if self._after_cr and data.startswith(b"\n"):
             data = data[1:]
         self._after_cr = False
-        if b"\r" not in data:  # LF line ends only, as every upstream here writes them
-            return self._split_lf(data)
+        # LF line ends only, as every upstream here writes them: bytes.split, several times
+        # faster than the regular expression
+        lines = self._split(data) if b"\r" in data else self._split_lf(data)
+        if len(self._partial) > self._max:
+            raise FramingError(f"upstream stream line longer than {self._max} bytes")
+        return lines
+
+    def _split(self, data: bytes) -> list[str]:
         lines: list[str] = []
         start = 0
         for end in _LINE_END.finditer(data):
@@ -45,8 +51,6 @@ class LineSplitter:
             start = end.end()
             self._after_cr = end.group() == b"\r" and start == len(data)
         self._partial += data[start:]
-        if len(self._partial) > self._max:
-            raise FramingError(f"upstream stream line longer than {self._max} bytes")
         return lines
 
     def _split_lf(self, data: bytes) -> list[str]:
@@ -55,12 +59,9 @@ class LineSplitter:
             complete[0] = bytes(self._partial) + complete[0]
             self._partial.clear()
         lines = [line.decode("utf-8", errors="replace") for line in complete]
-        if lines and self._first:
-            self._first = False
-            lines[0] = lines[0].removeprefix("\ufeff")  # a byte-order mark may open the stream
+        if lines:
+            lines[0] = self._unmarked(lines[0])
         self._partial += rest
-        if len(self._partial) > self._max:
-            raise FramingError(f"upstream stream line longer than {self._max} bytes")
         return lines
 
     def finish(self) -> list[str]:
@@ -70,9 +71,13 @@ class LineSplitter:
     def _take(self) -> str:
         line = self._partial.decode("utf-8", errors="replace")
         self._partial.clear()
+        return self._unmarked(line)
+
+    def _unmarked(self, line: str) -> str:
+        """``line`` without the byte-order mark that may open a text stream (the first only)."""
         if self._first:
             self._first = False
-            line = line.removeprefix("\ufeff")  # a byte-order mark may open a text stream
+            return line.removeprefix("\ufeff")
         return line
 
 
