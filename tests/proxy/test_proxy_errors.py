@@ -43,7 +43,7 @@ def proxy(ollama) -> Iterator[str]:
             "/raw": ai_proxy(CHAT, "raw", ollama.url + "/raw"),
             "/openai": ai_proxy(CHAT, "openai", ollama.url + "/v1/chat/completions"),
         },
-        service={"read_timeout": 300, "retries": 2},
+        service={"read_timeout": 1000, "retries": 2},  # room for a loaded CI machine
     )
     with running_proxy(config) as server:
         yield server.url
