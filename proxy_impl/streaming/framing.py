@@ -84,6 +84,8 @@ class LineSplitter:
 class NdjsonDecoder:
     """Newline-delimited JSON: each non-blank line is one JSON text (returned undecoded)."""
 
+    frame_end = b"\n"
+
     def __init__(self, max_line_bytes: int = MAX_LINE_BYTES) -> None:
         self._lines = LineSplitter(max_line_bytes)
 
@@ -104,6 +106,8 @@ class SseDecoder:
     whose blank line never came: an upstream that closes right after its final event still
     delivered it.
     """
+
+    frame_end = b"\n\n"  # a blank line dispatches an event
 
     def __init__(self, max_line_bytes: int = MAX_LINE_BYTES) -> None:
         self._lines = LineSplitter(max_line_bytes)

@@ -6,11 +6,12 @@ completes (a last unterminated frame, or a ``Failure`` when the stream stopped e
 ``Finish`` or a ``Failure`` it ignores further input, so the client never sees events after the
 end of the stream.
 
-``lead(data)`` is ``feed`` for the relay, which sends the stream's first token before translating
-what arrived with it: until the first event that carries content, it stops right after that event
-and holds the read's later frames (``holding``) for the next ``feed`` or ``finish``. A fast
-upstream's whole reply can come in one read, and translating it all first would delay the first
-token by the whole reply's translation.
+``lead(data)`` is ``feed`` for the relay, which sends the stream's first token before decoding
+what arrived with it: until the first event that carries content, it feeds the read to the decoder
+a frame at a time, stops right after that event and holds the rest of the read (``holding``) for the
+next ``feed`` or ``finish``. A fast upstream's whole reply can come in one read, and decoding it all
+first would delay the first token by the whole reply's framing and translation, longer the longer
+the reply.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class Translator(Protocol):
 
 
 class FrameDecoder(Protocol[Frame]):
+    frame_end: bytes  # what ends a frame when lines end with LF
+
     def feed(self, data: bytes) -> list[Frame]: ...
 
     def finish(self) -> list[Frame]: ...
@@ -50,25 +53,41 @@ class FrameTranslator(ABC, Generic[Frame]):
         self.ended = False
         self._led = False  # the first content event has been returned
         self._held: list[Frame] = []  # frames decoded by lead() and not translated yet
+        self._unfed = b""  # the rest of the read lead() stopped in, not decoded yet
 
     @property
     def holding(self) -> bool:
-        return bool(self._held)
+        return bool(self._held or self._unfed)
 
     def feed(self, data: bytes) -> list[Event]:
         return self._feed(data, lead=False)
 
     def lead(self, data: bytes) -> list[Event]:
-        return self._feed(data, lead=not self._led)
+        if self._led or b"\r" in data:
+            # After the first token, or with CR line ends (which no upstream here writes): the
+            # whole read, the frames after the first token held (``_translate``).
+            return self._feed(data, lead=not self._led)
+        events: list[Event] = []
+        start = 0
+        step = self._decoder.frame_end
+        while start < len(data) and not (self._led or self.ended):
+            end = data.find(step, start)
+            end = len(data) if end < 0 else end + len(step)
+            events += self._feed(data[start:end], lead=True)
+            start = end
+        if not self.ended:
+            self._unfed = data[start:]
+        return events
 
     def finish(self) -> list[Event]:
+        events = self.feed(b"") if self._unfed else []
         if self.ended:
-            return []
+            return events
         try:
             frames = self._take(self._decoder.finish())
         except FramingError as error:
-            return self._stop(Failure("malformed", str(error)))
-        events = self._translate(frames)
+            return events + self._stop(Failure("malformed", str(error)))
+        events += self._translate(frames)
         if events and isinstance(events[-1], Failure) and events[-1].kind == "malformed":
             # the last frame was cut short: the stream was truncated, not garbled
             return [*events[:-1], truncated("in the middle of a frame")]
@@ -88,6 +107,8 @@ class FrameTranslator(ABC, Generic[Frame]):
     def _feed(self, data: bytes, *, lead: bool) -> list[Event]:
         if self.ended:
             return []
+        if self._unfed:
+            data, self._unfed = self._unfed + data, b""
         try:
             frames = self._take(self._decoder.feed(data))
         except FramingError as error:

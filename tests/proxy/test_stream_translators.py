@@ -16,6 +16,7 @@ from proxyproof.proxy_impl.model import ReplyStamp
 from proxyproof.proxy_impl.streaming.client import ClientStream
 from proxyproof.proxy_impl.streaming.events import Delta, Event, Failure, Finish, Relay, Usage
 from proxyproof.proxy_impl.streaming.framing import (
+    MAX_LINE_BYTES,
     FramingError,
     LineSplitter,
     NdjsonDecoder,
@@ -217,11 +218,11 @@ def carries_content(event: Event) -> bool:
 
 @pytest.mark.parametrize("name", TRANSLATORS)
 @settings(max_examples=60, deadline=None)
-@given(tokens=TOKENS, points=SPLITS)
-def test_the_first_token_is_sent_alone_and_nothing_is_lost(name, tokens, points) -> None:
+@given(tokens=TOKENS, points=SPLITS, ending=st.sampled_from([b"\n", b"\r\n", b"\r"]))
+def test_the_first_token_is_sent_alone_and_nothing_is_lost(name, tokens, points, ending) -> None:
     make, build = TRANSLATORS[name]
     data = build(tokens)
-    sends = led(make, cut(data, points))
+    sends = led(make, cut(data.replace(b"\n", ending), points))
     assert [event for send in sends for event in send] == run(make, [data])
     first = next((send for send in sends if any(map(carries_content, send))), None)
     if first is not None:  # the send with the first token ends with it
@@ -233,6 +234,15 @@ def test_a_whole_reply_in_one_read_leads_with_its_first_token() -> None:
     sends = led(OllamaTranslator, [ollama_chat(["Hel", "lo", "!"])])
     assert [[e.text for e in send if isinstance(e, Delta)] for send in sends[:2]] == [
         ["Hel"], ["lo", "!"]]
+
+
+def test_what_follows_the_first_token_in_its_read_is_decoded_after_it_is_sent() -> None:
+    """A line past the limit starts right after the first token: the token goes out, then the
+    failure (decoding the whole read first would have sent the failure alone)."""
+    first = ollama_chat(["Hel", "lo"]).split(b"\n", 1)[0]
+    sends = led(OllamaTranslator, [first + b"\n" + b"x" * (MAX_LINE_BYTES + 1)])
+    assert [e.text for e in sends[0]] == ["Hel"]
+    assert isinstance(sends[1][-1], Failure) and sends[1][-1].kind == "malformed"
 
 
 @pytest.mark.parametrize("name", TRANSLATORS)
