@@ -104,7 +104,8 @@ def test_headers_sent_a_byte_at_a_time_get_408_at_the_header_timeout(caplog):
         # 60 bytes, 50 ms apart: 3 s if the server let each byte restart the clock
         _trickle(connection, b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 30 + b"\r\n\r\n")
         status, body, head = _status_and_json(_until_closed(connection))
-        assert SHORT * 0.8 <= time.monotonic() - started < SHORT + 1.5
+        # under the 3.3 s a clock restarted by each byte would take; room for a loaded machine
+        assert SHORT * 0.8 <= time.monotonic() - started < SHORT + 2.5
     assert status == 408 and body == {"message": "request headers timed out"}
     assert b"Connection: close" in head
     _no_tracebacks(caplog)
@@ -150,7 +151,7 @@ def test_a_body_that_never_finishes_gets_408_at_the_body_timeout(caplog, app, pa
         started = time.monotonic()
         _trickle(connection, b'{"messages": [' + b" " * 900)  # a trickle does not reset it
         status, body, head = _status_and_json(_until_closed(connection))
-        assert SHORT * 0.8 <= time.monotonic() - started < SHORT + 1.5
+        assert SHORT * 0.8 <= time.monotonic() - started < SHORT + 3
     assert status == 408 and body == {"message": "request body timed out"}
     assert b"Connection: close" in head
     _no_tracebacks(caplog)
