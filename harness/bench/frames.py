@@ -68,6 +68,18 @@ class FirstTextScanner:
         return found
 
 
+def first_text_end(body: bytes, content_type: str) -> int | None:
+    """Where the first frame with text ends in a whole stream ``body`` (LF line ends, as the
+    mocks write them): the length of the part up to and including it; None when none has text."""
+    separator = b"\n" if wire_format_of(content_type) == "ndjson" else b"\n\n"
+    start = 0
+    while (end := body.find(separator, start)) >= 0:
+        if carries_text(_decode(body[start:end], separator)):
+            return end + len(separator)
+        start = end + len(separator)
+    return None
+
+
 def _decode(frame: bytes, separator: bytes) -> Any:
     if separator == b"\n":
         payload = frame

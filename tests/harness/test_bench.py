@@ -30,7 +30,7 @@ from proxyproof.harness.bench import (
     wrk,
 )
 from proxyproof.harness.bench.floor import Floor
-from proxyproof.harness.bench.frames import FirstTextScanner, carries_text
+from proxyproof.harness.bench.frames import FirstTextScanner, carries_text, first_text_end
 from proxyproof.harness.bench.http1 import BenchRequest, Connection
 from proxyproof.harness.bench.layout import plan_layout
 from proxyproof.harness.bench.load import Run, measure, measure_run
@@ -296,6 +296,16 @@ def test_first_token_is_the_first_frame_with_text():
     assert not carries_text({"done": True, "response": ""}) and not carries_text("[DONE]")
 
 
+def test_a_whole_stream_is_cut_right_after_its_first_frame_with_text():
+    role_only = b'data: {"choices":[{"delta":{"role":"assistant","content":""}}]}\n\n'
+    text = b'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\n'
+    assert first_text_end(role_only + text + b"data: [DONE]\n\n", "text/event-stream") == len(
+        role_only + text)
+    lines = b'{"message":{"content":""}}\n{"message":{"content":"Hi"}}\n{"done":true}\n'
+    assert first_text_end(lines, "application/x-ndjson") == lines.index(b"{\"done")
+    assert first_text_end(role_only + b"data: [DONE]\n\n", "text/event-stream") is None
+
+
 def test_targets_are_loopback_only():
     with pytest.raises(ValueError, match="127.0.0.1"):
         BenchRequest("http://example.com:80/v1", b"{}")
@@ -405,17 +415,24 @@ def test_a_failing_proxy_gives_a_reason_instead_of_figures():
 
 def test_in_process_the_gateway_is_timed_against_the_upstream_it_calls():
     settings = inprocess.InProcessSettings(requests=20, batches=2)
-    found = inprocess.run(bundled_app, [BY_KEY["ollama"], BY_KEY["gguf"]], settings)
+    found = inprocess.run(bundled_app, [BY_KEY["ollama"], BY_KEY["gguf"], BY_KEY["llamacpp"]],
+                          settings)  # fmt: skip
     for row in found.rows:
         assert not row.error, row.error
         assert row.direct_us and row.proxied_us and row.floor_us
         assert 0 < row.direct_us < min(row.proxied_us, row.floor_us)
         assert row.added_us(row.proxied_us) == pytest.approx(row.proxied_us - row.direct_us)
         assert row.ratio(row.floor_us) == pytest.approx(row.floor_us / row.direct_us)
+    # the first token where the benchmark streams (Ollama's NDJSON, OpenAI-style SSE)
+    assert [(row.hosting, row.measure) for row in found.rows] == [
+        ("Ollama", "reply"), ("Ollama", "first token"), ("self-hosted GGUF", "reply"),
+        ("self-hosted GGUF", "first token"), ("llama.cpp", "reply")]
     text = inprocess.in_process_table(found)
     assert "fastest of 2 batches of 20" in text and "self-hosted GGUF" in text
+    assert "a streamed chat request, to its first token (µs)" in text
     shown = json.loads(inprocess.in_process_json(found))
-    assert [row["hosting"] for row in shown["rows"]] == ["Ollama", "self-hosted GGUF"]
+    assert [row["hosting"] for row in shown["rows"]][:2] == ["Ollama", "Ollama"]
+    assert shown["rows"][1]["measure"] == "first token" and shown["rows"][1]["added_us"] > 0
     assert shown["rows"][0]["added_us"] > 0 and shown["rows"][0]["ratio"] > 1
     assert shown["rows"][0]["floor_added_us"] > 0 and shown["rows"][0]["floor_ratio"] > 1
     assert shown["settings"]["batches"] == 2
@@ -424,7 +441,9 @@ def test_in_process_the_gateway_is_timed_against_the_upstream_it_calls():
 def test_in_process_a_failing_gateway_gives_a_reason_instead_of_figures():
     found = inprocess.run(lambda config: _failing_proxy(), [BY_KEY["ollama"]],
                           inprocess.InProcessSettings(requests=5, batches=1))
-    assert "the gateway answered 500" in found.rows[0].error and found.errors == 1
+    assert [row.measure for row in found.rows] == ["reply", "first token"]
+    assert all("the gateway answered 500" in row.error for row in found.rows)
+    assert found.errors == 2
     assert "n/a (the gateway answered 500" in inprocess.in_process_table(found)
 
 
