@@ -16,7 +16,7 @@ during a batch, and the fastest batch of each is kept.
 For the hostings that stream in the benchmark, the time to a stream's first token is measured
 the same way. In one loop the client could see nothing before the gateway had translated the
 whole stream, so the canned upstream sends the stream up to its first text frame and the rest only
-once the client has that frame (``_CannedStream``).
+once the client has that frame (``_CannedServer`` for a stream).
 
 It does not replace the cross-process figures (throughput, latency, streams): it is the one to
 compare two versions of a gateway by, on a machine too noisy for the others.
