@@ -570,9 +570,10 @@ def parser() -> argparse.ArgumentParser:
                        "the other figures move by a fifth or more: each hosting's seed "
                        "request through the proxy and straight to its upstream (a canned one "
                        "replaying the mock's reply), one at a time, everything in this one "
-                       "process on one CPU; the fastest of 5 batches of --samples requests "
-                       "(default 2000; --quick: 3 of 200); for Ollama and self-hosted GGUF, also "
-                       "the time to a streamed request's first token")
+                       "process on one CPU; the fastest of 5 batches of --samples requests a "
+                       "side (default 2000; --quick: 3 of 200), the sides in turn request by "
+                       "request; for Ollama and self-hosted GGUF, also the time to a streamed "
+                       "request's first token")
     bench.add_argument("--json", action="store_true", help="print a JSON report instead of tables")
     bench.set_defaults(run=_bench)
     return root

@@ -10,8 +10,9 @@ it generates, is out of the figure. The request the gateway sends, sent straight
 upstream, is the direct round trip; the difference is what the gateway costs per request: its
 own work and one more loopback hop; the ratio of the two cancels the machine's own changes of
 speed. The floor (``floor.py``), sending the same upstream request, is timed beside it: the
-least a proxy in Python adds. Each side is timed in batches, in turn, the garbage collector held
-during a batch, and the fastest batch of each is kept.
+least a proxy in Python adds. The sides are timed in batches, taken in turn request by request
+(so that a change of the machine's speed during a batch falls on every side alike), the garbage
+collector held during a batch, and the fastest batch of each is kept.
 
 For the hostings that stream in the benchmark, the time to a stream's first token is measured
 the same way. In one loop the client could see nothing before the gateway had translated the
@@ -137,8 +138,7 @@ async def _hosting(proxy: GatewayApp, hosting: Hosting, settings: InProcessSetti
             for side in sides:
                 await side.send(WARMUP)
             for _ in range(settings.batches):
-                for side in sides:
-                    await side.batch(settings.requests)
+                await _batch(sides, settings.requests)
         except (Unavailable, _Failed, OSError) as problem:
             return [InProcessRow(hosting.name, measure, error=str(problem)) for measure in measures]
         return [InProcessRow(hosting.name, measure, *(side.best_us for side in group))
@@ -275,21 +275,31 @@ class _Side:
         """The seconds the ``count`` requests took, in all."""
         total = 0.0
         for _ in range(count):
-            total += await self._once()
+            total += await self.once()
         return total
 
-    async def _once(self) -> float:
+    async def once(self) -> float:
         start = time.perf_counter()
         _answered(await self._connection.send(self._data))
         return time.perf_counter() - start
 
-    async def batch(self, count: int) -> None:
-        gc.collect()
-        gc.disable()
-        try:
-            self.best_us = min(self.best_us, await self.send(count) / count * 1e6)
-        finally:
-            gc.enable()
+
+async def _batch(sides: Sequence[_Side], count: int) -> None:
+    """``count`` requests on each side, the sides taken in turn request by request, so that a
+    change of the machine's speed during the batch falls on every side alike; the garbage
+    collector held meanwhile. Each side keeps its fastest batch."""
+    totals = [0.0] * len(sides)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(count):
+            for index, side in enumerate(sides):
+                totals[index] += await side.once()
+    finally:
+        gc.enable()
+    for side, total in zip(sides, totals, strict=True):
+        side.best_us = min(side.best_us, total / count * 1e6)
+
 
 
 class _FirstTokenSide(_Side):
@@ -300,7 +310,7 @@ class _FirstTokenSide(_Side):
         super().__init__(connection, target)
         self._release = release
 
-    async def _once(self) -> float:
+    async def once(self) -> float:
         scanner: FirstTextScanner | None = None
         first: float | None = None
         start = time.perf_counter()
@@ -350,7 +360,8 @@ def in_process_table(report: InProcessReport) -> str:
              "a canned upstream (the mock's reply, replayed) and the client in one process on one "
              "CPU;",
              f"µs per request, the fastest of {settings['batches']} batches of "
-             f"{settings['requests']:,}; added = through the gateway - straight to the upstream;",
+             f"{settings['requests']:,} a side, the sides in turn request by request;",
+             "added = through the gateway - straight to the upstream;",
              "ratio = through / straight; floor = the benchmark's bare pass-through proxy, "
              "sending the same upstream request",
              f"machine: {machine.one_line(report.machine)}"]

@@ -438,6 +438,24 @@ def test_in_process_the_gateway_is_timed_against_the_upstream_it_calls():
     assert shown["settings"]["batches"] == 2
 
 
+def test_in_process_the_sides_take_turns_request_by_request():
+    """A change of the machine's speed during a batch then falls on every side alike."""
+    order: list[str] = []
+
+    class Side:
+        def __init__(self, name: str, seconds: float) -> None:
+            self.name, self.seconds, self.best_us = name, seconds, float("inf")
+
+        async def once(self) -> float:
+            order.append(self.name)
+            return self.seconds
+
+    sides = [Side("straight", 1e-5), Side("proxied", 3e-4)]
+    asyncio.run(inprocess._batch(sides, 3))
+    assert order == ["straight", "proxied"] * 3
+    assert [side.best_us for side in sides] == pytest.approx([10, 300])
+
+
 def test_in_process_a_failing_gateway_gives_a_reason_instead_of_figures():
     found = inprocess.run(lambda config: _failing_proxy(), [BY_KEY["ollama"]],
                           inprocess.InProcessSettings(requests=5, batches=1))
