@@ -50,7 +50,7 @@ class FirstTextScanner:
     """
 
     def __init__(self, content_type: str) -> None:
-        self._separator = b"\n" if wire_format_of(content_type) == "ndjson" else b"\n\n"
+        self._separator = _separator(content_type)
         self._pending = b""
         self.found = False
 
@@ -71,13 +71,18 @@ class FirstTextScanner:
 def first_text_end(body: bytes, content_type: str) -> int | None:
     """Where the first frame with text ends in a whole stream ``body`` (LF line ends, as the
     mocks write them): the length of the part up to and including it; None when none has text."""
-    separator = b"\n" if wire_format_of(content_type) == "ndjson" else b"\n\n"
+    separator = _separator(content_type)
     start = 0
     while (end := body.find(separator, start)) >= 0:
         if carries_text(_decode(body[start:end], separator)):
             return end + len(separator)
         start = end + len(separator)
     return None
+
+
+def _separator(content_type: str) -> bytes:
+    """What ends a frame: a line in NDJSON, a blank line in SSE."""
+    return b"\n" if wire_format_of(content_type) == "ndjson" else b"\n\n"
 
 
 def _decode(frame: bytes, separator: bytes) -> Any:

@@ -271,12 +271,9 @@ class _Side:
         self._data = target.request_bytes()
         self.best_us = float("inf")
 
-    async def send(self, count: int) -> float:
-        """The seconds the ``count`` requests took, in all."""
-        total = 0.0
+    async def send(self, count: int) -> None:
         for _ in range(count):
-            total += await self.once()
-        return total
+            await self.once()
 
     async def once(self) -> float:
         start = time.perf_counter()
@@ -299,7 +296,6 @@ async def _batch(sides: Sequence[_Side], count: int) -> None:
         gc.enable()
     for side, total in zip(sides, totals, strict=True):
         side.best_us = min(side.best_us, total / count * 1e6)
-
 
 
 class _FirstTokenSide(_Side):
